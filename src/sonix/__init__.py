@@ -1,0 +1,1 @@
+"""sonix: tooling for a server-optimised, NixOS-inspired, image-based Linux distribution."""

@@ -1,0 +1,3 @@
+from sonix.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""Subcommands of `sonix`: one module each, with a `register(subparsers)` function."""

@@ -1,0 +1,104 @@
+"""One function per Nix call. Every call goes through `process.run` with the same settings.
+
+Substituters are switched off: nothing outside this machine is reachable, and Nix would
+otherwise retry a public binary cache before every build.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from sonix import paths, process, ui
+
+NIX_ENV = {
+    "NIX_CONFIG": "substituters =\nwarn-dirty = false\n",
+    # The module system's own trace output (warnings) should reach the user unchanged.
+    "NIX_PATH": "",
+}
+
+
+def _arg_flags(args: Mapping[str, str]) -> list[str]:
+    flags: list[str] = []
+    for name, value in args.items():
+        flags += ["--argstr", name, value]
+    return flags
+
+
+def _nix_error(result: subprocess.CompletedProcess[str], what: str) -> ui.SonixError:
+    lines = [line for line in (result.stderr or "").splitlines() if line.strip()]
+    # Nix prints "error: ..." followed by the message; keep it whole, drop trace noise.
+    text = "\n".join(lines) if lines else f"exit status {result.returncode}"
+    return ui.SonixError(f"{what} failed:\n{text}")
+
+
+def eval_json(
+    file: Path,
+    attr: str | None = None,
+    args: Mapping[str, str] | None = None,
+    *,
+    what: str = "evaluation",
+    show_trace: bool = False,
+) -> Any:
+    """`nix-instantiate --eval --strict --json FILE [-A ATTR]`, parsed."""
+    argv: list[str] = ["nix-instantiate", "--eval", "--strict", "--json", str(file)]
+    if attr:
+        argv += ["-A", attr]
+    argv += _arg_flags(args or {})
+    if show_trace or ui.debug_enabled():
+        argv.append("--show-trace")
+    result = process.run(argv, capture=True, check=False, env=NIX_ENV, cwd=paths.source_root())
+    if result.returncode != 0:
+        raise _nix_error(result, what)
+    _print_warnings(result.stderr)
+    return json.loads(result.stdout)
+
+
+def eval_expr_json(expr: str, *, what: str = "evaluation") -> Any:
+    """`nix-instantiate --eval --strict --json --expr EXPR`, parsed."""
+    argv = ["nix-instantiate", "--eval", "--strict", "--json", "--expr", expr]
+    if ui.debug_enabled():
+        argv.append("--show-trace")
+    result = process.run(argv, capture=True, check=False, env=NIX_ENV, cwd=paths.source_root())
+    if result.returncode != 0:
+        raise _nix_error(result, what)
+    _print_warnings(result.stderr)
+    return json.loads(result.stdout)
+
+
+def build(
+    file: Path,
+    attr: str | None = None,
+    args: Mapping[str, str] | None = None,
+    *,
+    what: str = "build",
+) -> list[Path]:
+    """`nix-build --no-out-link FILE [-A ATTR]`: the output paths."""
+    argv: list[str] = ["nix-build", "--no-out-link", str(file)]
+    if attr:
+        argv += ["-A", attr]
+    argv += _arg_flags(args or {})
+    if ui.debug_enabled():
+        argv.append("--show-trace")
+    result = process.run(argv, capture=True, check=False, env=NIX_ENV, cwd=paths.source_root())
+    if result.returncode != 0:
+        raise _nix_error(result, what)
+    _print_warnings(result.stderr)
+    return [Path(line) for line in result.stdout.split()]
+
+
+def _print_warnings(stderr: str | None) -> None:
+    for line in (stderr or "").splitlines():
+        if line.startswith("trace: "):
+            ui.info(line.removeprefix("trace: "))
+
+
+def store_add_fixed(files: Sequence[Path]) -> list[Path]:
+    """`nix-store --add-fixed sha256 FILE...`: content-addressed store paths for files."""
+    result = process.run(
+        ["nix-store", "--add-fixed", "sha256", *map(str, files)], capture=True, env=NIX_ENV
+    )
+    return [Path(line) for line in result.stdout.split()]
