@@ -1,0 +1,518 @@
+# The module system: collecting modules, merging declarations and definitions, properties.
+#
+# Vocabulary (as in NixOS):
+#   declaration   an option made with mkOption, under a module's `options`
+#   definition    a value for an option, under a module's `config` (or its shorthand)
+#   property      mkIf / mkMerge / mkOverride / mkOrder wrapped around a definition
+#   loc           the option's path, a list of names: [ "services" "nginx" "enable" ]
+{ lib }:
+let
+  inherit (builtins) isAttrs isFunction isList isPath isString isBool length head tail elemAt
+    attrNames mapAttrs zipAttrsWith filter concatMap concatLists all any foldl' removeAttrs
+    genericClosure functionArgs listToAttrs sort unsafeGetAttrPos;
+  inherit (lib) isOption showOption showDefs showLocation showValueShort mkOption types
+    prioritySuggestion concatStringsSep;
+
+  defaultOverridePriority = 100;
+  defaultOrderPriority = 1000;
+
+  # ---------------------------------------------------------------------------------------
+  # Properties
+
+  mkIf = condition: content: { _type = "if"; inherit condition content; };
+  mkMerge = contents: { _type = "merge"; inherit contents; };
+  mkOverride = priority: content: { _type = "override"; inherit priority content; };
+  mkOrder = priority: content: { _type = "order"; inherit priority content; };
+
+  propertyType = v: if isAttrs v then v._type or null else null;
+
+  # At a set of options, push properties into the attributes so that the names are known
+  # without evaluating any condition: mkIf c { a = x; } becomes [ { a = mkIf c x; } ].
+  pushDownProperties = v:
+    let t = propertyType v; in
+    if t == "merge" then concatMap pushDownProperties v.contents
+    else if t == "if" then map (mapAttrs (_: mkIf v.condition)) (pushDownProperties v.content)
+    else if t == "override" then map (mapAttrs (_: mkOverride v.priority)) (pushDownProperties v.content)
+    else if t == "order" then map (mapAttrs (_: mkOrder v.priority)) (pushDownProperties v.content)
+    else [ v ];
+
+  # At an option, turn one definition into a list of { value; prio; order; }: mkMerge
+  # spreads, mkIf false drops, mkOverride/mkOrder set priorities (the outermost one wins).
+  discharge = loc: def: v: prio: order:
+    let t = propertyType v; in
+    if t == null then [ { inherit (def) file; pos = def.pos or null; value = v; inherit prio order; } ]
+    else if t == "merge" then concatMap (c: discharge loc def c prio order) v.contents
+    else if t == "if" then
+      (if v.condition == true then discharge loc def v.content prio order
+       else if v.condition == false then [ ]
+       else throw "The condition of mkIf in the definition of `${showOption loc}' in `${showLocation def}' is not a Boolean but ${showValueShort v.condition}.")
+    else if t == "override" then
+      discharge loc def v.content (if prio == null then v.priority else prio) order
+    else if t == "order" then
+      discharge loc def v.content prio (if order == null then v.priority else order)
+    else [ { inherit (def) file; pos = def.pos or null; value = v; inherit prio order; } ];
+
+  # ---------------------------------------------------------------------------------------
+  # Merging the definitions of one option
+
+  mergeDefinitions = loc: type: defs:
+    if defs != [ ] && all (d: !(isAttrs d.value && d.value ? _type)) defs
+    then mergePlainDefinitions loc type defs
+    else mergeDefinitions' loc type defs;
+
+  # No properties anywhere: every definition counts, in order, at the default priority.
+  mergePlainDefinitions = loc: type: defs: {
+    defsFinal = defs;
+    isDefined = true;
+    highestPrio = defaultOverridePriority;
+    mergedValue = checkAndMerge loc type defs;
+    optionalValue = { value = checkAndMerge loc type defs; };
+  };
+
+  checkAndMerge = loc: type: defs:
+    let bad = filter (d: !(type.check d.value)) defs; in
+    if bad != [ ] then
+      throw ''
+        A definition for option `${showOption loc}' is not of type `${type.description}'.
+        Offending value${if length bad > 1 then "s" else ""}:${showDefs bad}
+        All definitions:${showDefs defs}''
+    else type.merge loc defs;
+
+  mergeDefinitions' = loc: type: defs:
+    let
+      discharged = concatMap (def: discharge loc def def.value null null) defs;
+      prioOf = d: if d.prio == null then defaultOverridePriority else d.prio;
+      highestPrio = foldl' (p: d: lib.min p (prioOf d)) 9999 discharged;
+      kept = filter (d: prioOf d == highestPrio) discharged;
+      orderOf = d: if d.order == null then defaultOrderPriority else d.order;
+      sorted =
+        if all (d: d.order == null) kept then kept
+        else sort (a: b: orderOf a < orderOf b) kept;
+      defsFinal = map (d: { inherit (d) file pos value; }) sorted;
+      isDefined = defsFinal != [ ];
+      mergedValue =
+        if !isDefined then
+          throw "The option `${showOption loc}' was accessed but has no value defined. Set it, or give the option a default."
+        else checkAndMerge loc type defsFinal;
+    in
+    {
+      inherit defsFinal isDefined mergedValue highestPrio;
+      optionalValue = if isDefined then { value = mergedValue; } else { };
+    };
+
+  # ---------------------------------------------------------------------------------------
+  # Declarations
+
+  # Several modules may declare one option: their fields are combined, each field from one
+  # declaration only; types combine when they can (submodules, enums, same type).
+  mergeOptionDecls = loc: decls:
+    let
+      options = filter (d: isOption d.value) decls;
+      subOptionSets = filter (d: !(isOption d.value)) decls;
+      combine = res: d:
+        let
+          opt = removeAttrs d.value [ "_type" ];
+          bothHave = k: res ? ${k} && opt ? ${k};
+          clash = filter bothHave [ "default" "example" "description" "apply" "defaultText" "readOnly" ];
+          mergedType = res.type.typeMerge opt.type.functor;
+        in
+        if clash != [ ] then
+          throw "The option `${showOption loc}' in `${toString d.file}' is already declared in ${lib.showFiles res.declarations}; `${head clash}' may be set by one declaration only."
+        else if bothHave "type" && mergedType == null then
+          throw "The option `${showOption loc}' is declared with type `${opt.type.description}' in `${toString d.file}' and with type `${res.type.description}' in ${lib.showFiles res.declarations}; these types cannot be combined."
+        else
+          res // opt // {
+            declarations = res.declarations ++ [ d.file ];
+          } // lib.optionalAttrs (bothHave "type") { type = mergedType; };
+      merged = foldl' combine { declarations = [ ]; } options;
+      baseType = merged.type or types.unspecified;
+      extraModules = map (d: { _file = d.file; options = d.value; }) subOptionSets;
+      type =
+        if extraModules == [ ] then baseType
+        else if baseType.getSubModules == null then
+          throw "The option `${showOption loc}' is declared as an option of type `${baseType.description}' in ${lib.showFiles merged.declarations}, and as a set of sub-options in ${lib.showFiles (map (d: d.file) subOptionSets)}; only submodule-typed options take sub-options."
+        else baseType.substSubModules (baseType.getSubModules ++ extraModules);
+    in
+    merged // {
+      inherit type;
+      declarations = merged.declarations ++ map (d: d.file) subOptionSets;
+    };
+
+  # The value and the documentation record of one declared option. This runs once per option
+  # per evaluation (for every entry of an attrsOf submodule, too), so it allocates little: the
+  # full merge and the documentation record are only built when something asks for them.
+  evalOption = loc: opt: declarations: defs:
+    let
+      type = opt.type or types.unspecified;
+      # Fast path: a plain value of a simple type, alone or over the default, is the value.
+      single =
+        if defs == [ ] then opt.default or null
+        else if length defs == 1 then (head defs).value
+        else null;
+      simple =
+        type.singleDefIsValue && length defs <= 1 && (defs != [ ] || opt ? default)
+        && !(isAttrs single && single ? _type) && type.check single;
+      value0 =
+        if simple then single
+        else if (opt.readOnly or false) && length defs > 1 then
+          throw ''
+            The option `${showOption loc}' is read-only, but it is set ${toString (length defs)} times:${showDefs defs}
+            Remove all but one of these definitions.''
+        else (mergeWithDefault loc opt type declarations defs).mergedValue;
+      value = if opt ? apply then opt.apply value0 else value0;
+    in
+    {
+      isOption = true;
+      inherit value;
+      option = optionRecord loc opt type declarations defs value;
+    };
+
+  mergeWithDefault = loc: opt: type: declarations: defs:
+    if defs != [ ] && all (d: !(isAttrs d.value && d.value ? _type)) defs
+    then mergePlainDefinitions loc type defs  # plain definitions outrank the default
+    else mergeDefinitions' loc type
+      ((if opt ? default then [ { file = head declarations; pos = null; value = mkOverride 1500 opt.default; } ] else [ ])
+       ++ defs);
+
+  optionRecord = loc: opt: type: declarations: defs: value:
+    let res = mergeWithDefault loc opt type declarations defs; in
+    opt // {
+      inherit value loc type declarations;
+      inherit (res) isDefined highestPrio;
+      definitions = map (d: d.value) res.defsFinal;
+      definitionsWithLocations = res.defsFinal;
+      files = lib.unique (map (d: d.file) res.defsFinal);
+    };
+
+  # ---------------------------------------------------------------------------------------
+  # One level of the option tree
+
+  withFile = file: set: { inherit file; value = set; };
+
+  # decls, defs: lists of { file; value = attrset; }
+  mergeLevel = loc: decls: defs:
+    let
+      declsByName = zipAttrsWith (_: ds: ds)
+        (map (d: mapAttrs (_: v: { inherit (d) file; value = v; }) d.value) decls);
+      defsByName = zipAttrsWith (_: ds: ds)
+        (map (d: mapAttrs (n: v: { inherit (d) file; value = v; pos = unsafeGetAttrPos n d.value; }) d.value) defs);
+      children = mapAttrs (n: ds:
+        if length ds == 1 && isOption (head ds).value
+        then evalOption (loc ++ [ n ]) (head ds).value [ (head ds).file ] (defsByName.${n} or [ ])
+        else if any (d: isOption d.value) ds
+        then
+          (let merged = mergeOptionDecls (loc ++ [ n ]) ds; in
+           evalOption (loc ++ [ n ]) merged merged.declarations (defsByName.${n} or [ ]))
+        else mergeLevel (loc ++ [ n ]) (map (d: checkOptionSet (loc ++ [ n ]) d) ds)
+          (pushDownDefs (loc ++ [ n ]) (defsByName.${n} or [ ])))
+        declsByName;
+      unknownNames = attrNames (removeAttrs defsByName (attrNames declsByName));
+    in
+    {
+      isOption = false;
+      inherit defsByName;
+      config = mapAttrs (_: c: c.value or c.config) children;
+      options = mapAttrs (_: c: c.option or c.options) children;
+      # Definitions that match no declaration, with their path below this level.
+      unmatched =
+        concatMap (n: map (def: def // { path = [ n ]; name = n; at = loc; siblings = attrNames declsByName; })
+          defsByName.${n}) unknownNames
+        ++ concatMap (n:
+          let c = children.${n}; in
+          if !(defsByName ? ${n}) || c.isOption then [ ]
+          else map (u: u // { path = [ n ] ++ u.path; }) c.unmatched) (attrNames children);
+    };
+
+  checkOptionSet = loc: d:
+    if isAttrs d.value then d
+    else throw "The declaration of `${showOption loc}' in `${toString d.file}' is neither an option (made with mkOption) nor a set of options, but ${showValueShort d.value}.";
+
+  pushDownDefs = loc: defs: concatMap (def:
+    map (v:
+      if isAttrs v && !(v ? _type) then { inherit (def) file; value = v; }
+      else throw "`${showOption loc}' is a set of options, so its definition in `${showLocation def}' must be an attribute set, not ${showValueShort v}.")
+      (pushDownProperties def.value)) defs;
+
+  # ---------------------------------------------------------------------------------------
+  # Collecting modules
+
+  moduleFunctionArgs = f:
+    if isFunction f then functionArgs f
+    else f.__functionArgs or (functionArgs (f.__functor f));
+
+  isModuleFunction = m: isFunction m || (isAttrs m && m ? __functor);
+
+  applyModuleArgs = key: f: args:
+    let
+      config = args.config;
+      missing = name: throw ''
+        The module `${key}' takes the argument `${name}', but nothing provides it.
+        Provide it with `_module.args.${name}' in a module, or with `specialArgs.${name}' when calling evalModules.'';
+    in
+    f (mapAttrs (name: _:
+      args.${name} or (config._module.args.${name} or (missing name))) (moduleFunctionArgs f));
+
+  # Module top-level attributes besides configuration.
+  specialModuleAttrs = [ "_file" "key" "disabledModules" "imports" "options" "config" "meta" "freeformType" "_class" ];
+
+  normaliseModule = file: key: m:
+    let
+      freeform = lib.optionalAttrs (m ? freeformType) { _module.freeformType = m.freeformType; };
+      extra = removeAttrs m specialModuleAttrs;
+    in
+    if m ? config || m ? options then
+      (if extra != { } then
+        throw ''
+          The module `${key}' has `config' or `options' at its top level, so the other top-level attributes (${concatStringsSep ", " (attrNames extra)}) are not allowed.
+          Move them into `config', or drop `config'/`options' to use the shorthand form.''
+      else {
+        inherit file key;
+        disabledModules = m.disabledModules or [ ];
+        imports = m.imports or [ ];
+        options = m.options or { };
+        config = if freeform == { } then m.config or { } else mkMerge [ (m.config or { }) freeform ];
+      })
+    else {
+      inherit file key;
+      disabledModules = m.disabledModules or [ ];
+      imports = m.imports or [ ];
+      options = { };
+      config = if freeform == { } then removeAttrs m specialModuleAttrs
+        else mkMerge [ (removeAttrs m specialModuleAttrs) freeform ];
+    };
+
+  # Load one module (path, function or attrset) into its normal form.
+  loadModule = args: file: key: m:
+    if isPath m || (isString m && lib.hasPrefix "/" m) then
+      loadModule args (toString m) (toString m) (import m)
+    else if isModuleFunction m then
+      loadModule args file key (applyModuleArgs key m (args // { _file = file; }))
+    else if isAttrs m then
+      let
+        file' = toString (m._file or file);
+        key' = if m ? key then toString m.key else key;
+      in
+      normaliseModule file' key' m
+    else
+      throw "The module `${key}' (in `${toString file}') is a ${builtins.typeOf m}, but a module must be a path, a function or an attribute set.";
+
+  keyOfDisabled = modulesPath: d:
+    if isPath d then toString d
+    else if isString d then (if lib.hasPrefix "/" d || modulesPath == null then d else "${toString modulesPath}/${d}")
+    else if isAttrs d && d ? key then toString d.key
+    else throw "Each item of disabledModules must be a path, a string or an attribute set with a `key', not ${showValueShort d}.";
+
+  # Breadth-first closure of the imports; the first module with a given key wins.
+  # `preloaded` modules are already in normal form (the internal module).
+  collectModules = args: modulesPath: rootFile: preloaded: modules:
+    let
+      toItems = parent: ms: lib.imap1 (i: m:
+        let loaded = loadModule args parent.file "${parent.key}:anon-${toString i}" m; in
+        { key = loaded.key; module = loaded; }) ms;
+      roots = map (m: { inherit (m) key; module = m; }) preloaded
+        ++ toItems { file = rootFile; key = "<root>"; } modules;
+      importsOf = item: if item.module.imports == [ ] then [ ] else toItems item.module item.module.imports;
+      all' = genericClosure { startSet = roots; operator = importsOf; };
+      disabledKeys = concatMap (item: item.module.disabledModules) all';
+      disabled = listToAttrs (map (d: { name = keyOfDisabled modulesPath d; value = true; }) disabledKeys);
+      # A disabled module's imports are disabled with it.
+      kept = genericClosure {
+        startSet = filter (item: !(disabled ? ${item.key})) roots;
+        operator = item: filter (i: !(disabled ? ${i.key})) (importsOf item);
+      };
+    in
+    map (item: item.module) (if disabledKeys == [ ] then all' else kept);
+
+  # ---------------------------------------------------------------------------------------
+  # evalModules
+
+  # Declares _module.*; one shared value, so that its options are built once per Nix process.
+  internalModule = {
+    _file = "<sonix lib: evalModules>";
+    key = "<sonix lib: internal module>";
+    options._module = {
+      args = mkOption {
+        type = types.lazyAttrsOf types.raw;
+        default = { };
+        internal = true;
+        description = "Arguments passed to every module function, besides `config`, `options`, `lib` and `specialArgs`.";
+      };
+      check = mkOption {
+        type = types.bool;
+        default = true;
+        internal = true;
+        description = "Whether a definition of an undeclared option is an error.";
+      };
+      freeformType = mkOption {
+        type = types.nullOr types.optionType;
+        default = null;
+        internal = true;
+        description = "The type of definitions that match no declared option; null makes them errors.";
+      };
+    };
+  };
+
+  loadedInternalModule = normaliseModule internalModule._file internalModule.key internalModule;
+
+  unknownOptionsError = prefix: unmatched:
+    let
+      describe = u:
+        let
+          inherit (u) name;
+          close = lib.sortOn (c: c.d) (filter (c: c.d <= lib.max 2 (lib.stringLength name / 3))
+            (map (s: { inherit s; d = lib.levenshtein name s; }) (filter (s: s != "_module") u.siblings)));
+          suggest = map (c: "`${showOption (u.at ++ [ c.s ])}'") (lib.take 3 close);
+          listing = filter (s: s != "_module") u.siblings;
+        in
+        "- The option `${showOption (u.at ++ [ name ])}' does not exist. Definition in `${showLocation u}': ${showValueShort u.value}"
+        + (if suggest != [ ] then "\n  Did you mean ${concatStringsSep " or " suggest}?"
+           else if listing != [ ] && length listing <= 12 then "\n  The options at `${if u.at == [ ] then "<top level>" else showOption u.at}' are: ${concatStringsSep ", " listing}."
+           else "");
+      shown = lib.take 10 unmatched;
+    in
+    throw (''
+      ${toString (length unmatched)} definition${if length unmatched == 1 then "" else "s"} for undeclared options${if prefix == [ ] then "" else " in `${showOption prefix}'"}:
+      '' + concatStringsSep "\n" (map describe shown)
+      + lib.optionalString (length unmatched > 10) "\n- ... and ${toString (length unmatched - 10)} more");
+
+  evalModules =
+    evalArgs @ { modules
+    , specialArgs ? { }
+    , prefix ? [ ]
+    , args ? { }
+    , check ? true
+    , class ? null
+    }:
+    let
+      legacy = lib.optional (args != { } || check != true) {
+        _file = "<evalModules arguments>";
+        key = "<evalModules arguments>";
+        config._module = lib.optionalAttrs (args != { }) { inherit args; }
+          // lib.optionalAttrs (check != true) { inherit check; };
+      };
+
+      moduleArgs = {
+        inherit lib config options specialArgs;
+        _prefix = prefix;
+        _class = class;
+      } // specialArgs;
+
+      collected = collectModules moduleArgs (specialArgs.modulesPath or null) "<unknown-file>"
+        [ loadedInternalModule ] (modules ++ legacy);
+
+      merged = mergeLevel prefix
+        (map (m: withFile m.file m.options) collected)
+        (pushDownDefs prefix (map (m: { inherit (m) file; value = m.config; pos = null; }) collected));
+
+      options = merged.options;
+
+      # Reading _module costs a merge; most evaluations (every submodule) never define it.
+      moduleDefined = merged.defsByName ? _module;
+      freeformType = if moduleDefined then merged.config._module.freeformType else null;
+      moduleCheck = if moduleDefined then merged.config._module.check else true;
+
+      freeformConfig =
+        if merged.unmatched == [ ] then { }
+        else freeformType.merge prefix (map (u: {
+          inherit (u) file pos;
+          value = lib.setAttrByPath u.path u.value;
+        }) merged.unmatched);
+
+      config =
+        if freeformType == null then merged.config
+        else lib.recursiveUpdate freeformConfig merged.config;
+
+      checkResult =
+        if merged.unmatched != [ ] && freeformType == null && moduleCheck
+        then unknownOptionsError prefix merged.unmatched
+        else true;
+      checked = builtins.seq checkResult;
+
+      extendModules = { modules ? [ ], specialArgs ? { }, prefix ? evalArgs.prefix or [ ] }:
+        evalModules (evalArgs // {
+          modules = evalArgs.modules ++ modules;
+          specialArgs = (evalArgs.specialArgs or { }) // specialArgs;
+          inherit prefix;
+        });
+    in
+    {
+      _type = "configuration";
+      options = checked options;
+      config = checked (removeAttrs config [ "_module" ]);
+      _module = checked config._module;
+      inherit extendModules class;
+      type = types.submoduleWith { inherit modules specialArgs class; };
+    };
+
+  # ---------------------------------------------------------------------------------------
+  # Renaming and removing options
+
+  showFilesOf = opt: concatStringsSep ", " (map (f: "`${toString f}'") opt.files);
+
+  mkAliasIfDef = option: mkIf (isOption option && option.isDefined);
+  mkAliasDefinitions = option:
+    mkAliasIfDef option (mkMerge (map (mkOverride option.highestPrio) option.definitions));
+
+  mkRenamedOptionModule = from: to: { config, options, ... }:
+    let
+      fromOpt = lib.attrByPath from { } options;
+      toOpt = lib.attrByPath to null options;
+    in
+    {
+      options = lib.setAttrByPath from (mkOption ({
+        visible = false;
+        description = "Alias of `${showOption to}`.";
+        apply = _: lib.getAttrFromPath to config;
+      } // lib.optionalAttrs (toOpt != null && isOption toOpt) { type = toOpt.type; }));
+      config = mkMerge [
+        {
+          warnings = lib.optional (fromOpt.isDefined or false)
+            "The option `${showOption from}' defined in ${showFilesOf fromOpt} has been renamed to `${showOption to}'.";
+        }
+        (lib.setAttrByPath to (mkAliasDefinitions fromOpt))
+      ];
+    };
+
+  mkRemovedOptionModule = optionName: replacementInstructions: { options, ... }:
+    let opt = lib.attrByPath optionName { } options; in
+    {
+      options = lib.setAttrByPath optionName (mkOption {
+        visible = false;
+        type = types.raw;
+        description = "Removed option: ${replacementInstructions}";
+        apply = _: throw "The option `${showOption optionName}' has been removed. ${replacementInstructions}";
+      });
+      config.assertions = [ {
+        assertion = !(opt.isDefined or false);
+        message = ''
+          The option `${showOption optionName}' defined in ${showFilesOf opt} no longer has any effect; remove it.
+          ${replacementInstructions}'';
+      } ];
+    };
+
+  # The core's assertions and warnings: every failed assertion listed in one error.
+  checkAssertWarn = config: value:
+    let
+      failed = map (a: a.message) (filter (a: !a.assertion) (config.assertions or [ ]));
+      warned = foldl' (v: w: builtins.trace "warning: ${w}" v) value (config.warnings or [ ]);
+    in
+    if failed != [ ] then
+      throw "Failed assertions:\n${concatStringsSep "\n" (map (m: "- ${m}") failed)}"
+    else warned;
+in
+{
+  inherit mkIf mkMerge mkOverride mkOrder pushDownProperties mergeDefinitions evalModules
+    mkAliasDefinitions mkAliasIfDef mkRenamedOptionModule mkRemovedOptionModule checkAssertWarn
+    defaultOverridePriority defaultOrderPriority;
+  mkOptionDefault = mkOverride 1500;
+  mkDefault = mkOverride 1000;
+  mkImageMediaOverride = mkOverride 60;
+  mkForce = mkOverride 50;
+  mkVMOverride = mkOverride 10;
+  mkBefore = mkOrder 500;
+  mkAfter = mkOrder 1500;
+  mkFixStrictness = x: x;
+  setDefaultModuleLocation = file: m: { _file = file; imports = [ m ]; };
+  # Where the built-in modules live, for disabledModules given as relative paths.
+  modulesPath = ../modules;
+}

@@ -1,0 +1,521 @@
+# Option types. Each type is an attribute set made by `mkOptionType`:
+#   name, description      what the docs and error messages call it
+#   check value            whether one definition's value is acceptable
+#   merge loc defs         the option's value from its checked definitions [{ file; value; }]
+#   emptyValue             { value = ...; } for lazy containers, or { }
+#   getSubOptions prefix   options below this type, for documentation (submodules)
+#   getSubModules          the modules of a submodule type, or null
+#   substSubModules m      the same type with other submodules (declaration merging)
+#   typeMerge functor      the merge of two declarations' types, or null when they conflict
+#   functor                what typeMerge needs: { name; type; wrapped; payload; binOp; }
+#   singleDefIsValue       true when merging a single definition returns its value unchanged
+#                          (lets containers skip the full merge for plain elements)
+{ lib }:
+let
+  inherit (builtins) isString isInt isBool isFloat isList isAttrs isFunction isPath length
+    head elemAt all any filter concatLists attrNames mapAttrs zipAttrsWith typeOf;
+  inherit (lib) showOption showFiles getFiles getValues mergeEqualOption mergeOneOption
+    mergeDefaultOption mergeDefinitions isStringLike imap1 concatMapStringsSep boolToString;
+
+  defaultFunctor = name: {
+    inherit name;
+    type = types.${name} or null;
+    wrapped = null;
+    payload = null;
+    binOp = _: _: null;
+  };
+
+  # Two declarations of one option may use "the same" type: same name, and mergeable payloads
+  # (enums join their values, submodules their modules) or mergeable wrapped types.
+  defaultTypeMerge = f: f':
+    if f.name != f'.name then null
+    else if f.payload != null then
+      (let p = f.binOp f.payload f'.payload; in if p == null then null else f.type p)
+    else if f.wrapped != null then
+      (let w = f.wrapped.typeMerge f'.wrapped.functor; in if w == null then null else f.type w)
+    else f.type;
+
+  # "a(n) list of strings" reads badly; types say how they want to be embedded.
+  phrase = t:
+    if (t.descriptionClass or null) == "noun" || (t.descriptionClass or null) == null then t.description
+    else "(${t.description})";
+
+  showEnumValue = v:
+    if isString v then "\"${v}\"" else if isInt v then toString v
+    else if isBool v then boolToString v else if v == null then "null" else "<${typeOf v}>";
+
+  isStorePath = x:
+    isStringLike x
+    && (let s = toString x; d = "${builtins.storeDir}/"; in
+        lib.hasPrefix d s && builtins.match "[^/]+" (lib.removePrefix d s) != null);
+
+  mkOptionType =
+    { name
+    , description ? null
+    , descriptionClass ? null
+    , check ? (_: true)
+    , merge ? mergeDefaultOption
+    , emptyValue ? { }
+    , getSubOptions ? (_: { })
+    , getSubModules ? null
+    , substSubModules ? (_: null)
+    , functor ? defaultFunctor name
+    , typeMerge ? defaultTypeMerge functor
+    , nestedTypes ? { }
+    , singleDefIsValue ? false
+    , deprecationMessage ? null
+    }: {
+      _type = "option-type";
+      inherit name check merge emptyValue getSubOptions getSubModules substSubModules functor
+        typeMerge nestedTypes singleDefIsValue descriptionClass deprecationMessage;
+      description = if description == null then name else description;
+    };
+
+  # A type whose values are compared, not combined: all definitions must agree.
+  scalar = name: description: check: mkOptionType {
+    inherit name description check;
+    merge = mergeEqualOption;
+    singleDefIsValue = true;
+  };
+
+  intBetween = name: description: lo: hi: mkOptionType {
+    inherit name;
+    description = "${description}between ${toString lo} and ${toString hi} (both inclusive)";
+    check = x: isInt x && x >= lo && x <= hi;
+    merge = mergeEqualOption;
+    singleDefIsValue = true;
+    functor = defaultFunctor name // {
+      type = payload: types.ints.between payload.lo payload.hi;
+      payload = { inherit lo hi; };
+      binOp = a: b: if a == b then a else null;
+    };
+  };
+
+  # Merge one element of a container, fast when the element is a plain value of a simple type.
+  mergeElement = loc: elemType: def:
+    let v = def.value; in
+    if elemType.singleDefIsValue && !(isAttrs v && v ? _type) && elemType.check v
+    then { value = v; }
+    else (mergeDefinitions loc elemType [ def ]).optionalValue;
+
+  zipDefsByName = defs:
+    zipAttrsWith (_: ds: ds) (map (def:
+      mapAttrs (n: v: { inherit (def) file; value = v; pos = builtins.unsafeGetAttrPos n def.value; })
+        def.value) defs);
+
+  types = rec {
+    inherit mkOptionType isStorePath defaultFunctor defaultTypeMerge;
+    isType = name: t: isAttrs t && (t._type or null) == "option-type" && t.name == name;
+
+    raw = mkOptionType {
+      name = "raw";
+      description = "raw value";
+      merge = mergeOneOption;
+      singleDefIsValue = true;
+    };
+
+    anything = mkOptionType {
+      name = "anything";
+      description = "anything";
+      check = _: true;
+      merge = loc: defs:
+        let
+          kind = v: if isAttrs v && isStringLike v then "stringLike" else typeOf v;
+          first = kind (head defs).value;
+          common =
+            if all (def: kind def.value == first) defs then first
+            else throw "The option `${showOption loc}' has definitions of different kinds (${lib.concatStringsSep ", " (lib.unique (map (def: kind def.value) defs))}) that cannot be merged:${lib.showDefs defs}";
+        in
+        if common == "set" then (attrsOf anything).merge loc defs
+        else if common == "list" then
+          (if length defs > 1
+           then throw "The option `${showOption loc}' of type `anything' has more than one list definition; lists are only merged by typed options:${lib.showDefs defs}"
+           else (listOf anything).merge loc defs)
+        else if common == "lambda" then
+          x: anything.merge (loc ++ [ "<function body>" ]) (map (def: def // { value = def.value x; }) defs)
+        else if common == "stringLike" then mergeOneOption loc defs
+        else mergeEqualOption loc defs;
+    };
+
+    unspecified = mkOptionType {
+      name = "unspecified";
+      description = "unspecified value";
+      singleDefIsValue = true;
+    };
+
+    bool = scalar "bool" "boolean" isBool;
+    int = scalar "int" "signed integer" isInt;
+    float = scalar "float" "floating point number" isFloat;
+    number = scalar "number" "signed integer or floating point number" (x: isInt x || isFloat x);
+
+    ints = rec {
+      between = lo: hi:
+        if lo > hi then throw "types.ints.between: the lower bound ${toString lo} is above the upper bound ${toString hi}"
+        else intBetween "intBetween" "integer " lo hi;
+      unsigned = mkOptionType {
+        name = "unsignedInt";
+        description = "unsigned integer, meaning >=0";
+        check = x: isInt x && x >= 0;
+        merge = mergeEqualOption;
+        singleDefIsValue = true;
+      };
+      positive = mkOptionType {
+        name = "positiveInt";
+        description = "positive integer, meaning >0";
+        check = x: isInt x && x > 0;
+        merge = mergeEqualOption;
+        singleDefIsValue = true;
+      };
+      u8 = intBetween "u8" "8 bit unsigned integer; " 0 255;
+      u16 = intBetween "u16" "16 bit unsigned integer; " 0 65535;
+      u32 = intBetween "u32" "32 bit unsigned integer; " 0 4294967295;
+      s8 = intBetween "s8" "8 bit signed integer; " (-128) 127;
+      s16 = intBetween "s16" "16 bit signed integer; " (-32768) 32767;
+      s32 = intBetween "s32" "32 bit signed integer; " (-2147483648) 2147483647;
+    };
+    port = ints.u16;
+
+    numbers = {
+      between = lo: hi: mkOptionType {
+        name = "numberBetween";
+        description = "integer or floating point number between ${toString lo} and ${toString hi} (both inclusive)";
+        check = x: (isInt x || isFloat x) && x >= lo && x <= hi;
+        merge = mergeEqualOption;
+        singleDefIsValue = true;
+      };
+      nonnegative = scalar "numberNonnegative" "nonnegative integer or floating point number, meaning >=0"
+        (x: (isInt x || isFloat x) && x >= 0);
+      positive = scalar "numberPositive" "positive integer or floating point number, meaning >0"
+        (x: (isInt x || isFloat x) && x > 0);
+    };
+
+    str = scalar "str" "string" isString;
+    nonEmptyStr = mkOptionType {
+      name = "nonEmptyStr";
+      description = "non-empty string";
+      check = x: isString x && builtins.match "[[:space:]]*" x == null;
+      merge = mergeEqualOption;
+      singleDefIsValue = true;
+    };
+    strMatching = pattern: mkOptionType {
+      name = "strMatching ${lib.escapeNixString pattern}";
+      description = "string matching the pattern ${pattern}";
+      check = x: isString x && builtins.match pattern x != null;
+      merge = mergeEqualOption;
+      singleDefIsValue = true;
+    };
+    separatedString = sep: mkOptionType {
+      name = "separatedString";
+      description =
+        if sep == "" then "concatenated string"
+        else "strings concatenated with ${lib.escapeNixString sep}";
+      check = isString;
+      merge = _: defs: lib.concatStringsSep sep (getValues defs);
+      singleDefIsValue = true;
+      functor = defaultFunctor "separatedString" // {
+        type = types.separatedString;
+        payload = sep;
+        binOp = a: b: if a == b then a else null;
+      };
+    };
+    lines = separatedString "\n";
+    commas = separatedString ",";
+    envVar = separatedString ":";
+    string = separatedString "";
+
+    passwdEntry = entryType: addCheck entryType (x: isString x && builtins.match ".*[:\n].*" x == null)
+      // { name = "passwdEntry ${entryType.name}"; description = "${entryType.description}, not containing newlines or colons"; };
+
+    path = mkOptionType {
+      name = "path";
+      description = "path";
+      check = x: isStringLike x && builtins.substring 0 1 (toString x) == "/";
+      merge = mergeEqualOption;
+      singleDefIsValue = true;
+    };
+
+    package = mkOptionType {
+      name = "package";
+      description = "package";
+      descriptionClass = "noun";
+      check = x: lib.isDerivation x || isStorePath x;
+      merge = mergeOneOption;
+      singleDefIsValue = true;
+    };
+
+    attrs = mkOptionType {
+      name = "attrs";
+      description = "attribute set";
+      check = isAttrs;
+      merge = _: defs: builtins.foldl' (acc: def: acc // def.value) { } defs;
+      emptyValue = { value = { }; };
+    };
+
+    enum = values:
+      mkOptionType {
+        name = "enum";
+        description =
+          if values == [ ] then "impossible (empty enum)"
+          else if length values == 1 then "value ${showEnumValue (head values)} (singular enum)"
+          else "one of ${concatMapStringsSep ", " showEnumValue values}";
+        descriptionClass = if length values < 2 then "noun" else "conjunction";
+        check = x: builtins.elem x values;
+        merge = mergeEqualOption;
+        singleDefIsValue = true;
+        functor = defaultFunctor "enum" // {
+          type = types.enum;
+          payload = values;
+          binOp = a: b: lib.unique (a ++ b);
+        };
+      };
+
+    listOf = elemType: mkOptionType {
+      name = "listOf";
+      description = "list of ${phrase elemType}";
+      descriptionClass = "composite";
+      check = isList;
+      merge = loc: defs:
+        if elemType.singleDefIsValue && all (def: all (v: !(isAttrs v && v ? _type) && elemType.check v) def.value) defs
+        then builtins.concatMap (def: def.value) defs
+        else map (x: x.value) (filter (x: x ? value) (concatLists (imap1 (n: def:
+          imap1 (m: v: mergeElement (loc ++ [ "[definition ${toString n}-entry ${toString m}]" ]) elemType
+            { inherit (def) file; value = v; pos = def.pos or null; }) def.value) defs)));
+      emptyValue = { value = [ ]; };
+      getSubOptions = prefix: elemType.getSubOptions (prefix ++ [ "*" ]);
+      getSubModules = elemType.getSubModules;
+      substSubModules = m: listOf (elemType.substSubModules m);
+      functor = defaultFunctor "listOf" // { wrapped = elemType; };
+      nestedTypes.elemType = elemType;
+    };
+
+    nonEmptyListOf = elemType:
+      let list = addCheck (listOf elemType) (l: l != [ ]); in
+      list // {
+        description = "non-empty ${list.description}";
+        emptyValue = { };
+        substSubModules = m: nonEmptyListOf (elemType.substSubModules m);
+      };
+
+    attrsOf = elemType: mkOptionType {
+      name = "attrsOf";
+      description = "attribute set of ${phrase elemType}";
+      descriptionClass = "composite";
+      check = isAttrs;
+      # Keys whose definitions all vanish (mkIf false) are left out, which means every value's
+      # conditions are evaluated to list the keys; lazyAttrsOf avoids that.
+      merge = loc: defs:
+        if length defs == 1 && elemType.singleDefIsValue
+          && all (v: !(isAttrs v && v ? _type) && elemType.check v) (builtins.attrValues (head defs).value)
+        then (head defs).value
+        else mapAttrs (_: v: v.value) (lib.filterAttrs (_: v: v ? value)
+          (builtins.mapAttrs (name: ds:
+            if length ds == 1 then mergeElement (loc ++ [ name ]) elemType (head ds)
+            else (mergeDefinitions (loc ++ [ name ]) elemType ds).optionalValue)
+            (zipDefsByName defs)));
+      emptyValue = { value = { }; };
+      getSubOptions = prefix: elemType.getSubOptions (prefix ++ [ "<name>" ]);
+      getSubModules = elemType.getSubModules;
+      substSubModules = m: attrsOf (elemType.substSubModules m);
+      functor = defaultFunctor "attrsOf" // { wrapped = elemType; };
+      nestedTypes.elemType = elemType;
+    };
+
+    lazyAttrsOf = elemType: mkOptionType {
+      name = "lazyAttrsOf";
+      description = "lazy attribute set of ${phrase elemType}";
+      descriptionClass = "composite";
+      check = isAttrs;
+      merge = loc: defs:
+        builtins.mapAttrs (name: ds:
+          let r = mergeDefinitions (loc ++ [ name ]) elemType ds; in
+          if r.isDefined then r.mergedValue
+          else elemType.emptyValue.value or r.mergedValue)
+          (zipDefsByName defs);
+      emptyValue = { value = { }; };
+      getSubOptions = prefix: elemType.getSubOptions (prefix ++ [ "<name>" ]);
+      getSubModules = elemType.getSubModules;
+      substSubModules = m: lazyAttrsOf (elemType.substSubModules m);
+      functor = defaultFunctor "lazyAttrsOf" // { wrapped = elemType; };
+      nestedTypes.elemType = elemType;
+    };
+
+    # One definition only, however the element type would merge.
+    uniq = unique { message = ""; };
+    unique = { message }: elemType: mkOptionType {
+      name = "unique";
+      inherit (elemType) description descriptionClass check emptyValue getSubOptions getSubModules;
+      merge = lib.mergeUniqueOption { inherit message; inherit (elemType) merge; };
+      substSubModules = m: unique { inherit message; } (elemType.substSubModules m);
+      functor = defaultFunctor "unique" // { type = unique { inherit message; }; wrapped = elemType; };
+      nestedTypes.elemType = elemType;
+    };
+
+    nullOr = elemType: mkOptionType {
+      name = "nullOr";
+      description = "null or ${phrase elemType}";
+      descriptionClass = "conjunction";
+      check = x: x == null || elemType.check x;
+      merge = loc: defs:
+        let nulls = lib.count (def: def.value == null) defs; in
+        if nulls == length defs then null
+        else if nulls != 0 then
+          throw "The option `${showOption loc}' is defined both null and not null:${lib.showDefs defs}"
+        else elemType.merge loc defs;
+      emptyValue = { value = null; };
+      singleDefIsValue = elemType.singleDefIsValue;
+      getSubOptions = elemType.getSubOptions;
+      getSubModules = elemType.getSubModules;
+      substSubModules = m: nullOr (elemType.substSubModules m);
+      functor = defaultFunctor "nullOr" // { wrapped = elemType; };
+      nestedTypes.elemType = elemType;
+    };
+
+    functionTo = elemType: mkOptionType {
+      name = "functionTo";
+      description = "function that evaluates to a(n) ${phrase elemType}";
+      descriptionClass = "composite";
+      check = isFunction;
+      merge = loc: defs: arg:
+        (mergeDefinitions (loc ++ [ "<function body>" ]) elemType
+          (map (def: { inherit (def) file; value = def.value arg; }) defs)).mergedValue;
+      getSubOptions = prefix: elemType.getSubOptions (prefix ++ [ "<function body>" ]);
+      getSubModules = elemType.getSubModules;
+      substSubModules = m: functionTo (elemType.substSubModules m);
+      functor = defaultFunctor "functionTo" // { wrapped = elemType; };
+      nestedTypes.elemType = elemType;
+    };
+
+    either = t1: t2: mkOptionType rec {
+      name = "either";
+      description = "${phrase t1} or ${phrase t2}";
+      descriptionClass = "conjunction";
+      check = x: t1.check x || t2.check x;
+      merge = loc: defs:
+        let values = getValues defs; in
+        if all t1.check values then t1.merge loc defs
+        else if all t2.check values then t2.merge loc defs
+        else mergeOneOption loc defs;
+      functor = defaultFunctor "either" // { wrapped = [ t1 t2 ]; };
+      typeMerge = f':
+        if f'.name != "either" then null
+        else
+          let
+            m1 = t1.typeMerge (elemAt f'.wrapped 0).functor;
+            m2 = t2.typeMerge (elemAt f'.wrapped 1).functor;
+          in
+          if m1 == null || m2 == null then null else either m1 m2;
+      nestedTypes = { left = t1; right = t2; };
+    };
+
+    oneOf = ts:
+      if ts == [ ] then throw "types.oneOf needs at least one type"
+      else builtins.foldl' either (head ts) (builtins.tail ts);
+
+    coercedTo = coercedType: coerceFunc: finalType: mkOptionType {
+      name = "coercedTo";
+      description = "${phrase finalType} or ${phrase coercedType} convertible to it";
+      check = x: (coercedType.check x && finalType.check (coerceFunc x)) || finalType.check x;
+      merge = loc: defs:
+        finalType.merge loc (map (def: def // {
+          value = if coercedType.check def.value then coerceFunc def.value else def.value;
+        }) defs);
+      emptyValue = finalType.emptyValue;
+      getSubOptions = finalType.getSubOptions;
+      getSubModules = finalType.getSubModules;
+      substSubModules = m: coercedTo coercedType coerceFunc (finalType.substSubModules m);
+      typeMerge = _: null;
+      functor = defaultFunctor "coercedTo" // { wrapped = finalType; };
+      nestedTypes = { inherit coercedType finalType; };
+    };
+
+    addCheck = elemType: check: elemType // {
+      check = x: elemType.check x && check x;
+    };
+
+    submodule = modules: submoduleWith {
+      shorthandOnlyDefinesConfig = true;
+      modules = lib.toList modules;
+    };
+
+    submoduleWith =
+      { modules
+      , specialArgs ? { }
+      , shorthandOnlyDefinesConfig ? false
+      , description ? null
+      , class ? null
+      } @ attrs:
+      let
+        # A definition is a module of its own: an attrset is its config (for `submodule`) or
+        # a full module (for `submoduleWith` by default); functions and paths are modules.
+        defModules = defs: map (def:
+          if shorthandOnlyDefinesConfig && isAttrs def.value && !(def.value ? __functor)
+          then { _file = def.file; config = def.value; }
+          else { _file = def.file; imports = [ def.value ]; }) defs;
+        nameOf = loc: if loc == [ ] then "<name>" else lib.last loc;
+        evalWith = loc: extra: lib.evalModules {
+          modules = modules ++ extra;
+          specialArgs = specialArgs // { name = nameOf loc; };
+          prefix = loc;
+          inherit class;
+        };
+      in
+      mkOptionType {
+        name = "submodule";
+        description = if description != null then description else "submodule";
+        descriptionClass = "noun";
+        check = x: isAttrs x || isFunction x || isPath x;
+        merge = loc: defs: (evalWith loc (defModules defs)).config;
+        emptyValue = { value = { }; };
+        getSubOptions = prefix: (evalWith prefix [ ]).options;
+        getSubModules = modules;
+        substSubModules = m: submoduleWith (attrs // { modules = m; });
+        nestedTypes = { };
+        functor = defaultFunctor "submodule" // {
+          type = payload: submoduleWith payload;
+          payload = { inherit modules specialArgs shorthandOnlyDefinesConfig description class; };
+          binOp = a: b:
+            if a.shorthandOnlyDefinesConfig != b.shorthandOnlyDefinesConfig then null
+            else {
+              modules = a.modules ++ b.modules;
+              specialArgs = a.specialArgs // b.specialArgs;
+              inherit (a) shorthandOnlyDefinesConfig class;
+              description = if a.description != null then a.description else b.description;
+            };
+        };
+      };
+
+    deferredModule = deferredModuleWith { };
+    deferredModuleWith = { staticModules ? [ ] }: mkOptionType {
+      name = "deferredModule";
+      description = "module";
+      descriptionClass = "noun";
+      check = x: isAttrs x || isFunction x || isPath x;
+      merge = loc: defs: {
+        imports = staticModules ++ map (def: {
+          _file = "${toString def.file}, via option ${showOption loc}";
+          imports = [ def.value ];
+        }) defs;
+      };
+      getSubOptions = prefix: (lib.evalModules { modules = staticModules; inherit prefix; }).options;
+      getSubModules = staticModules;
+      substSubModules = m: deferredModuleWith { staticModules = m; };
+      functor = defaultFunctor "deferredModule" // {
+        type = deferredModuleWith;
+        payload = { inherit staticModules; };
+        binOp = a: b: { staticModules = a.staticModules ++ b.staticModules; };
+      };
+    };
+
+    optionType = mkOptionType {
+      name = "optionType";
+      description = "optional type";
+      check = x: isAttrs x && (x._type or null) == "option-type";
+      merge = loc: defs:
+        builtins.foldl' (acc: def:
+          let m = acc.typeMerge def.value.functor; in
+          if m == null then throw "The option `${showOption loc}' has definitions with types that do not merge:${lib.showDefs defs}"
+          else m) (head defs).value (builtins.tail defs);
+    };
+  };
+in
+types
