@@ -1,0 +1,7 @@
+# Builder of usrTree: the closure's packages merged into one usr-merged root, then what their
+# maintainer scripts would have done (src/sonix/debian/maintscripts.py, run with the locked
+# tools' python3 through bubblewrap).
+set -eu
+. "$mergeScript"
+merge_packages
+"$runInTools" python3 "$maintscripts" "$out" $packages

@@ -1,0 +1,254 @@
+"""What Debian's maintainer scripts would have done to an unpacked, merged tree.
+
+sonix never runs maintainer scripts (they expect a running dpkg and a live system). This
+script does their lasting effects, deterministically, on a tree that pkgs/default.nix merged:
+
+1. `passwd_group`: /etc/passwd and /etc/group from base-passwd's masters (base-passwd's
+   postinst does this with update-passwd on a new system);
+2. `alternatives`: the `update-alternatives --install` calls in postinst scripts, highest
+   priority wins, as plain relative symlinks (no /etc/alternatives indirection);
+3. `ldconfig`: /etc/ld.so.cache (libc-bin's trigger);
+4. `depmod`: modules.dep & co. for every kernel under /usr/lib/modules (the kernel's postinst);
+5. `sysusers`: the users and groups of /usr/lib/sysusers.d (systemd's trigger), which also
+   writes /etc/shadow and /etc/gshadow.
+
+It runs inside the Nix build with the locked tools' python3 (bubblewrap, see `runInTools` in
+pkgs/default.nix) and uses only the standard library. Because the sonix package is not there,
+it starts its few commands with its own small `_run` (unit tests mock it) instead of
+sonix.process.run.
+
+Usage: python3 maintscripts.py ROOT [PACKAGE_DIR ...]
+  ROOT is the writable merged tree; PACKAGE_DIRs are the unpacked packages (their
+  nix-support/debian/postinst scripts are read for alternatives).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+
+def _run(argv: Sequence[str]) -> None:
+    print("+ " + shlex.join(argv), file=sys.stderr, flush=True)
+    subprocess.run(argv, check=True, stdin=subprocess.DEVNULL)
+
+
+def _inside(root: Path, path: str) -> Path:
+    return root / path.lstrip("/")
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. passwd and group
+
+
+def passwd_group(root: Path) -> bool:
+    masters = root / "usr/share/base-passwd"
+    if not (masters / "passwd.master").is_file():
+        return False
+    (root / "etc").mkdir(exist_ok=True)
+    for name in ("passwd", "group"):
+        target = root / "etc" / name
+        target.unlink(missing_ok=True)
+        shutil.copyfile(masters / f"{name}.master", target)
+        target.chmod(0o644)
+    return True
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. alternatives
+
+
+@dataclass(frozen=True)
+class Alternative:
+    """One `update-alternatives --install` call: a group of links with one priority."""
+
+    name: str
+    priority: int
+    links: tuple[tuple[str, str], ...]  # (link, target) pairs, the master first
+    package: str = ""
+
+
+def _logical_lines(script: str) -> list[str]:
+    lines: list[str] = []
+    current = ""
+    for raw in script.splitlines():
+        line = raw.rstrip()
+        if line.endswith("\\"):
+            current += line[:-1] + " "
+            continue
+        lines.append(current + line)
+        current = ""
+    if current:
+        lines.append(current)
+    return lines
+
+
+def parse_alternatives(script: str, package: str = "") -> list[Alternative]:
+    """The `update-alternatives --install LINK NAME PATH PRIORITY [--slave LINK NAME PATH]...`
+    calls of a maintainer script. Words that shell expansion would change (`$`, backquotes)
+    end the call: the links before them are kept."""
+    found: list[Alternative] = []
+    for line in _logical_lines(script):
+        if "update-alternatives" not in line or "--install" not in line:
+            continue
+        try:
+            words = shlex.split(line[line.index("update-alternatives") :], comments=True)
+        except ValueError:
+            continue
+        usable: list[str] = []
+        for word in words[1:]:
+            if word in ("||", "&&", ";", "|") or "$" in word or "`" in word or word.endswith(";"):
+                if word.endswith(";") and "$" not in word:
+                    usable.append(word[:-1])
+                break
+            usable.append(word)
+        if not usable or usable[0] != "--install" or len(usable) < 5:
+            continue
+        link, name, path, priority = usable[1:5]
+        try:
+            prio = int(priority)
+        except ValueError:
+            continue
+        links = [(link, path)]
+        rest = usable[5:]
+        while len(rest) >= 4 and rest[0] == "--slave":
+            links.append((rest[1], rest[3]))
+            rest = rest[4:]
+        found.append(Alternative(name, prio, tuple(links), package))
+    return found
+
+
+def choose_alternatives(candidates: Sequence[Alternative]) -> dict[str, Alternative]:
+    """Per alternative name, the highest priority (ties: the first, i.e. by package name)."""
+    chosen: dict[str, Alternative] = {}
+    for alt in candidates:
+        if alt.name not in chosen or alt.priority > chosen[alt.name].priority:
+            chosen[alt.name] = alt
+    return chosen
+
+
+def alternatives(root: Path, package_dirs: Sequence[Path]) -> list[tuple[str, str]]:
+    """Create the chosen alternatives' links; returns the (link, target) pairs made."""
+    candidates: list[Alternative] = []
+    for pkg in sorted(package_dirs, key=lambda p: p.name.split("-", 1)[-1]):
+        postinst = pkg / "nix-support" / "debian" / "postinst"
+        if postinst.is_file():
+            candidates += parse_alternatives(postinst.read_text(errors="replace"), pkg.name)
+    made: list[tuple[str, str]] = []
+    for name in sorted(chosen := choose_alternatives(candidates)):
+        for link, target in chosen[name].links:
+            link_path = _inside(root, link)
+            target_path = _inside(root, target)
+            if not (target_path.exists() or target_path.is_symlink()):
+                continue  # update-alternatives skips slaves whose target is missing too
+            if link_path.exists() and not link_path.is_symlink():
+                continue  # a real file (shipped by a package) wins
+            link_path.parent.mkdir(parents=True, exist_ok=True)
+            link_path.unlink(missing_ok=True)
+            relative = os.path.relpath(_canonical(root, target), _canonical(root, link).parent)
+            link_path.symlink_to(relative)
+            made.append((link, target))
+    return made
+
+
+def _canonical(root: Path, path: str) -> Path:
+    """path inside the tree with the usr-merge aliases (/bin → /usr/bin …) resolved."""
+    parts = Path(path.lstrip("/")).parts
+    if parts and parts[0] in ("bin", "sbin", "lib", "lib64"):
+        parts = ("usr", *parts)
+    return Path("/", *parts)
+
+
+# ---------------------------------------------------------------------------------------------
+# 3.-5. commands from the locked tools
+
+
+def ldconfig(root: Path) -> bool:
+    if not any((root / "usr/lib").glob("*/libc.so.6")):
+        return False
+    # -X: no soname links (the packages ship them); -r: chroot into the tree.
+    _run(["ldconfig", "-X", "-r", str(root)])
+    # aux-cache records inodes and mtimes of this build: not reproducible, not needed.
+    shutil.rmtree(root / "var/cache/ldconfig", ignore_errors=True)
+    return True
+
+
+def kernels(root: Path) -> list[str]:
+    modules = root / "usr/lib/modules"
+    if not modules.is_dir():
+        return []
+    return sorted(d.name for d in modules.iterdir() if (d / "kernel").is_dir())
+
+
+def depmod(root: Path) -> list[str]:
+    done = kernels(root)
+    for version in done:
+        _run(["depmod", "--all", "--basedir", str(root), version])
+    return done
+
+
+def sysusers(root: Path) -> bool:
+    if not (root / "usr/lib/sysusers.d").is_dir():
+        return False
+    _run(["systemd-sysusers", f"--root={root}"])
+    for backup in ("passwd-", "group-", "shadow-", "gshadow-", ".pwd.lock"):
+        (root / "etc" / backup).unlink(missing_ok=True)
+    return True
+
+
+def special_modes(root: Path) -> list[str]:
+    """Modes that the Nix store cannot keep, for files this script made (`path mode uid gid`,
+    the format of the packages' nix-support/special-modes)."""
+    lines = []
+    group = root / "etc/group"
+    shadow_gid = "0"
+    if group.is_file():
+        for entry in group.read_text().splitlines():
+            fields = entry.split(":")
+            if fields[0] == "shadow" and len(fields) > 2:
+                shadow_gid = fields[2]
+    for name in ("shadow", "gshadow"):
+        if (root / "etc" / name).is_file():
+            lines.append(f"/etc/{name} 0640 0 {shadow_gid}")
+    return lines
+
+
+def configure(root: Path, package_dirs: Sequence[Path]) -> None:
+    steps: list[tuple[str, Callable[[], object]]] = [
+        ("passwd and group from base-passwd", lambda: passwd_group(root)),
+        ("alternatives", lambda: alternatives(root, package_dirs)),
+        ("ld.so.cache", lambda: ldconfig(root)),
+        ("depmod", lambda: depmod(root)),
+        ("sysusers", lambda: sysusers(root)),
+    ]
+    for title, step in steps:
+        result = step()
+        if isinstance(result, list):
+            done = ", ".join(map(str, result)) if len(result) <= 3 else f"{len(result)} made"
+        else:
+            done = "done" if result else "nothing to do"
+        print(f"‣ {title}: {done if result else 'nothing to do'}", file=sys.stderr, flush=True)
+    modes = special_modes(root)
+    if modes:
+        manifest = root / "nix-support" / "special-modes"
+        manifest.parent.mkdir(exist_ok=True)
+        old = manifest.read_text().splitlines() if manifest.is_file() else []
+        manifest.write_text("".join(f"{line}\n" for line in sorted({*old, *modes})))
+
+
+def main(argv: Sequence[str]) -> int:
+    if len(argv) < 1:
+        print(__doc__, file=sys.stderr)
+        return 2
+    configure(Path(argv[0]), [Path(p) for p in argv[1:]])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
