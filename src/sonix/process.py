@@ -16,7 +16,9 @@ from pathlib import Path
 from sonix import ui
 
 
-def command_line(argv: Sequence[str | os.PathLike[str]], env: Mapping[str, str] | None = None) -> str:
+def command_line(
+    argv: Sequence[str | os.PathLike[str]], env: Mapping[str, str] | None = None
+) -> str:
     """The command as a person would paste it into a shell."""
     prefix = " ".join(f"{k}={shlex.quote(v)}" for k, v in (env or {}).items())
     cmd = shlex.join(os.fspath(a) for a in argv)
@@ -51,7 +53,9 @@ def run(
             cwd=cwd,
         )
     except FileNotFoundError:
-        raise ui.die(f"{args[0]} was not found", hint or "run ./sonix once: it installs the host tools") from None
+        raise ui.die(
+            f"{args[0]} was not found", hint or "run ./sonix once: it installs the host tools"
+        ) from None
     if check and result.returncode != 0:
         detail = (result.stderr or "").strip() if capture else ""
         message = f"command failed with exit status {result.returncode}: {command_line(args, env)}"

@@ -1,0 +1,25 @@
+# Evaluate a sonix configuration: the core modules plus the user's modules.
+#
+#   import ./eval-config.nix { modules = [ ./examples/minimal.nix ]; }
+#
+# gives { config, options, checked, ... }, where `checked` is `config` once every assertion holds
+# (warnings are printed when it is forced). Packages come in through `pkgs` ("bring your own
+# pkgs"): modules receive it as an argument and never build or override packages.
+{ modules
+, pkgs ? null
+, specialArgs ? { }
+, lib ? import ./lib
+}:
+let
+  evaluated = lib.evalModules {
+    modules = import ./modules/module-list.nix ++ modules;
+    specialArgs = { modulesPath = ./modules; } // specialArgs;
+  };
+  withPkgs = if pkgs == null then evaluated else evaluated.extendModules {
+    modules = [ { _module.args.pkgs = pkgs; } ];
+  };
+in
+withPkgs // {
+  inherit lib;
+  checked = lib.checkAssertWarn withPkgs.config withPkgs.config;
+}

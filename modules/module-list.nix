@@ -1,0 +1,4 @@
+# The core modules: always loaded. Everything else is imported on demand by configurations.
+[
+  ./misc/assertions.nix
+]
