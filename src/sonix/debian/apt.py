@@ -254,7 +254,9 @@ def parse_print_uris(text: str) -> list[PlannedDownload]:
         m = _URI_LINE.match(line.strip())
         if not m:
             continue
-        file = unquote(m["uri"].rsplit("/", 1)[1])
+        # The second column is apt's file name: NAME_VERSION_ARCH.deb with an epoch's `:` as
+        # %3a (the pool file name in the URI has no epoch at all).
+        file = unquote(m["file"])
         stem = file.removesuffix(".deb")
         name, version, arch = stem.split("_")
         planned.append(PlannedDownload(name, version, arch, file, int(m["size"])))

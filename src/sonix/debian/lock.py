@@ -182,60 +182,60 @@ def resolve_depends(
     stubs: Sequence[str] = (),
     selections: Mapping[str, Sequence[str]] | None = None,
 ) -> dict[str, tuple[str, ...]]:
-    """For every package of records (the selection apt made), the selected packages that
-    satisfy its Pre-Depends and Depends: per clause, the first alternative that a selected
-    package (by name or by Provides) satisfies. Clauses satisfied by a stub give no edge.
+    """For every package of records (the packages apt selected), the selected packages that
+    satisfy its Pre-Depends and Depends: one per clause. Clauses that a stub satisfies give no
+    edge.
 
-    With several sets, a clause like `adduser | systemd-sysusers` can be satisfied differently
-    in each: apt takes `systemd-sysusers` where systemd is selected anyway. So alternatives are
-    first tried against the packages selected in *every* set that contains the package, and
-    only then against all of them; that keeps each set's closure equal to apt's selection."""
+    Which alternative: with one set, the first one a selected package satisfies (by name or by
+    Provides). With several sets a clause like `adduser | systemd-sysusers` can be satisfied
+    differently in each (apt takes `systemd-sysusers` where systemd is selected anyway), so the
+    candidate selected in the most of the sets containing the package wins, then the first.
+    That keeps each set's closure equal to apt's selection (`lock` checks it)."""
     providers = _providers(records)
     contexts = [set(names) for names in (selections or {}).values()]
     resolved: dict[str, tuple[str, ...]] = {}
     for name in sorted(records):
         record = records[name]
-        common = set(records)
-        for context in contexts:
-            if name in context:
-                common &= context
+        mine = [c for c in contexts if name in c]
         field_text = ", ".join(
             f for f in (record.get("Pre-Depends", ""), record.get("Depends", "")) if f.strip()
         )
         edges: set[str] = set()
         for clause in control.parse_relations(field_text):
-            target = _satisfy(clause, records, providers, stubs, common)
-            if target is None:
-                target = _satisfy(clause, records, providers, stubs, set(records))
-            if target is None:
+            candidates = _candidates(clause, records, providers, stubs)
+            if not candidates:
                 raise ui.die(
                     f"{name} {record.get('Version', '')} depends on "
                     f"{' | '.join(map(str, clause))}, which no selected package satisfies",
                     hint="add a package that provides it to the roots in pkgs/packages.toml",
                 )
+            # max() keeps the first of equal scores: the order of the alternatives.
+            target = max(
+                candidates, key=lambda t: sum(1 for c in mine if t == "" or t in c)
+            )
             if target and target != name:
                 edges.add(target)
         resolved[name] = tuple(sorted(edges))
     return resolved
 
 
-def _satisfy(
+def _candidates(
     clause: Sequence[control.Relation],
     records: Mapping[str, Mapping[str, str]],
     providers: Mapping[str, Sequence[tuple[str, str | None]]],
     stubs: Sequence[str],
-    among: set[str],
-) -> str | None:
-    """The package of among satisfying clause, "" for a stub, None when nothing does."""
+) -> list[str]:
+    """Selected packages satisfying clause, in the order of its alternatives ("" = a stub)."""
+    found: list[str] = []
     for rel in clause:
-        if rel.name in among and rel.satisfied_by(records[rel.name]["Version"]):
-            return rel.name
+        if rel.name in records and rel.satisfied_by(records[rel.name]["Version"]):
+            found.append(rel.name)
         for provider, version in providers.get(rel.name, ()):
-            if provider in among and rel.satisfied_by(version):
-                return provider
+            if rel.satisfied_by(version):
+                found.append(provider)
         if rel.name in stubs and rel.op is None:
-            return ""
-    return None
+            found.append("")
+    return list(dict.fromkeys(found))
 
 
 def build_lock(
@@ -274,7 +274,8 @@ def build_lock(
                 f"roots of set {s.name} are not real packages: {', '.join(virtual)}",
                 hint="name the package that provides it in pkgs/packages.toml",
             )
-    return Lock(suite, architecture, roots.stubs, {s.name: s.roots for s in roots.sets}, packages)
+    sets = {s.name: tuple(sorted(s.roots)) for s in roots.sets}
+    return Lock(suite, architecture, roots.stubs, sets, packages)
 
 
 def check_known(names: Iterable[str], known: set[str], where: str) -> None:
@@ -307,8 +308,16 @@ def lock(roots: Roots, cfg: apt.AptConfig, *, update: bool = True) -> Lock:
         with ui.step(f"Resolving set {s.name} ({len(s.roots)} roots)"):
             selections[s.name] = sorted({p.name for p in apt.print_uris(cfg, s.roots)})
     names = sorted({n for names in selections.values() for n in names})
-    records = apt.show(cfg, names)
-    return build_lock(roots, selections, records)
+    result = build_lock(roots, selections, apt.show(cfg, names))
+    for set_name, selected in sorted(selections.items()):
+        closure = set(result.set_closure(set_name))
+        if closure != set(selected):
+            extra, lacking = sorted(closure - set(selected)), sorted(set(selected) - closure)
+            ui.info(
+                f"warning: the closure of set {set_name} differs from apt's selection "
+                f"(more: {', '.join(extra) or '-'}; fewer: {', '.join(lacking) or '-'})"
+            )
+    return result
 
 
 def write_lock(result: Lock, path: Path | None = None) -> bool:

@@ -1,0 +1,135 @@
+"""The maintainer-script replacements (src/sonix/debian/maintscripts.py) on small trees."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import pytest
+
+from sonix.debian import maintscripts
+from sonix.debian.maintscripts import Alternative
+
+POSTINST = Path(__file__).parent / "fixtures" / "debian" / "postinst"
+
+
+def test_parse_alternatives_with_slaves_and_continuations() -> None:
+    (alt,) = maintscripts.parse_alternatives((POSTINST / "mawk").read_text(), "mawk")
+    assert alt == Alternative(
+        "awk", 5,
+        (("/usr/bin/awk", "/usr/bin/mawk"),
+         ("/usr/share/man/man1/awk.1.gz", "/usr/share/man/man1/mawk.1.gz"),
+         ("/usr/bin/nawk", "/usr/bin/mawk"),
+         ("/usr/share/man/man1/nawk.1.gz", "/usr/share/man/man1/mawk.1.gz")),
+        "mawk",
+    )
+
+
+def test_parse_alternatives_stops_at_shell_expansion_and_operators() -> None:
+    (xz,) = maintscripts.parse_alternatives((POSTINST / "xz-utils").read_text())
+    assert xz.links == (("/usr/bin/lzma", "/usr/bin/xz"),)  # the $( … ) slaves are dropped
+    (bash,) = maintscripts.parse_alternatives((POSTINST / "bash").read_text())
+    assert (bash.name, bash.priority) == ("builtins.7.gz", 10)
+
+
+def test_choose_alternatives_highest_priority_wins() -> None:
+    candidates = [
+        *maintscripts.parse_alternatives((POSTINST / "gawk").read_text(), "gawk"),
+        *maintscripts.parse_alternatives((POSTINST / "mawk").read_text(), "mawk"),
+    ]
+    assert maintscripts.choose_alternatives(candidates)["awk"].package == "gawk"
+
+
+def _package(tmp: Path, name: str) -> Path:
+    pkg = tmp / "store" / f"0000-{name}-1.0"
+    (pkg / "nix-support" / "debian").mkdir(parents=True)
+    (pkg / "nix-support" / "debian" / "postinst").write_text((POSTINST / name).read_text())
+    return pkg
+
+
+def _files(root: Path, *paths: str) -> None:
+    for p in paths:
+        (root / p).parent.mkdir(parents=True, exist_ok=True)
+        (root / p).write_text(p)
+
+
+def test_alternatives_become_relative_symlinks(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _files(root, "usr/bin/mawk", "usr/share/man/man1/mawk.1.gz", "usr/bin/more",
+           "usr/share/man/man1/more.1.gz", "usr/bin/pager")
+    (root / "usr/bin/pager").unlink()
+    (root / "bin").symlink_to("usr/bin")
+    made = maintscripts.alternatives(
+        root, [_package(tmp_path, "mawk"), _package(tmp_path, "util-linux")]
+    )
+    assert os.readlink(root / "usr/bin/awk") == "mawk"
+    assert os.readlink(root / "usr/share/man/man1/awk.1.gz") == "mawk.1.gz"
+    # /bin/more is reached through the usr-merge alias: the link stays inside /usr
+    assert os.readlink(root / "usr/bin/pager") == "more"
+    assert ("/usr/bin/nawk", "/usr/bin/mawk") in made
+
+
+def test_alternatives_skip_missing_targets_and_keep_real_files(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    _files(root, "usr/bin/mawk", "usr/bin/nawk")  # no man pages; a real nawk
+    maintscripts.alternatives(root, [_package(tmp_path, "mawk")])
+    assert (root / "usr/bin/awk").is_symlink()
+    assert not (root / "usr/share/man/man1/awk.1.gz").exists()
+    assert (root / "usr/bin/nawk").read_text() == "usr/bin/nawk"
+
+
+def test_passwd_group_from_base_passwd(tmp_path: Path) -> None:
+    assert not maintscripts.passwd_group(tmp_path)
+    masters = tmp_path / "usr/share/base-passwd"
+    masters.mkdir(parents=True)
+    (masters / "passwd.master").write_text("root:*:0:0:root:/root:/bin/bash\n")
+    (masters / "group.master").write_text("root:*:0:\nshadow:*:42:\n")
+    assert maintscripts.passwd_group(tmp_path)
+    assert (tmp_path / "etc/passwd").read_text().startswith("root:*:0:0")
+    assert (tmp_path / "etc/group").stat().st_mode & 0o777 == 0o644
+
+
+@pytest.fixture
+def commands(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    calls: list[list[str]] = []
+
+    def run(argv: Sequence[str]) -> None:
+        calls.append(list(argv))
+
+    monkeypatch.setattr(maintscripts, "_run", run)
+    return calls
+
+
+def test_ldconfig_depmod_sysusers_commands(tmp_path: Path, commands: list[list[str]]) -> None:
+    assert not maintscripts.ldconfig(tmp_path)
+    assert maintscripts.depmod(tmp_path) == []
+    assert not maintscripts.sysusers(tmp_path)
+    assert commands == []
+    _files(tmp_path, "usr/lib/x86_64-linux-gnu/libc.so.6", "var/cache/ldconfig/aux-cache",
+           "usr/lib/modules/6.12.117+deb13-cloud-amd64/kernel/fs/fat/fat.ko.xz",
+           "usr/lib/modules/6.12.0-old/modules.dep",  # leftovers without kernel/: skipped
+           "usr/lib/sysusers.d/basic.conf", "etc/passwd-")
+    assert maintscripts.ldconfig(tmp_path)
+    assert maintscripts.depmod(tmp_path) == ["6.12.117+deb13-cloud-amd64"]
+    assert maintscripts.sysusers(tmp_path)
+    assert commands == [
+        ["ldconfig", "-X", "-r", str(tmp_path)],
+        ["depmod", "--all", "--basedir", str(tmp_path), "6.12.117+deb13-cloud-amd64"],
+        ["systemd-sysusers", f"--root={tmp_path}"],
+    ]
+    assert not (tmp_path / "var/cache/ldconfig").exists()  # aux-cache is not reproducible
+    assert not (tmp_path / "etc/passwd-").exists()
+
+
+def test_configure_records_shadow_modes(tmp_path: Path, commands: list[list[str]]) -> None:
+    _files(tmp_path, "usr/share/base-passwd/passwd.master", "etc/shadow", "etc/gshadow")
+    (tmp_path / "usr/share/base-passwd/group.master").write_text("root:*:0:\nshadow:*:42:\n")
+    (tmp_path / "nix-support").mkdir()
+    (tmp_path / "nix-support/special-modes").write_text("/usr/bin/mount 4755 0 0\n")
+    maintscripts.configure(tmp_path, [])
+    assert (tmp_path / "nix-support/special-modes").read_text().splitlines() == [
+        "/etc/gshadow 0640 0 42",
+        "/etc/shadow 0640 0 42",
+        "/usr/bin/mount 4755 0 0",
+    ]
