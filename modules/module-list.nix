@@ -1,4 +1,5 @@
 # The core modules: always loaded. Everything else is imported on demand by configurations.
 [
   ./misc/assertions.nix
+  ./system/files.nix
 ]
