@@ -1,0 +1,121 @@
+"""pkgs/ end to end against the Debian mirror: lock, fetch, and the /usr tree of the minimal
+server set. Downloads are shared through the Nix store, so only the first run fetches."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.network
+
+NIX = ["--option", "substituters", ""]
+
+
+def sonix(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "SONIX_ROOT": str(root)}
+    result = subprocess.run(
+        [sys.executable, "-m", "sonix", *args],
+        capture_output=True, text=True, env=env, cwd=root, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+def nix_build(root: Path, expr: str) -> Path:
+    result = subprocess.run(
+        ["nix-build", *NIX, "--no-out-link", "-E", expr],
+        capture_output=True, text=True, cwd=root, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return Path(result.stdout.split()[-1])
+
+
+def in_tree(tree: Path, *argv: str) -> str:
+    """Run a program of the tree with the tree as / (like a booted system would)."""
+    result = subprocess.run(
+        ["bwrap", "--ro-bind", str(tree), "/", "--dev", "/dev", "--proc", "/proc",
+         "--tmpfs", "/tmp", "--clearenv", "--setenv", "PATH", "/usr/sbin:/usr/bin", *argv],
+        capture_output=True, text=True, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def test_lock_is_stable(root: Path, tmp_path: Path) -> None:
+    first = Path(sonix(root, "lock", "-o", str(tmp_path / "a.json")).stdout.strip())
+    second = Path(sonix(root, "lock", "--no-update", "-o", str(tmp_path / "b.json")).stdout.strip())
+    assert first.read_text() == second.read_text()
+    data = json.loads(first.read_text())
+    assert {"system", "tools"} <= data["sets"].keys()
+    assert "systemd" in data["sets"]["system"]["closure"]
+    assert "initramfs-tools" not in data["packages"]  # stubbed: sonix builds its own initrd
+
+
+@pytest.fixture(scope="module")
+def fetched(root: Path) -> None:
+    sonix(root, "fetch", "--set", "system", "--set", "tools")
+    again = sonix(root, "fetch", "--set", "system", "--set", "tools")
+    assert again.stdout == ""  # nothing added: everything is in the store
+    assert ".debs are in the Nix store" in again.stderr
+
+
+@pytest.fixture(scope="module")
+def system_tree(root: Path, fetched: None) -> Path:
+    return nix_build(root, "(import ./pkgs { }).systemTree")
+
+
+def test_usr_tree_has_systemd_and_usr_merge(system_tree: Path) -> None:
+    systemd = system_tree / "usr/lib/systemd/systemd"
+    assert systemd.is_file() and os.access(systemd, os.X_OK)
+    assert os.readlink(system_tree / "bin") == "usr/bin"
+    assert os.readlink(system_tree / "usr/bin/sh") == "dash"
+    assert "systemd 257" in in_tree(system_tree, "/usr/bin/systemctl", "--version")
+
+
+def test_usr_tree_has_a_working_ld_so_cache(system_tree: Path) -> None:
+    listing = in_tree(system_tree, "/usr/sbin/ldconfig", "-p")
+    assert "libc.so.6 (libc6,x86-64) => /lib/x86_64-linux-gnu/libc.so.6" in listing
+    assert "libkmod.so.2" in listing
+    # python3 loads libssl & co. through the cache
+    assert in_tree(system_tree, "/usr/bin/python3", "-c", "import ssl; print('ok')") == "ok\n"
+
+
+def test_usr_tree_has_modules_dep_with_dependencies(system_tree: Path) -> None:
+    (kernel,) = (system_tree / "usr/lib/modules").iterdir()
+    lines = (kernel / "modules.dep").read_text().splitlines()
+    deps = dict(line.split(":", 1) for line in lines)
+    assert deps["kernel/fs/fat/vfat.ko.xz"].split() == ["kernel/fs/fat/fat.ko.xz"]
+    # kmod found liblzma/libzstd: many modules have dependencies (none would if it had not)
+    assert sum(1 for d in deps.values() if d.strip()) > 100
+    assert (kernel / "modules.dep.bin").is_file()
+
+
+def test_usr_tree_has_users_and_alternatives(system_tree: Path) -> None:
+    passwd = (system_tree / "etc/passwd").read_text()
+    assert passwd.startswith("root:*:0:0:")  # base-passwd
+    assert "\nmessagebus:x:" in passwd  # sysusers (dbus)
+    assert (system_tree / "etc/shadow").is_file()
+    assert os.readlink(system_tree / "usr/bin/awk") == "mawk"
+    modes = (system_tree / "nix-support/special-modes").read_text().splitlines()
+    assert "/usr/bin/mount 4755 0 0" in modes
+
+
+def test_run_in_tools_from_a_derivation(root: Path, fetched: None) -> None:
+    out = nix_build(root, r'''
+      let pkgs = import ./pkgs { }; in
+      derivation {
+        name = "run-in-tools-check"; system = builtins.currentSystem; builder = "/bin/sh";
+        args = [ "-c" ''
+          ${pkgs.runInTools} sh -c 'ukify --version; systemd-repart --version
+            python3 -c "import pefile"; mkfs.erofs -V; veritysetup --version; id -u' > $out
+        '' ];
+      }''')
+    text = out.read_text()
+    assert "ukify 257" in text and "systemd 257" in text
+    assert "mkfs.erofs" in text and "veritysetup" in text
+    assert text.splitlines()[-1] == "0"
