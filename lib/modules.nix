@@ -257,7 +257,11 @@ let
 
   normaliseModule = file: key: m:
     let
-      freeform = lib.optionalAttrs (m ? freeformType) { _module.freeformType = m.freeformType; };
+      # `freeformType` and `meta` at the top level are definitions (of `_module.freeformType`
+      # and of the `meta` option), in the full form and in the shorthand alike, as in NixOS.
+      extraDefs = lib.optional (m ? freeformType) { _module.freeformType = m.freeformType; }
+        ++ lib.optional (m ? meta) { inherit (m) meta; };
+      withExtraDefs = config: if extraDefs == [ ] then config else mkMerge ([ config ] ++ extraDefs);
       extra = removeAttrs m specialModuleAttrs;
     in
     if m ? config || m ? options then
@@ -270,15 +274,14 @@ let
         disabledModules = m.disabledModules or [ ];
         imports = m.imports or [ ];
         options = m.options or { };
-        config = if freeform == { } then m.config or { } else mkMerge [ (m.config or { }) freeform ];
+        config = withExtraDefs (m.config or { });
       })
     else {
       inherit file key;
       disabledModules = m.disabledModules or [ ];
       imports = m.imports or [ ];
       options = { };
-      config = if freeform == { } then removeAttrs m specialModuleAttrs
-        else mkMerge [ (removeAttrs m specialModuleAttrs) freeform ];
+      config = withExtraDefs extra;
     };
 
   # Load one module (path, function or attrset) into its normal form.
@@ -359,7 +362,11 @@ let
       describe = u:
         let
           inherit (u) name;
-          close = lib.sortOn (c: c.d) (filter (c: c.d <= lib.max 2 (lib.stringLength name / 3))
+          # Short names are close to everything, so they get fewer edits: none below three
+          # characters, one below six, then a third of the length.
+          len = lib.stringLength name;
+          allowed = if len < 3 then 0 else if len < 6 then 1 else len / 3;
+          close = lib.sortOn (c: c.d) (filter (c: c.d <= allowed)
             (map (s: { inherit s; d = lib.levenshtein name s; }) (filter (s: s != "_module") u.siblings)));
           suggest = map (c: "`${showOption (u.at ++ [ c.s ])}'") (lib.take 3 close);
           listing = filter (s: s != "_module") u.siblings;

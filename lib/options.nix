@@ -44,10 +44,18 @@ rec {
     then part
     else lib.escapeNixIdentifier part) loc);
 
-  # Where a definition or declaration comes from: "file" or "file:line".
+  # Where a definition comes from: "file:line" when Nix knows the attribute's position in the
+  # module's own file (or the module has no file name), else the module's file (`_file`) as
+  # NixOS shows it: a module made by a helper has positions inside the helper, which would
+  # point at the wrong place.
   showLocation = def:
-    let pos = def.pos or null; in
-    if pos != null then "${toString pos.file}:${toString pos.line}" else toString (def.file or "<unknown-file>");
+    let
+      pos = def.pos or null;
+      file = toString (def.file or "<unknown-file>");
+    in
+    if pos != null && (toString pos.file == file || file == "<unknown-file>")
+    then "${toString pos.file}:${toString pos.line}"
+    else file;
 
   showFiles = files: concatStringsSep ", " (map (f: "`${toString f}'") files);
 

@@ -61,21 +61,34 @@ rec {
   versionOlder = a: b: builtins.compareVersions a b < 0;
   versionAtLeast = a: b: !(versionOlder a b);
 
-  # Levenshtein distance, for "did you mean" suggestions (only ever run on error paths).
+  # Edit distance counting insertions, deletions, substitutions and swaps of two neighbouring
+  # characters ("optimal string alignment"), for "did you mean" suggestions: a swap is the
+  # most common typo (`enabel`, `ngnix`) and should cost one edit, not two. Only ever run on
+  # error paths, so it favours clarity over speed.
   levenshtein = a: b:
     let
       ca = stringToCharacters a;
       cb = stringToCharacters b;
+      la = builtins.length ca;
       lb = builtins.length cb;
+      at = builtins.elemAt;
+      # Rows of the distance table; row i covers the first i characters of `a`.
       row0 = builtins.genList (j: j) (lb + 1);
-      step = prev: x:
-        builtins.foldl' (row: j:
-          let
-            y = builtins.elemAt cb (j - 1);
-            cost = if x == y then 0 else 1;
-            v = lib.min (lib.min (builtins.elemAt prev j + 1) (lib.last row + 1))
-              (builtins.elemAt prev (j - 1) + cost);
-          in row ++ [ v ]) [ (builtins.head prev + 1) ] (lib.range 1 lb);
+      nextRow = { prev2, prev, i }:
+        let
+          x = at ca (i - 1);
+          row = builtins.foldl' (acc: j:
+            let
+              y = at cb (j - 1);
+              cost = if x == y then 0 else 1;
+              best = lib.min (lib.min (at prev j + 1) (lib.last acc + 1)) (at prev (j - 1) + cost);
+              swapped = i > 1 && j > 1 && x == at cb (j - 2) && at ca (i - 2) == y;
+            in
+            acc ++ [ (if swapped then lib.min best (at prev2 (j - 2) + 1) else best) ])
+            [ i ] (lib.range 1 lb);
+        in
+        { prev2 = prev; prev = row; i = i + 1; };
+      final = builtins.foldl' (st: _: nextRow st) { prev2 = row0; prev = row0; i = 1; } ca;
     in
-    lib.last (builtins.foldl' step row0 ca);
+    if la == 0 then lb else lib.last final.prev;
 }

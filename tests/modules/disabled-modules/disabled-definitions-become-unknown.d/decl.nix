@@ -1,0 +1,1 @@
+{ lib, ... }: { options.answer = lib.mkOption { type = lib.types.int; }; }

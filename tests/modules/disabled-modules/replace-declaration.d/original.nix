@@ -1,0 +1,1 @@
+{ lib, ... }: { options.port = lib.mkOption { type = lib.types.port; default = 80; }; }

@@ -1,0 +1,1 @@
+{ imports = [ ./child.nix ]; l = [ "parent" ]; }

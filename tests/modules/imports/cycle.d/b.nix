@@ -1,0 +1,1 @@
+{ imports = [ ./a.nix ]; n = [ "b" ]; }

@@ -1,0 +1,1 @@
+{ lib, ... }: { imports = [ ./c.nix ]; x = [ "b" ]; }

@@ -1,0 +1,1 @@
+{ lib, ... }: { options.x = lib.mkOption { type = lib.types.listOf lib.types.str; }; config.x = [ "c" ]; }

@@ -1,0 +1,1 @@
+{ lib, ... }: { options.greeting = lib.mkOption { type = lib.types.str; }; }

@@ -1,0 +1,1 @@
+{ lib, ... }: { options.v = lib.mkOption { default = "from string path"; }; }
