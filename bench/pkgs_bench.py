@@ -1,0 +1,130 @@
+"""Benchmark of pkgs/: lock, fetch and the /usr tree of the minimal server set, cold and warm.
+
+    .venv/bin/python bench/pkgs_bench.py          # warm figures only (changes nothing)
+    .venv/bin/python bench/pkgs_bench.py --cold   # also cold: deletes this set's store paths
+
+Cold means: lock with an empty apt state (fresh index download); fetch with none of the
+system and tools .debs in the Nix store; the tree build with none of the unpacked packages,
+the tools tree or the system tree in the store. `--cold` deletes exactly those store paths
+(`nix-store --delete`, which refuses paths that are still in use) and then rebuilds them.
+Warm means: the same command again with nothing changed. Results go to stdout as Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from sonix import nix, process  # noqa: E402
+from sonix.debian import fetch, lock  # noqa: E402
+
+SETS = ("system", "tools")
+
+
+def timed(what: Callable[[], object]) -> float:
+    start = time.monotonic()
+    what()
+    return time.monotonic() - start
+
+
+def sonix(*args: str, state: Path | None = None) -> None:
+    env = {"SONIX_ROOT": str(ROOT)}
+    if state:
+        env["SONIX_STATE_DIR"] = str(state)
+    process.run([sys.executable, "-m", "sonix", *args], env=env, capture=True)
+
+
+def nix_build(attr: str) -> Path:
+    return nix.build(ROOT / "pkgs", attr)[0]
+
+
+def nix_value(expr: str) -> list[str]:
+    result: list[str] = nix.eval_expr_json(expr)
+    return result
+
+
+def nar_size(path: Path) -> int:
+    out = process.run(["nix-store", "--query", "--size", str(path)], capture=True, env=nix.NIX_ENV)
+    return int(out.stdout)
+
+
+def seconds(t: float | None) -> str:
+    return "-" if t is None else f"{t:.1f} s"
+
+
+def mib(n: float) -> str:
+    return f"{n / (1 << 20):.1f} MiB"
+
+
+def delete(paths: list[str]) -> None:
+    existing = [p for p in paths if os.path.exists(p)]
+    if existing:
+        process.run(["nix-store", "--delete", *existing], capture=True, env=nix.NIX_ENV)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cold", action="store_true", help="also measure cold (deletes paths)")
+    args = parser.parse_args()
+
+    locked = lock.read_lock()
+    names = sorted({n for s in SETS for n in locked.set_closure(s)})
+    debs = [str(fetch.store_path(locked.packages[n])) for n in names]
+    pkgs = f"import {ROOT}/pkgs {{ }}"
+    name_list = " ".join(json.dumps(n) for n in names)  # JSON strings are Nix strings too
+    unpacked = nix_value(f"let p = {pkgs}; in map (n: p.${{n}}.outPath) [ {name_list} ]")
+    trees = nix_value(
+        f"let p = {pkgs}; in map (x: x.outPath) [ p.systemTree p.tools p.runInTools ]"
+    )
+    rows: list[tuple[str, str, str]] = []
+
+    with tempfile.TemporaryDirectory() as tmp:
+        state, out = Path(tmp) / "state", Path(tmp) / "lock.json"
+        cold_lock = timed(lambda: sonix("lock", "-o", str(out), state=state)) if args.cold else None
+        if not args.cold:
+            sonix("lock", "-o", str(out), state=state)
+        warm_lock = timed(lambda: sonix("lock", "-o", str(out), state=state))
+        rows.append(("lock (3 sets)", seconds(cold_lock), seconds(warm_lock)))
+
+    fetch_args = [a for s in SETS for a in ("--set", s)]
+    cold_fetch = cold_build = None
+    if args.cold:
+        delete(trees + unpacked)
+        delete(debs)
+        cold_fetch = timed(lambda: sonix("fetch", *fetch_args))
+    warm_fetch = timed(lambda: sonix("fetch", *fetch_args))
+    rows.append((f"fetch ({len(names)} .debs)", seconds(cold_fetch), seconds(warm_fetch)))
+
+    if args.cold:
+        cold_build = timed(lambda: nix_build("systemTree"))
+    else:
+        nix_build("systemTree")
+    warm_build = timed(lambda: nix_build("systemTree"))
+    rows.append(("/usr tree (systemTree, incl. tools)", seconds(cold_build), seconds(warm_build)))
+
+    system_tree, tools_tree = nix_build("systemTree"), nix_build("tools")
+    system = locked.set_closure("system")
+    tools = locked.set_closure("tools")
+    print("| step | cold | warm |\n|---|---|---|")
+    for step, cold, warm in rows:
+        print(f"| {step} | {cold} | {warm} |")
+    print()
+    print("| size | value |\n|---|---|")
+    print(f"| system .debs ({len(system)}) | {mib(sum(locked.packages[n].size for n in system))} |")
+    print(f"| tools .debs ({len(tools)}) | {mib(sum(locked.packages[n].size for n in tools))} |")
+    print(f"| system tree, unpacked (NAR) | {mib(nar_size(system_tree))} |")
+    print(f"| tools tree, unpacked (NAR) | {mib(nar_size(tools_tree))} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
