@@ -2,4 +2,6 @@
 [
   ./misc/assertions.nix
   ./system/files.nix
+  ./system/image.nix
+  ./system/build.nix
 ]

@@ -1,0 +1,118 @@
+# The build results of a configuration (system.build.*): Nix derivations that run the image
+# builder (src/sonix/builders/image.py) inside the locked tools tree. Configuration goes in
+# through system.buildManifest and a few options (docs/architecture.md); nothing else is read.
+{ config, lib, pkgs, ... }:
+let
+  inherit (config.image) name version;
+
+  builders = builtins.path {
+    name = "sonix-builders";
+    path = ../../src/sonix/builders;
+    filter = path: _: baseNameOf path != "__pycache__";
+  };
+
+  # Debian names of package values: pkgs.<name> carries its name in `debianName`; older
+  # package sets are matched through the lock.
+  storeNames = lib.listToAttrs (map (n: { name = pkgs.${n}.name; value = n; })
+    (builtins.attrNames pkgs.lock.packages));
+  debianName = p:
+    p.debianName or storeNames.${p.name} or (throw "environment.packages: `${p.name or "?"}' is not a package of the locked Debian set (pkgs).");
+
+  packageNames = lib.unique (map debianName (config.environment.packages ++ [ config.boot.kernel.package ]));
+
+  base = pkgs.usrTree { packages = packageNames; name = "${name}-packages"; };
+
+  # Fixed inputs of every step; each step is one derivation, so changing a unit rebuilds the
+  # usr tree and the image but not the package tree, and changing the initrd's modules
+  # rebuilds the initrd but not /usr.
+  step = stepName: attrs: script: derivation ({
+    name = "${name}-${stepName}-${version}";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    PATH = "/usr/bin:/bin";
+    inherit builders;
+    runInTools = pkgs.runInTools;
+    args = [ "-c" "mkdir -p \"$out\" && ${script}" ];
+  } // attrs);
+
+  osRelease = ''
+    NAME="sonix"
+    PRETTY_NAME="sonix ${version} (Debian 13 based)"
+    ID=sonix
+    ID_LIKE=debian
+    VERSION="${version}"
+    VERSION_ID="${version}"
+    IMAGE_ID=${name}
+    IMAGE_VERSION=${version}
+    HOME_URL="https://example.invalid/sonix"
+  '';
+
+  # Always in the initrd: what finds, verifies and mounts /usr, and creates the root on a
+  # virtio disk (probe notes §15). Built-in ones (ext4, virtio_pci, ...) are skipped.
+  baseInitrdModules = [
+    "virtio_blk" "virtio_scsi" "sd_mod" "erofs" "dm_mod" "dm_verity" "loop" "efivarfs"
+    "autofs4" "vfat" "nls_cp437" "nls_iso8859_1" "overlay" "virtio_rng" "qemu_fw_cfg"
+  ];
+
+  usr = step "usr" {
+    inherit base;
+    manifest = builtins.toJSON config.system.buildManifest;
+    inherit osRelease;
+    passAsFile = [ "manifest" "osRelease" ];
+  } ''"$runInTools" python3 "$builders/image.py" usr --base "$base" --manifest "$manifestPath" --os-release "$osReleasePath" --out "$out"'';
+
+  initrd = step "initrd" {
+    inherit base usr;
+    manifest = builtins.toJSON config.system.buildManifest;
+    passAsFile = [ "manifest" ];
+    modules = lib.concatStringsSep "," (lib.unique (baseInitrdModules
+      ++ config.boot.initrd.availableKernelModules ++ config.boot.initrd.kernelModules));
+    binaries = lib.concatStringsSep "," config.boot.initrd.binaries;
+  } ''"$runInTools" python3 "$builders/image.py" initrd --usr "$usr" --base "$base" --manifest "$manifestPath" --modules "$modules" --binaries "$binaries" --out "$out"'';
+
+  diskConfig = {
+    inherit name version;
+    inherit (config.image) espSize usrSlotSize usrVeritySlotSize compression;
+    kernelParams = config.boot.kernelParams ++ config.image.extraCmdline;
+    inherit (config.boot.loader) timeout tries;
+    stubDir = "/usr/lib/systemd/boot/efi";
+  };
+
+  image = step "image" {
+    inherit usr;
+    initrd = "${initrd}/initrd.cpio.zst";
+    config = builtins.toJSON diskConfig;
+    passAsFile = [ "config" ];
+  } ''"$runInTools" python3 "$builders/image.py" disk --usr "$usr" --initrd "$initrd" --config "$configPath" --out "$out"'';
+
+  # `nix-build -A config.system.build.runvm` → a script that boots a copy of the image.
+  runvm = derivation {
+    name = "${name}-runvm-${version}";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    PATH = "/usr/bin:/bin";
+    inherit image;
+    imageFile = "${image}/disk.raw";
+    script = builtins.readFile ./runvm.sh;
+    passAsFile = [ "script" ];
+    args = [ "-c" ''sed "s|@image@|$imageFile|g; s|@name@|${name}|g" "$scriptPath" > "$out" && chmod 555 "$out"'' ];
+  };
+
+  toplevel = lib.checkAssertWarn config (derivation {
+    name = "${name}-system-${version}";
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    PATH = "/usr/bin:/bin";
+    inherit usr initrd image runvm;
+    args = [ "-c" ''
+      mkdir -p "$out" && ln -s "$usr" "$out/usr" && ln -s "$initrd" "$out/initrd" &&
+      ln -s "$image" "$out/image" && ln -s "$runvm" "$out/runvm"
+    '' ];
+  });
+in
+{
+  config.system.build = {
+    inherit base usr initrd image runvm toplevel;
+    uki = "${image}/${name}_${version}.efi";
+  };
+}

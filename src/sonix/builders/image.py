@@ -1,0 +1,742 @@
+#!/usr/bin/env python3
+"""The image builder: /usr tree, systemd initrd, UKI and disk image.
+
+Runs inside the locked trixie tools tree (bubblewrap, see pkgs/build-support/run-in-tools.sh),
+called by the derivations of modules/system/build.nix; standard library only, because the
+tools' python3 is trixie's as is. Each verb is one derivation:
+
+    image.py usr    --base BASE --manifest JSON --os-release FILE --out OUT
+    image.py initrd --usr USR --base BASE --manifest JSON --modules M,... --binaries B,... --out OUT
+    image.py disk   --usr USR --initrd FILE --config JSON --out OUT
+
+and each is a flat sequence of steps that reads top to bottom. The facts behind the choices are
+in ../../../docs/image.md (and the probe notes it cites).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import stat
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import NoReturn
+
+MULTIARCH = "x86_64-linux-gnu"
+EPOCH = int(os.environ.get("SOURCE_DATE_EPOCH", "1"))
+
+
+def log(message: str) -> None:
+    print(f"‣ {message}", file=sys.stderr, flush=True)
+
+
+def die(message: str) -> NoReturn:
+    print(f"image.py: error: {message}", file=sys.stderr, flush=True)
+    raise SystemExit(1)
+
+
+def run(*argv: str | Path, capture: bool = False) -> str:
+    args = [str(a) for a in argv]
+    result = subprocess.run(
+        args, stdin=subprocess.DEVNULL, capture_output=capture, text=True, check=False
+    )
+    if result.returncode != 0:
+        detail = f"\n{result.stderr}" if capture else ""
+        die(f"command failed ({result.returncode}): {' '.join(args)}{detail}")
+    return result.stdout if capture else ""
+
+
+# ------------------------------------------------------------------------------------------
+# Small file-tree helpers
+
+
+def copy_tree(src: Path, dst: Path) -> None:
+    """Copy a tree keeping symlinks; the copy is writable (store paths are not)."""
+    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True, copy_function=shutil.copy2)
+    make_writable(dst)
+
+
+def make_writable(root: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            path = Path(dirpath, name)
+            if not path.is_symlink():
+                path.chmod(path.stat().st_mode | stat.S_IWUSR)
+    root.chmod(root.stat().st_mode | stat.S_IWUSR)
+
+
+def remove(path: Path) -> None:
+    if path.is_symlink() or path.is_file():
+        path.unlink()
+    elif path.is_dir():
+        shutil.rmtree(path)
+
+
+def write_file(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    remove(path)
+    path.write_text(text)
+    path.chmod(mode)
+
+
+def apply_manifest(root: Path, files: dict[str, dict[str, str]]) -> None:
+    """Write the configuration's files (system.buildManifest) under root."""
+    for rel, entry in sorted(files.items()):
+        target = root / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        remove(target)
+        mode = int(entry["mode"], 8)
+        if entry["kind"] == "text":
+            target.write_text(entry["value"])
+            target.chmod(mode)
+        elif entry["kind"] == "symlink":
+            target.symlink_to(entry["value"])
+        else:
+            source = Path(entry["value"])
+            if source.is_dir():
+                copy_tree(source, target)
+            else:
+                shutil.copyfile(source, target)
+                target.chmod(mode)
+
+
+def restore_modes(root: Path) -> None:
+    for dirpath, _dirnames, filenames in os.walk(root):
+        Path(dirpath).chmod(0o755)
+        for name in filenames:
+            path = Path(dirpath, name)
+            if not path.is_symlink():
+                path.chmod(0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644)
+
+
+def normalise_mtimes(root: Path) -> None:
+    """Same content, same image: every mtime is SOURCE_DATE_EPOCH."""
+    for dirpath, dirnames, filenames in os.walk(root):
+        for name in [*dirnames, *filenames]:
+            os.utime(Path(dirpath, name), (EPOCH, EPOCH), follow_symlinks=False)
+    os.utime(root, (EPOCH, EPOCH))
+
+
+# ------------------------------------------------------------------------------------------
+# usr: the package tree, trimmed, with the configuration's files and a factory /etc
+
+# Documentation a server image does not need (man pages are read on the workstation).
+TRIM = ["share/doc", "share/man", "share/info", "share/lintian", "share/bug", "share/locale"]
+
+# Not copied into the factory /etc: created at boot by sysusers / PID 1, or meaningless for an
+# image without package management.
+FACTORY_EXCLUDE = {
+    "passwd", "passwd-", "group", "group-", "shadow", "shadow-", "gshadow", "gshadow-",
+    ".pwd.lock", "machine-id", "hostname", "os-release", "apt", "dpkg", "debconf.conf",
+    "systemd/system", "systemd/user", "rc0.d", "rc1.d", "rc2.d", "rc3.d", "rc4.d", "rc5.d",
+    "rc6.d", "rcS.d", "init.d", "initramfs", "kernel", "cron.d", "cron.daily", "logrotate.d",
+}
+
+
+def tmpfiles_paths(tmpfiles_dir: Path) -> set[str]:
+    """Paths that existing tmpfiles.d lines already own (so we emit no duplicate lines)."""
+    owned: set[str] = set()
+    for conf in sorted(tmpfiles_dir.glob("*.conf")):
+        for line in conf.read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 2 and not fields[0].startswith("#"):
+                owned.add(fields[1])
+    return owned
+
+
+def factory_lines(factory: Path, owned: set[str]) -> list[str]:
+    """tmpfiles.d lines that install the factory tree into an empty /etc.
+
+    `C` copies a file when the target does not exist (parents are created); symlinks get `L`
+    lines, because a `C` line fails on a symlink whose target is missing (probe notes §8);
+    empty directories get `d`.
+    """
+    lines = []
+    for dirpath, dirnames, filenames in os.walk(factory):
+        dirnames.sort()
+        rel_dir = Path(dirpath).relative_to(factory)
+        entries = sorted([*filenames, *(d for d in dirnames if Path(dirpath, d).is_symlink())])
+        for name in entries:
+            path = Path(dirpath, name)
+            target = "/etc/" + str(rel_dir / name).removeprefix("./")
+            if target in owned:
+                continue
+            if path.is_symlink():
+                lines.append(f"L {target} - - - - {os.readlink(path)}")
+            else:
+                lines.append(f"C {target} - - - -")
+        empty = not filenames and not dirnames and rel_dir != Path(".")
+        if empty and f"/etc/{rel_dir}" not in owned:
+            lines.append(f"d /etc/{rel_dir} 0755 root root -")
+    return lines
+
+
+def make_usr(base: Path, manifest: dict[str, dict[str, str]], os_release: Path, out: Path) -> None:
+    usr = out / "usr"
+    log("Copying the package tree")
+    copy_tree(base / "usr", usr)
+    for rel in TRIM:
+        remove(usr / rel)
+    # The kernel goes into the UKI, not into /usr; keep it beside the tree for the disk step.
+    copy_tree(base / "boot", out / "boot")
+
+    log("Making the factory /etc")
+    factory = usr / "share/factory/etc"
+    remove(factory)
+    factory.mkdir(parents=True)
+    for entry in sorted((base / "etc").iterdir()):
+        name = entry.name
+        if name in FACTORY_EXCLUDE:
+            continue
+        if entry.is_dir() and not entry.is_symlink():
+            copy_tree(entry, factory / name)
+            for excluded in FACTORY_EXCLUDE:
+                if excluded.startswith(f"{name}/"):
+                    remove(factory / excluded)
+        elif entry.is_symlink():
+            (factory / name).symlink_to(os.readlink(entry))
+        else:
+            shutil.copy2(entry, factory / name)
+    make_writable(factory)
+
+    log("Writing the configuration's files")
+    apply_manifest(usr, manifest)
+    shutil.copyfile(os_release, usr / "lib/os-release")
+
+    # The configuration's own /etc lines (modules/system/etc.nix) come first and win;
+    # the packages' /etc is installed by a later file for what remains.
+    owned = tmpfiles_paths(usr / "lib/tmpfiles.d") | {"/etc/os-release"}
+    lines = factory_lines(factory, owned)
+    lines.append("L /etc/os-release - - - - ../usr/lib/os-release")
+    write_file(
+        usr / "lib/tmpfiles.d/10-sonix-factory-etc.conf",
+        "# Generated by sonix: /etc from the packages' defaults in /usr/share/factory/etc\n"
+        + "\n".join(lines) + "\n",
+    )
+    normalise_mtimes(out)
+
+
+# ------------------------------------------------------------------------------------------
+# ELF dependencies (DT_NEEDED), read directly: no ldd, which would need the target's loader
+
+
+def elf_needed(path: Path) -> list[str]:
+    """The DT_NEEDED sonames of a 64-bit little-endian ELF file ([] for anything else)."""
+    with path.open("rb") as f:
+        data = f.read()
+    if data[:4] != b"\x7fELF" or data[4] != 2 or data[5] != 1:
+        return []
+    (e_phoff,) = struct.unpack_from("<Q", data, 0x20)
+    e_phentsize, e_phnum = struct.unpack_from("<HH", data, 0x36)
+    dynamic = None
+    loads = []
+    for i in range(e_phnum):
+        p_type, _, p_offset, p_vaddr, _, p_filesz, _, _ = struct.unpack_from(
+            "<IIQQQQQQ", data, e_phoff + i * e_phentsize
+        )
+        if p_type == 2:  # PT_DYNAMIC
+            dynamic = (p_offset, p_filesz)
+        elif p_type == 1:  # PT_LOAD
+            loads.append((p_vaddr, p_offset, p_filesz))
+    if dynamic is None:
+        return []
+
+    def file_offset(vaddr: int) -> int:
+        for start, offset, size in loads:
+            if start <= vaddr < start + size:
+                return int(vaddr - start + offset)
+        raise ValueError(f"{path}: address {vaddr:#x} is in no loaded segment")
+
+    needed, strtab = [], 0
+    off, end = dynamic[0], dynamic[0] + dynamic[1]
+    while off < end:
+        tag, value = struct.unpack_from("<qQ", data, off)
+        off += 16
+        if tag == 0:
+            break
+        if tag == 1:  # DT_NEEDED
+            needed.append(value)
+        elif tag == 5:  # DT_STRTAB
+            strtab = file_offset(value)
+
+    def cstring(offset: int) -> str:
+        return data[offset : data.index(b"\0", offset)].decode()
+
+    return [cstring(strtab + n) for n in needed]
+
+
+def find_library(root: Path, soname: str) -> Path | None:
+    for directory in (f"usr/lib/{MULTIARCH}", "usr/lib", f"usr/lib/{MULTIARCH}/systemd"):
+        candidate = root / directory / soname
+        if candidate.exists():
+            return candidate
+    return None
+
+
+def elf_closure(root: Path, paths: Iterable[Path]) -> set[Path]:
+    """The files and every shared library they need, transitively (paths inside root)."""
+    seen: set[Path] = set()
+    todo = list(paths)
+    while todo:
+        path = todo.pop()
+        if path in seen:
+            continue
+        seen.add(path)
+        real = path.resolve() if path.is_symlink() else path
+        if real != path and str(real).startswith(str(root)):
+            todo.append(real)
+        if not real.is_file():
+            continue
+        for soname in elf_needed(real):
+            lib = find_library(root, soname)
+            if lib is None:
+                die(f"{path.relative_to(root)} needs {soname}, which is not in the usr tree")
+            todo.append(lib)
+    return seen
+
+
+# ------------------------------------------------------------------------------------------
+# initrd: systemd stage 1 from the same packages
+
+# What a systemd 257 stage 1 needs to find the verity-protected /usr, create the root with
+# systemd-repart on first boot, fsck and mount it, and switch root (probe notes §5, §15).
+INITRD_BINARIES = [
+    "usr/lib/systemd/systemd",
+    "usr/lib/systemd/systemd-executor",
+    "usr/lib/systemd/systemd-journald",
+    "usr/lib/systemd/systemd-udevd",
+    "usr/lib/systemd/systemd-shutdown",
+    "usr/lib/systemd/systemd-modules-load",
+    "usr/lib/systemd/systemd-sysctl",
+    "usr/lib/systemd/systemd-fsck",
+    "usr/lib/systemd/systemd-growfs",
+    "usr/lib/systemd/systemd-makefs",
+    "usr/lib/systemd/systemd-sulogin-shell",
+    "usr/lib/systemd/systemd-volatile-root",
+    "usr/lib/systemd/systemd-sysroot-fstab-check",
+    "usr/lib/systemd/systemd-hibernate-resume",
+    "usr/lib/systemd/systemd-veritysetup",
+    "usr/lib/systemd/systemd-remount-fs",
+    "usr/lib/systemd/system-generators/systemd-fstab-generator",
+    "usr/lib/systemd/system-generators/systemd-gpt-auto-generator",
+    "usr/lib/systemd/system-generators/systemd-debug-generator",
+    "usr/lib/systemd/system-generators/systemd-hibernate-resume-generator",
+    "usr/lib/systemd/system-generators/systemd-veritysetup-generator",
+    "usr/bin/systemctl",
+    "usr/bin/udevadm",
+    "usr/bin/journalctl",
+    "usr/bin/systemd-tmpfiles",
+    "usr/bin/systemd-ask-password",
+    "usr/bin/systemd-tty-ask-password-agent",
+    "usr/bin/systemd-escape",
+    "usr/bin/systemd-sysusers",
+    "usr/bin/systemd-repart",
+    "usr/bin/mount",
+    "usr/bin/umount",
+    "usr/bin/kmod",
+    "usr/bin/bash",
+    "usr/bin/sh",
+    "usr/bin/dash",
+    "usr/bin/cat",
+    "usr/bin/ls",
+    "usr/bin/dmesg",
+    "usr/bin/lsblk",
+    "usr/sbin/modprobe",
+    "usr/sbin/insmod",
+    "usr/sbin/rmmod",
+    "usr/sbin/lsmod",
+    "usr/sbin/depmod",
+    "usr/sbin/fsck",
+    "usr/sbin/blkid",
+    "usr/sbin/sulogin",
+    "usr/sbin/e2fsck",
+    "usr/sbin/fsck.ext4",
+    "usr/sbin/mke2fs",
+    "usr/sbin/mkfs.ext4",
+    "usr/sbin/dmsetup",
+]
+
+# dlopen()ed, so no DT_NEEDED names them: systemd 257 loads libkmod and libcryptsetup this way,
+# kmod 34 loads liblzma and libzstd (without them depmod/modprobe silently lose .ko.xz support).
+INITRD_DLOPEN = ["libkmod.so.2", "liblzma.so.5", "libzstd.so.1", "libcryptsetup.so.12",
+                 "libseccomp.so.2"]
+
+INITRD_DATA = [
+    "usr/lib/systemd/system",
+    "usr/lib/systemd/system-preset",
+    "usr/lib/systemd/system.conf.d",
+    "usr/lib/udev/rules.d",
+    "usr/lib/modprobe.d",
+    "usr/lib/sysctl.d",
+    "usr/lib/tmpfiles.d",
+    "usr/lib/sysusers.d",
+    "usr/lib/os-release",
+]
+
+# Units that cannot work in stage 1 (D-Bus is not there).
+INITRD_UNIT_EXCLUDE = ("dbus", "systemd-logind", "systemd-networkd", "systemd-resolved")
+
+INITRD_ETC = ["passwd", "group", "shadow", "gshadow", "ld.so.conf", "ld.so.conf.d",
+              "modprobe.d", "mke2fs.conf", "nsswitch.conf"]
+
+
+def kernel_version(usr: Path) -> str:
+    versions = sorted(p.name for p in (usr / "usr/lib/modules").iterdir())
+    if len(versions) != 1:
+        die(f"expected one kernel in /usr/lib/modules, found {versions or 'none'}")
+    return versions[0]
+
+
+def module_closure(moddir: Path, names: Iterable[str]) -> tuple[set[str], list[str]]:
+    """Module files (relative to moddir) for names and their dependencies; names that are
+    built into the kernel are fine, unknown names are reported."""
+    deps: dict[str, list[str]] = {}
+    by_name: dict[str, str] = {}
+    for line in (moddir / "modules.dep").read_text().splitlines():
+        path, _, rest = line.partition(":")
+        deps[path] = rest.split()
+        name = Path(path).name.split(".ko")[0]
+        by_name[name] = path
+        by_name[name.replace("-", "_")] = path
+    builtin = {
+        Path(line).name.split(".ko")[0].replace("-", "_")
+        for line in (moddir / "modules.builtin").read_text().splitlines()
+    }
+    files: set[str] = set()
+    missing: list[str] = []
+    todo: list[str] = []
+    for name in names:
+        key = name.replace("-", "_")
+        if key in by_name:
+            todo.append(by_name[key])
+        elif key not in builtin:
+            missing.append(name)
+    while todo:
+        path = todo.pop()
+        if path not in files:
+            files.add(path)
+            todo.extend(deps.get(path, []))
+    return files, missing
+
+
+def make_initrd(
+    usr: Path,
+    base: Path,
+    manifest: dict[str, dict[str, str]],
+    modules: list[str],
+    binaries: list[str],
+    out: Path,
+) -> None:
+    root = Path(os.environ.get("TMPDIR", "/tmp")) / "initrd-root"
+    remove(root)
+    root.mkdir(parents=True)
+    for link, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"),
+                         ("lib64", "usr/lib64")):
+        (root / link).symlink_to(target)
+
+    log("Copying binaries and their libraries")
+    wanted = [usr / b for b in INITRD_BINARIES + [b.lstrip("/") for b in binaries]]
+    missing = [str(p.relative_to(usr)) for p in wanted if not p.exists() and not p.is_symlink()]
+    if missing:
+        die(f"initrd binaries not in the usr tree: {', '.join(missing)}")
+    wanted += [lib for name in INITRD_DLOPEN if (lib := find_library(usr, name))]
+    helpers = [p for p in (usr / "usr/lib/udev").iterdir() if p.is_file() and os.access(p, os.X_OK)]
+    wanted += helpers
+    wanted.append(usr / "usr/lib64/ld-linux-x86-64.so.2")
+    for path in sorted(elf_closure(usr, wanted)):
+        copy_into(usr, root, path)
+
+    log("Copying units, rules and configuration")
+    for rel in INITRD_DATA:
+        src = usr / rel
+        if src.is_dir():
+            copy_tree(src, root / rel)
+        elif src.exists():
+            copy_into(usr, root, src)
+    for unit in (root / "usr/lib/systemd/system").iterdir():
+        if unit.name.startswith(INITRD_UNIT_EXCLUDE):
+            remove(unit)
+    (root / "etc").mkdir(exist_ok=True)
+    for rel in INITRD_ETC:
+        src = base / "etc" / rel
+        factory = usr / "usr/share/factory/etc" / rel
+        chosen = factory if factory.exists() else src
+        if chosen.is_dir():
+            copy_tree(chosen, root / "etc" / rel)
+        elif chosen.exists():
+            shutil.copy2(chosen, root / "etc" / rel)
+    shutil.copyfile(usr / "usr/lib/os-release", root / "etc/initrd-release")
+    (root / "etc/machine-id").write_text("")
+    (root / "init").symlink_to("usr/lib/systemd/systemd")
+
+    log("Copying kernel modules")
+    version = kernel_version(usr)
+    moddir = usr / "usr/lib/modules" / version
+    files, unknown = module_closure(moddir, modules)
+    if unknown:
+        die(f"initrd kernel modules not found for {version}: {', '.join(sorted(unknown))}")
+    for rel in sorted(files):
+        copy_into(usr, root, moddir / rel)
+    for meta in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
+        copy_into(usr, root, moddir / meta)
+    run("depmod", "-b", root, version)
+
+    log("Writing the configuration's initrd files")
+    apply_manifest(root / "usr", manifest)
+    run("ldconfig", "-r", root)
+    normalise_mtimes(root)
+
+    log("Packing the cpio archive (zstd)")
+    out.mkdir(parents=True, exist_ok=True)
+    cpio = out / "initrd.cpio"
+    write_cpio(root, cpio)
+    run("zstd", "-q", "-15", "-T0", "--rm", cpio, "-o", out / "initrd.cpio.zst")
+    sizes = {"unpacked": tree_size(root), "compressed": (out / "initrd.cpio.zst").stat().st_size}
+    (out / "initrd.json").write_text(json.dumps({"kernel": version, "bytes": sizes}, indent=2))
+    shutil.rmtree(root)
+
+
+def copy_into(src_root: Path, dst_root: Path, path: Path) -> None:
+    """Copy one file (or symlink) from src_root into the same place under dst_root."""
+    rel = path.relative_to(src_root)
+    target = dst_root / rel
+    if target.exists() or target.is_symlink():
+        return
+    target.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_symlink():
+        target.symlink_to(os.readlink(path))
+    elif path.is_file():
+        shutil.copy2(path, target)
+        target.chmod(target.stat().st_mode | stat.S_IWUSR)
+
+
+def tree_size(root: Path) -> int:
+    return sum(p.lstat().st_size for p in root.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def write_cpio(root: Path, archive: Path) -> None:
+    """A reproducible newc archive: sorted names, uid/gid 0, mtime SOURCE_DATE_EPOCH."""
+
+    def entries() -> Iterator[tuple[str, Path]]:
+        names = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+        for name in names:
+            yield name, root / name
+
+    with archive.open("wb") as f:
+        ino = 1
+        for name, path in [*entries(), ("TRAILER!!!", root)]:
+            trailer = name == "TRAILER!!!"
+            st = path.lstat()
+            if trailer:
+                mode, data, nlink = 0, b"", 1
+            elif stat.S_ISLNK(st.st_mode):
+                mode, data, nlink = st.st_mode, os.readlink(path).encode(), 1
+            elif stat.S_ISDIR(st.st_mode):
+                mode, data, nlink = st.st_mode, b"", 2
+            else:
+                mode, data, nlink = st.st_mode, path.read_bytes(), 1
+            encoded = name.encode() + b"\0"
+            header = "070701" + "".join(
+                f"{v:08x}"
+                for v in (ino, mode, 0, 0, nlink, EPOCH if not trailer else 0, len(data),
+                          0, 0, 0, 0, len(encoded), 0)
+            )
+            f.write(header.encode() + encoded)
+            f.write(b"\0" * (-(110 + len(encoded)) % 4))
+            f.write(data)
+            f.write(b"\0" * (-len(data) % 4))
+            ino += 1
+
+
+# ------------------------------------------------------------------------------------------
+# disk: usr + verity (pass 1), UKI with usrhash=, ESP (pass 2), check, manifest
+
+
+def size_bytes(text: str) -> int:
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def repart_definitions(directory: Path, cfg: dict[str, object], esp: Path, usr: Path) -> None:
+    name, version = cfg["name"], cfg["version"]
+    usr_size, verity_size = cfg["usrSlotSize"], cfg["usrVeritySlotSize"]
+    compression = "" if cfg["compression"] == "none" else f"Compression={cfg['compression']}\n"
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / "00-esp.conf").write_text(
+        "[Partition]\nType=esp\nLabel=ESP\nFormat=vfat\n"
+        f"SizeMinBytes={cfg['espSize']}\nSizeMaxBytes={cfg['espSize']}\nCopyFiles={esp}:/\n"
+    )
+    # 4 KiB verity blocks: with --sector-size=512 repart would otherwise use 512-byte blocks,
+    # an 8x larger hash tree (probe notes, pitfall 2).
+    (directory / "10-usr.conf").write_text(
+        f"[Partition]\nType=usr\nLabel={name}_{version}\nFormat=erofs\n{compression}"
+        f"CopyFiles={usr}/usr:/\nVerity=data\nVerityMatchKey=usr\n"
+        f"VerityDataBlockSizeBytes=4096\nSizeMinBytes={usr_size}\nSizeMaxBytes={usr_size}\n"
+        "ReadOnly=yes\n"
+    )
+    (directory / "11-usr-verity.conf").write_text(
+        f"[Partition]\nType=usr-verity\nLabel={name}_{version}_verity\nVerity=hash\n"
+        "VerityMatchKey=usr\nVerityHashBlockSizeBytes=4096\n"
+        f"SizeMinBytes={verity_size}\nSizeMaxBytes={verity_size}\nReadOnly=yes\n"
+    )
+
+
+def repart(disk: Path, definitions: Path, seed: str, *extra: str) -> list[dict[str, object]]:
+    output = run(
+        "systemd-repart", "--offline=yes", "--sector-size=512", "--no-pager", "--dry-run=no",
+        "--json=short", f"--seed={seed}", f"--definitions={definitions}", *extra, disk,
+        capture=True,
+    )
+    parsed: list[dict[str, object]] = json.loads(output)
+    return parsed
+
+
+def make_disk(usr: Path, initrd: Path, cfg: dict[str, object], out: Path) -> None:
+    name, version = str(cfg["name"]), str(cfg["version"])
+    tries = int(str(cfg["tries"]))
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / "disk-work"
+    remove(work)
+    esp, definitions, tree = work / "esp", work / "repart.d", work / "tree"
+    esp.mkdir(parents=True)
+    # The Nix store keeps only one permission bit (r-x or r--) and is not writable for the
+    # build's user namespace; the image gets a copy with ordinary modes (0755 / 0644).
+    log("Copying /usr with ordinary permissions")
+    copy_tree(usr / "usr", tree / "usr")
+    restore_modes(tree)
+    normalise_mtimes(tree)
+    repart_definitions(definitions, cfg, esp, tree)
+    out.mkdir(parents=True, exist_ok=True)
+    disk = out / "disk.raw"
+    # Partition UUIDs and filesystem UUIDs from a seed: same inputs, same image.
+    seed = str(uuid.UUID(hashlib.sha256(f"{name}_{version}".encode()).hexdigest()[:32]))
+
+    log("Building the usr partition and its verity hash tree (pass 1)")
+    started = time.monotonic()
+    parts = repart(disk, definitions, seed, "--empty=create", "--size=auto",
+                   "--defer-partitions=esp")
+    usrhash = next((str(p["roothash"]) for p in parts if p.get("roothash")), None)
+    if not usrhash:
+        die("systemd-repart reported no verity root hash for the usr partition")
+    log(f"usr root hash {usrhash} ({time.monotonic() - started:.1f}s)")
+
+    log("Building the UKI")
+    version_k = kernel_version(usr)
+    params = cfg["kernelParams"]
+    assert isinstance(params, list)
+    cmdline = " ".join([*map(str, params), f"usrhash={usrhash}"])
+    uki = out / f"{name}_{version}.efi"
+    run(
+        "ukify", "build", f"--linux={usr}/boot/vmlinuz-{version_k}", f"--initrd={initrd}",
+        f"--cmdline={cmdline}", f"--os-release=@{usr}/usr/lib/os-release",
+        f"--uname={version_k}", f"--stub={cfg['stubDir']}/linuxx64.efi.stub", f"--output={uki}",
+    )
+
+    log("Staging the ESP (systemd-boot, the UKI with a boot counter)")
+    boot_efi = Path(str(cfg["stubDir"])) / "systemd-bootx64.efi"
+    for target in ("EFI/BOOT/BOOTX64.EFI", "EFI/systemd/systemd-bootx64.efi"):
+        (esp / target).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(boot_efi, esp / target)
+    counter = f"+{tries}" if tries > 0 else ""
+    entry = f"EFI/Linux/{name}_{version}{counter}.efi"
+    (esp / entry).parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(uki, esp / entry)
+    (esp / "loader").mkdir(exist_ok=True)
+    (esp / "loader/loader.conf").write_text(f"timeout {cfg['timeout']}\nconsole-mode keep\n")
+    normalise_mtimes(esp)
+
+    log("Adding the ESP (pass 2)")
+    parts = repart(disk, definitions, seed)
+
+    log("Checking that the UKI and the partition table agree")
+    check_usrhash(disk, uki, usrhash)
+
+    manifest = {
+        "name": name,
+        "version": version,
+        "usrhash": usrhash,
+        "kernel": version_k,
+        "cmdline": cmdline,
+        "uki": uki.name,
+        "esp_entry": entry,
+        "bytes": {
+            "disk": disk.stat().st_size,
+            "disk_allocated": disk.stat().st_blocks * 512,
+            "uki": uki.stat().st_size,
+            "initrd": initrd.stat().st_size,
+            "usr_fs": usr_filesystem_size(parts),
+        },
+        "partitions": parts,
+    }
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+    shutil.rmtree(work)
+
+
+def usr_filesystem_size(parts: list[dict[str, object]]) -> int | None:
+    for part in parts:
+        if part.get("type") == "usr-x86-64":
+            raw = part.get("raw_size") or part.get("size")
+            return int(str(raw)) if raw is not None else None
+    return None
+
+
+def check_usrhash(disk: Path, uki: Path, usrhash: str) -> None:
+    """The usr and usr-verity partition UUIDs are the halves of the root hash (that is how
+    the initrd finds them from usrhash=), and the UKI's command line carries that hash."""
+    table = json.loads(run("sfdisk", "--json", disk, capture=True))["partitiontable"]
+    uuids = {p.get("name"): str(p.get("uuid", "")).lower() for p in table["partitions"]}
+    expect_data = str(uuid.UUID(usrhash[:32]))
+    expect_hash = str(uuid.UUID(usrhash[32:64]))
+    if expect_data not in uuids.values() or expect_hash not in uuids.values():
+        die(f"partition table {uuids} does not carry the usr root hash {usrhash}")
+    inspect = run("ukify", "--json=short", "inspect", uki, capture=True)
+    cmdline = json.loads(inspect).get(".cmdline", {}).get("text", "")
+    if f"usrhash={usrhash}" not in cmdline.split():
+        die(f"the UKI's command line ({cmdline!r}) does not carry usrhash={usrhash}")
+
+
+# ------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="verb", required=True)
+    p = sub.add_parser("usr")
+    p.add_argument("--base", type=Path, required=True)
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--os-release", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("initrd")
+    p.add_argument("--usr", type=Path, required=True)
+    p.add_argument("--base", type=Path, required=True)
+    p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--modules", default="")
+    p.add_argument("--binaries", default="")
+    p.add_argument("--out", type=Path, required=True)
+    p = sub.add_parser("disk")
+    p.add_argument("--usr", type=Path, required=True)
+    p.add_argument("--initrd", type=Path, required=True)
+    p.add_argument("--config", type=Path, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    if args.verb == "usr":
+        manifest = json.loads(args.manifest.read_text())["usrFiles"]
+        make_usr(args.base, manifest, args.os_release, args.out)
+    elif args.verb == "initrd":
+        manifest = json.loads(args.manifest.read_text())["initrdUsrFiles"]
+        make_initrd(args.usr, args.base, manifest, [m for m in args.modules.split(",") if m],
+                    [b for b in args.binaries.split(",") if b], args.out)
+    else:
+        make_disk(args.usr, args.initrd, json.loads(args.config.read_text()), args.out)
+
+
+if __name__ == "__main__":
+    main()
