@@ -35,10 +35,13 @@ let
       (let w = f.wrapped.typeMerge f'.wrapped.functor; in if w == null then null else f.type w)
     else f.type;
 
-  # "a(n) list of strings" reads badly; types say how they want to be embedded.
-  phrase = t:
-    if (t.descriptionClass or null) == "noun" || (t.descriptionClass or null) == null then t.description
-    else "(${t.description})";
+  # A type's description inside another's, in parentheses unless the outer type says that the
+  # inner one's kind of phrase reads unambiguously there. Classes (as in NixOS): "noun"
+  # ("string"), "conjunction" ("int or string"), "composite" ("list of string"),
+  # "nonRestrictiveClause" ("positive integer, meaning >0"); types without one always get
+  # parentheses ("list of (attribute set)").
+  phrase = fits: t:
+    if builtins.elem (t.descriptionClass or null) fits then t.description else "(${t.description})";
 
   showEnumValue = v:
     if isString v then "\"${v}\"" else if isInt v then toString v
@@ -74,6 +77,7 @@ let
   # A type whose values are compared, not combined: all definitions must agree.
   scalar = name: description: check: mkOptionType {
     inherit name description check;
+    descriptionClass = "noun";
     merge = mergeEqualOption;
     singleDefIsValue = true;
   };
@@ -81,6 +85,7 @@ let
   intBetween = name: description: lo: hi: mkOptionType {
     inherit name;
     description = "${description}between ${toString lo} and ${toString hi} (both inclusive)";
+    descriptionClass = "noun";
     check = x: isInt x && x >= lo && x <= hi;
     merge = mergeEqualOption;
     singleDefIsValue = true;
@@ -110,6 +115,7 @@ let
     raw = mkOptionType {
       name = "raw";
       description = "raw value";
+      descriptionClass = "noun";
       merge = mergeOneOption;
       singleDefIsValue = true;
     };
@@ -117,6 +123,7 @@ let
     anything = mkOptionType {
       name = "anything";
       description = "anything";
+      descriptionClass = "noun";
       check = _: true;
       merge = loc: defs:
         let
@@ -140,13 +147,15 @@ let
     unspecified = mkOptionType {
       name = "unspecified";
       description = "unspecified value";
+      descriptionClass = "noun";
       singleDefIsValue = true;
     };
 
     bool = scalar "bool" "boolean" isBool;
     int = scalar "int" "signed integer" isInt;
     float = scalar "float" "floating point number" isFloat;
-    number = scalar "number" "signed integer or floating point number" (x: isInt x || isFloat x);
+    number = scalar "number" "signed integer or floating point number" (x: isInt x || isFloat x)
+      // { descriptionClass = "conjunction"; };
 
     ints = rec {
       between = lo: hi:
@@ -155,6 +164,7 @@ let
       unsigned = mkOptionType {
         name = "unsignedInt";
         description = "unsigned integer, meaning >=0";
+        descriptionClass = "nonRestrictiveClause";
         check = x: isInt x && x >= 0;
         merge = mergeEqualOption;
         singleDefIsValue = true;
@@ -162,6 +172,7 @@ let
       positive = mkOptionType {
         name = "positiveInt";
         description = "positive integer, meaning >0";
+        descriptionClass = "nonRestrictiveClause";
         check = x: isInt x && x > 0;
         merge = mergeEqualOption;
         singleDefIsValue = true;
@@ -179,20 +190,22 @@ let
       between = lo: hi: mkOptionType {
         name = "numberBetween";
         description = "integer or floating point number between ${toString lo} and ${toString hi} (both inclusive)";
+        descriptionClass = "conjunction";
         check = x: (isInt x || isFloat x) && x >= lo && x <= hi;
         merge = mergeEqualOption;
         singleDefIsValue = true;
       };
       nonnegative = scalar "numberNonnegative" "nonnegative integer or floating point number, meaning >=0"
-        (x: (isInt x || isFloat x) && x >= 0);
+        (x: (isInt x || isFloat x) && x >= 0) // { descriptionClass = "nonRestrictiveClause"; };
       positive = scalar "numberPositive" "positive integer or floating point number, meaning >0"
-        (x: (isInt x || isFloat x) && x > 0);
+        (x: (isInt x || isFloat x) && x > 0) // { descriptionClass = "nonRestrictiveClause"; };
     };
 
     str = scalar "str" "string" isString;
     nonEmptyStr = mkOptionType {
       name = "nonEmptyStr";
       description = "non-empty string";
+      descriptionClass = "noun";
       check = x: isString x && builtins.match "[[:space:]]*" x == null;
       merge = mergeEqualOption;
       singleDefIsValue = true;
@@ -200,6 +213,7 @@ let
     strMatching = pattern: mkOptionType {
       name = "strMatching ${lib.escapeNixString pattern}";
       description = "string matching the pattern ${pattern}";
+      descriptionClass = "noun";
       check = x: isString x && builtins.match pattern x != null;
       merge = mergeEqualOption;
       singleDefIsValue = true;
@@ -209,6 +223,7 @@ let
       description =
         if sep == "" then "concatenated string"
         else "strings concatenated with ${lib.escapeNixString sep}";
+      descriptionClass = "noun";
       check = isString;
       merge = _: defs: lib.concatStringsSep sep (getValues defs);
       singleDefIsValue = true;
@@ -229,6 +244,7 @@ let
     path = mkOptionType {
       name = "path";
       description = "path";
+      descriptionClass = "noun";
       check = x: isStringLike x && builtins.substring 0 1 (toString x) == "/";
       merge = mergeEqualOption;
       singleDefIsValue = true;
@@ -271,7 +287,7 @@ let
 
     listOf = elemType: mkOptionType {
       name = "listOf";
-      description = "list of ${phrase elemType}";
+      description = "list of ${phrase [ "noun" "composite" ] elemType}";
       descriptionClass = "composite";
       check = isList;
       merge = loc: defs:
@@ -291,14 +307,14 @@ let
     nonEmptyListOf = elemType:
       let list = addCheck (listOf elemType) (l: l != [ ]); in
       list // {
-        description = "non-empty ${list.description}";
+        description = "non-empty ${phrase [ "noun" ] list}";
         emptyValue = { };
         substSubModules = m: nonEmptyListOf (elemType.substSubModules m);
       };
 
     attrsOf = elemType: mkOptionType {
       name = "attrsOf";
-      description = "attribute set of ${phrase elemType}";
+      description = "attribute set of ${phrase [ "noun" "composite" ] elemType}";
       descriptionClass = "composite";
       check = isAttrs;
       # Keys whose definitions all vanish (mkIf false) are left out, which means every value's
@@ -322,7 +338,7 @@ let
 
     lazyAttrsOf = elemType: mkOptionType {
       name = "lazyAttrsOf";
-      description = "lazy attribute set of ${phrase elemType}";
+      description = "lazy attribute set of ${phrase [ "noun" "composite" ] elemType}";
       descriptionClass = "composite";
       check = isAttrs;
       merge = loc: defs:
@@ -352,7 +368,7 @@ let
 
     nullOr = elemType: mkOptionType {
       name = "nullOr";
-      description = "null or ${phrase elemType}";
+      description = "null or ${phrase [ "noun" "conjunction" ] elemType}";
       descriptionClass = "conjunction";
       check = x: x == null || elemType.check x;
       merge = loc: defs:
@@ -372,7 +388,7 @@ let
 
     functionTo = elemType: mkOptionType {
       name = "functionTo";
-      description = "function that evaluates to a(n) ${phrase elemType}";
+      description = "function that evaluates to a(n) ${phrase [ "noun" "composite" ] elemType}";
       descriptionClass = "composite";
       check = isFunction;
       merge = loc: defs: arg:
@@ -387,7 +403,10 @@ let
 
     either = t1: t2: mkOptionType rec {
       name = "either";
-      description = "${phrase t1} or ${phrase t2}";
+      description =
+        if (t1.descriptionClass or null) == "nonRestrictiveClause"
+        then "${t1.description}, or ${phrase [ "noun" "conjunction" ] t2}"
+        else "${phrase [ "noun" "conjunction" ] t1} or ${phrase [ "noun" "conjunction" "composite" ] t2}";
       descriptionClass = "conjunction";
       check = x: t1.check x || t2.check x;
       merge = loc: defs:
@@ -413,7 +432,7 @@ let
 
     coercedTo = coercedType: coerceFunc: finalType: mkOptionType {
       name = "coercedTo";
-      description = "${phrase finalType} or ${phrase coercedType} convertible to it";
+      description = "${phrase [ "noun" ] finalType} or ${phrase [ "noun" ] coercedType} convertible to it";
       check = x: (coercedType.check x && finalType.check (coerceFunc x)) || finalType.check x;
       merge = loc: defs:
         finalType.merge loc (map (def: def // {
@@ -461,8 +480,14 @@ let
       in
       mkOptionType {
         name = "submodule";
-        description = if description != null then description else "submodule";
-        descriptionClass = "noun";
+        # A freeform submodule is described by its freeform type ("attribute set of string"),
+        # as in NixOS. Only docs and error messages read this, so the extra evaluation of the
+        # submodule's own modules happens only then.
+        description =
+          if description != null then description
+          else
+            let freeform = (evalWith [ ] [ ])._module.freeformType; in
+            if freeform != null then freeform.description else "submodule";
         check = x: isAttrs x || isFunction x || isPath x;
         merge = loc: defs: (evalWith loc (defModules defs)).config;
         emptyValue = { value = { }; };

@@ -1,0 +1,2 @@
+# oneOf needs at least one type.
+(import ../../../lib).types.oneOf [ ]
