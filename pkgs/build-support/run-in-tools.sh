@@ -7,7 +7,7 @@
 # (read-write, same paths as outside), a fresh /tmp, /dev and /proc, and any --rw/--ro DIR.
 set -euo pipefail
 args=(
-  --unshare-user --uid 0 --gid 0 --die-with-parent
+  --unshare-user --uid 0 --gid 0 --cap-add ALL --die-with-parent
   --ro-bind @tools@ / --ro-bind /nix/store /nix/store
   --dev /dev --proc /proc --tmpfs /tmp --tmpfs /var/tmp --tmpfs /run
   --setenv PATH /usr/sbin:/usr/bin --setenv HOME /tmp --setenv LC_ALL C.UTF-8 --setenv TZ UTC

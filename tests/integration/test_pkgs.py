@@ -119,3 +119,36 @@ def test_run_in_tools_from_a_derivation(root: Path, fetched: None) -> None:
     assert "ukify 257" in text and "systemd 257" in text
     assert "mkfs.erofs" in text and "veritysetup" in text
     assert text.splitlines()[-1] == "0"
+
+
+def test_tools_build_an_erofs_verity_disk(root: Path, fetched: None) -> None:
+    """systemd-repart 257 (offline) with mkfs.erofs, libcryptsetup (verity) and mkfs.vfat +
+    mtools from the tools set, as a nixbld user. repart copies files with their owners, and
+    store files belong to a uid the build's user namespace cannot map: copy them first."""
+    out = nix_build(root, r"""
+      let pkgs = import ./pkgs { }; in
+      derivation {
+        name = "tools-disk-check"; system = builtins.currentSystem; builder = "/bin/sh";
+        PATH = "/usr/bin:/bin";
+        args = [ "-c" ''
+          set -e; mkdir -p $out defs src/efi
+          cp -r ${pkgs.dash}/usr src/usr
+          cp ${pkgs.systemd-boot-efi}/usr/lib/systemd/boot/efi/systemd-bootx64.efi src/efi/
+          chmod -R u+w src
+          d=$PWD/defs
+          conf() { f=$1; shift; printf '%s\n' '[Partition]' "$@" > $d/$f; }
+          conf 0.conf Type=esp Format=vfat SizeMinBytes=32M SizeMaxBytes=32M \
+            CopyFiles=$PWD/src/efi:/EFI/BOOT
+          conf 1.conf Type=usr Format=erofs Verity=data VerityMatchKey=usr Minimize=best \
+            CopyFiles=$PWD/src/usr:/
+          conf 2.conf Type=usr-verity Verity=hash VerityMatchKey=usr Minimize=best
+          ${pkgs.runInTools} systemd-repart --empty=create --size=auto --offline=yes \
+            --sector-size=512 --no-pager --dry-run=no --definitions=$d --json=short \
+            --seed=0e9a6a50-0f2e-4ab4-9a0c-0b4a2c8c1d11 $out/disk.raw > $out/repart.json
+          ${pkgs.runInTools} mdir -i $out/disk.raw@@1M ::/EFI/BOOT > $out/esp.txt
+        '' ];
+      }""")
+    partitions = json.loads((out / "repart.json").read_text())
+    assert {p["type"] for p in partitions} >= {"esp", "usr-x86-64", "usr-x86-64-verity"}
+    assert any(p.get("roothash") for p in partitions)
+    assert "systemd-bootx64" in (out / "esp.txt").read_text().lower()
