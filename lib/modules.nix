@@ -255,17 +255,21 @@ let
   # Module top-level attributes besides configuration.
   specialModuleAttrs = [ "_file" "key" "disabledModules" "imports" "options" "config" "meta" "freeformType" "_class" ];
 
+  # `freeformType` and `meta` at a module's top level are definitions (of
+  # `_module.freeformType` and of the `meta` option), in the full form and in the shorthand
+  # alike, as in NixOS. A top-level function rather than a `let` in normaliseModule: this runs
+  # for every module of every submodule entry, and closures cost memory.
+  withExtraDefs = m: config:
+    if m ? freeformType || m ? meta then
+      mkMerge ([ config ]
+        ++ lib.optional (m ? freeformType) { _module.freeformType = m.freeformType; }
+        ++ lib.optional (m ? meta) { inherit (m) meta; })
+    else config;
+
   normaliseModule = file: key: m:
-    let
-      # `freeformType` and `meta` at the top level are definitions (of `_module.freeformType`
-      # and of the `meta` option), in the full form and in the shorthand alike, as in NixOS.
-      extraDefs = lib.optional (m ? freeformType) { _module.freeformType = m.freeformType; }
-        ++ lib.optional (m ? meta) { inherit (m) meta; };
-      withExtraDefs = config: if extraDefs == [ ] then config else mkMerge ([ config ] ++ extraDefs);
-      extra = removeAttrs m specialModuleAttrs;
-    in
     if m ? config || m ? options then
-      (if extra != { } then
+      (let extra = removeAttrs m specialModuleAttrs; in
+      if extra != { } then
         throw ''
           The module `${key}' has `config' or `options' at its top level, so the other top-level attributes (${concatStringsSep ", " (attrNames extra)}) are not allowed.
           Move them into `config', or drop `config'/`options' to use the shorthand form.''
@@ -274,14 +278,14 @@ let
         disabledModules = m.disabledModules or [ ];
         imports = m.imports or [ ];
         options = m.options or { };
-        config = withExtraDefs (m.config or { });
+        config = withExtraDefs m (m.config or { });
       })
     else {
       inherit file key;
       disabledModules = m.disabledModules or [ ];
       imports = m.imports or [ ];
       options = { };
-      config = withExtraDefs extra;
+      config = withExtraDefs m (removeAttrs m specialModuleAttrs);
     };
 
   # Load one module (path, function or attrset) into its normal form.
