@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from sonix import ui
-from sonix.debian import fetch, lock
+from sonix.debian import fetch
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,17 +27,6 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    locked = lock.read_lock()
-    if args.sets:
-        unknown = sorted(set(args.sets) - locked.sets.keys())
-        if unknown:
-            raise ui.die(
-                f"unknown package set {', '.join(unknown)}",
-                hint=f"the sets are: {', '.join(sorted(locked.sets))}",
-            )
-        names = [n for s in args.sets for n in locked.set_closure(s)]
-    else:
-        names = list(locked.packages)
-    for path in fetch.fetch(locked, names):
+    for path in fetch.fetch_sets(args.sets):
         print(path)
     return 0

@@ -11,9 +11,11 @@ that the kernel does not drag in initramfs-tools: sonix builds its own initrd).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote
@@ -289,6 +291,27 @@ def unavailable(cfg: AptConfig, specs: Sequence[str]) -> list[str]:
     return [spec for spec in specs if spec not in served]
 
 
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """apt writes its progress display to stdout; sonix keeps stdout for results (a command
+    like `sonix build` prints only a path there), so apt's stdout goes to stderr meanwhile."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        os.dup2(2, 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 def download(cfg: AptConfig, specs: Sequence[str], dest: Path) -> None:
-    """`apt-get download NAME=VERSION ...` into dest, one run, apt's own progress display."""
-    process.run(["apt-get", "download", *specs], env=cfg.env, cwd=dest)
+    """`apt-get download NAME=VERSION ...` into dest: one run (apt downloads in parallel from
+    the mirror) with apt's own progress display, on stderr."""
+    with _stdout_to_stderr():
+        process.run(
+            ["apt-get", "download", *specs],
+            env=cfg.env,
+            cwd=dest,
+            hint=f"check the network and the mirror {cfg.mirror.uri} (from {cfg.mirror.source})",
+        )

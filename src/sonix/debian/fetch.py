@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from sonix import nix, paths, process, ui
-from sonix.debian import apt
+from sonix.debian import apt, lock
 from sonix.debian.lock import Lock, LockedPackage
 
 STORE_DIR = "/nix/store"
@@ -123,6 +123,23 @@ def fetch(lock: Lock, names: Iterable[str], cfg: apt.AptConfig | None = None) ->
         return added
     finally:
         shutil.rmtree(staging, ignore_errors=True)
+
+
+def fetch_sets(set_names: Sequence[str] | None = None) -> list[Path]:
+    """What `sonix fetch [--set NAME]...` does, for other commands (`sonix build` fetches
+    first): the closures of these sets of pkgs/lock.json (default: every locked package)."""
+    locked = lock.read_lock()
+    if set_names:
+        unknown = sorted(set(set_names) - locked.sets.keys())
+        if unknown:
+            raise ui.die(
+                f"unknown package set {', '.join(unknown)}",
+                hint=f"the sets of pkgs/lock.json are: {', '.join(sorted(locked.sets))}",
+            )
+        names = [n for s in set_names for n in locked.set_closure(s)]
+    else:
+        names = list(locked.packages)
+    return fetch(locked, names)
 
 
 def _verify(packages: Sequence[LockedPackage], staging: Path) -> list[Path]:
