@@ -1,0 +1,587 @@
+"""`Machine`: one QEMU virtual machine under test, with a NixOS-style API.
+
+Failures come in two kinds, kept apart on purpose:
+
+- `MachineError`: the infrastructure broke (QEMU did not start or died, the backdoor did not
+  answer). The test could not check anything.
+- `AssertionError` subclasses (`CommandFailed`, `WaitTimeout`, `UnitFailed`): the system under
+  test did not behave. These are the test failures.
+
+Every public step is a nested, timed log scope on stderr (`sonix.ui.step`), and every
+`wait_for_*` is `retry()` around a check (or, for console text, a wait on arriving data).
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import os
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+from sonix import paths, ui
+from sonix.testing.backdoor import READY, Reply, ReplyParser, encode_request
+from sonix.testing.qmp import Qmp, QmpError
+from sonix.testing.retry import WaitTimeout, retry
+from sonix.vm import qemu
+from sonix.vm.console import Channel, ChannelClosed
+
+# Under TCG a minimal sonix system needs 40-60 s to reach multi-user.target, and a loaded host
+# doubles that: waits are generous and event-driven, never fixed sleeps.
+DEFAULT_TIMEOUT = 900.0
+START_TIMEOUT = 60.0  # QEMU process up and connected to our sockets
+
+
+class MachineError(Exception):
+    """The test infrastructure failed (QEMU, the backdoor), not the system under test."""
+
+
+class CommandFailed(AssertionError):
+    """A command in the guest ended with an unexpected exit status."""
+
+    def __init__(self, machine: str, command: str, reply: Reply, expected: str) -> None:
+        self.command = command
+        self.status = reply.status
+        self.stdout = reply.stdout
+        self.stderr = reply.stderr
+        detail = "".join(
+            f"\n  {label}:\n" + "\n".join(f"    {line}" for line in text.rstrip().splitlines())
+            for label, text in (("stdout", reply.stdout), ("stderr", reply.stderr))
+            if text.strip()
+        )
+        super().__init__(
+            f"{machine}: command {expected}, but exited with status {reply.status}: "
+            f"{command}{detail}"
+        )
+
+
+class UnitFailed(AssertionError):
+    """A systemd unit that a test waited for entered the failed state."""
+
+
+def _short(command: str, limit: int = 80) -> str:
+    flat = " ".join(command.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+class Machine:
+    """A virtual machine under test.
+
+    Boots either a disk image with OVMF (`image`, copied into `state_dir` and enlarged to
+    `disk_size`) or a kernel directly (`direct_boot`). `state_dir` keeps the disk, the OVMF
+    variables, `serial.log` (every byte of the serial console, across restarts) and
+    `qemu.log`. Commands run through the backdoor: a root shell on the virtio console
+    /dev/hvc0 that only test images have (modules/testing/backdoor.nix).
+
+    Args:
+        name: the machine's name in logs (and QEMU's `-name`).
+        state_dir: where the machine's persistent state and logs live.
+        image: a raw disk image (UEFI boot through OVMF).
+        direct_boot: kernel, initrd and command line for `-kernel` boots (no firmware).
+        memory_mib, cpus: the VM's size.
+        disk_size: bytes of the VM's disk (the image needs free space after its partitions,
+            systemd-repart creates the root partition there on first boot).
+        nics: NICs on VM-to-VM networks (`Driver.nic()` makes them).
+        user_net: a QEMU user-networking NIC (restricted: only the forwards reach the host).
+        port_forwards, guest_forwards: host 127.0.0.1 <-> guest TCP forwards.
+        credentials: systemd credentials for the guest (SMBIOS type 11).
+        poweroff_command: what `shutdown()` runs in the guest.
+        accel: `kvm` or `tcg`; default: probed once per host boot (see sonix.vm.qemu).
+        extra_args: more QEMU arguments.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        state_dir: Path,
+        *,
+        image: Path | None = None,
+        direct_boot: qemu.DirectBoot | None = None,
+        memory_mib: int = 1024,
+        cpus: int = 2,
+        disk_size: int = 2 * qemu.GiB,
+        nics: Sequence[qemu.Nic] = (),
+        user_net: bool = True,
+        port_forwards: Sequence[qemu.PortForward] = (),
+        guest_forwards: Sequence[qemu.GuestForward] = (),
+        credentials: Mapping[str, str] | None = None,
+        poweroff_command: str = "systemctl poweroff",
+        accel: str | None = None,
+        extra_args: Sequence[str] = (),
+    ) -> None:
+        if (image is None) == (direct_boot is None):
+            raise ValueError("a Machine boots either an image or a direct_boot kernel")
+        self.name = name
+        self.state_dir = state_dir
+        self.image = image
+        self.direct_boot = direct_boot
+        self.memory_mib = memory_mib
+        self.cpus = cpus
+        self.disk_size = disk_size
+        self.nics = tuple(nics)
+        self.user_net = user_net
+        self.port_forwards = tuple(port_forwards)
+        self.guest_forwards = tuple(guest_forwards)
+        self.credentials = dict(credentials or {})
+        self.poweroff_command = poweroff_command
+        self.accel = accel
+        self.extra_args = tuple(extra_args)
+        self.serial_log = state_dir / "serial.log"
+        self.qemu_log = state_dir / "qemu.log"
+        self._process: subprocess.Popen[bytes] | None = None
+        self._runtime: Path | None = None
+        self._serial: Channel | None = None
+        self._backdoor: Channel | None = None
+        self._qmp: Qmp | None = None
+        self._connected = False
+        self._console_pos = 0
+        self.booted_at: float | None = None  # monotonic time of the last start()
+        self.boot_times: list[float] = []  # seconds from start()/reboot() to the backdoor
+
+    def __repr__(self) -> str:
+        return f"<Machine {self.name}>"
+
+    # ---- life cycle --------------------------------------------------------------------------
+
+    def spec(self, runtime: Path) -> qemu.VmSpec:
+        """The QEMU settings of this machine, with its sockets in `runtime`."""
+        firmware = None
+        disk = None
+        if self.image is not None:
+            firmware = qemu.prepare_firmware(self.state_dir)
+            disk = qemu.prepare_disk(self.image, self.state_dir, self.disk_size)
+        return qemu.VmSpec(
+            name=self.name,
+            accel=self.accel or qemu.accelerator(paths.state_dir() / "vm"),
+            memory_mib=self.memory_mib,
+            cpus=self.cpus,
+            firmware=firmware,
+            disk=disk,
+            direct_boot=self.direct_boot,
+            serial=runtime / "serial",
+            serial_log=self.serial_log,
+            backdoor=runtime / "backdoor",
+            qmp=runtime / "qmp",
+            user_net=self.user_net,
+            port_forwards=self.port_forwards,
+            guest_forwards=self.guest_forwards,
+            nics=self.nics,
+            credentials=tuple(sorted(self.credentials.items())),
+            extra_args=self.extra_args,
+        )
+
+    def start(self) -> None:
+        """Start the VM (no-op when it runs). Returns at once: commands wait for the backdoor.
+
+        Raises MachineError when QEMU does not start (its output is in the error).
+        """
+        if self.is_running():
+            return
+        with ui.step(f"{self.name}: starting"):
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            # Unix socket paths are limited to 108 bytes: keep them in a short temp dir.
+            self._runtime = Path(tempfile.mkdtemp(prefix=f"sonix-{self.name[:16]}-"))
+            spec = self.spec(self._runtime)
+            self._serial = Channel(self._runtime / "serial")
+            self._backdoor = Channel(self._runtime / "backdoor", keep_history=False)
+            self._serial.listen()
+            self._backdoor.listen()
+            argv = qemu.qemu_argv(spec)
+            ui.debug(" ".join(shlex.quote(a) for a in argv))
+            with open(self.qemu_log, "ab") as log:
+                log.write(f"\n# {time.strftime('%F %T')} {shlex.join(argv)}\n".encode())
+                log.flush()
+                self._process = subprocess.Popen(
+                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                    start_new_session=True,
+                )  # fmt: skip
+            self.booted_at = time.monotonic()
+            self._connected = False
+            self._console_pos = 0
+            if not self._serial.wait_connected(START_TIMEOUT, alive=self.is_running):
+                raise self._failure("QEMU did not start")
+            self._qmp = Qmp(spec.qmp or self._runtime / "qmp")
+            try:
+                self._qmp.connect(START_TIMEOUT)
+            except QmpError as error:
+                raise self._failure(f"QEMU's monitor is not reachable: {error}") from None
+
+    def is_running(self) -> bool:
+        """Whether the QEMU process runs."""
+        return self._process is not None and self._process.poll() is None
+
+    def is_up(self) -> bool:
+        """Whether the VM runs and its backdoor has answered since the last (re)boot."""
+        return self.is_running() and self._connected
+
+    def connect(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until the backdoor in the guest is ready (starts the VM if needed)."""
+        if self.is_up():
+            return
+        self.start()
+        assert self._backdoor is not None
+        with ui.step(f"{self.name}: waiting for the backdoor"):
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    line = self._backdoor.read_line(
+                        deadline - time.monotonic(), alive=self.is_running
+                    )
+                except ChannelClosed:
+                    raise self._failure("QEMU exited before the backdoor came up") from None
+                if line is None:
+                    raise self._failure(f"the backdoor did not come up within {timeout:.0f}s")
+                if line.strip() == READY:
+                    break
+            self._connected = True
+            if self.booted_at is not None:
+                self.boot_times.append(time.monotonic() - self.booted_at)
+                ui.info(f"{self.name}: backdoor ready {self.boot_times[-1]:.1f}s after boot")
+
+    def shutdown(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Power the guest off cleanly (`poweroff_command`) and wait until QEMU exits."""
+        if not self.is_running():
+            return
+        with ui.step(f"{self.name}: shutting down"):
+            self.connect()
+            assert self._backdoor is not None
+            # No reply will come: the shell goes down with the system.
+            self._backdoor.send(encode_request(f"( {self.poweroff_command} ) &", 0))
+            self._connected = False
+            self.wait_for_shutdown(timeout)
+
+    def wait_for_shutdown(self, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until QEMU exits by itself (the guest powered off); then clean up."""
+        if self._process is None:
+            return
+        with ui.step(f"{self.name}: waiting for the VM to power off"):
+            try:
+                self._process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                raise MachineError(
+                    f"{self.name}: still running {timeout:.0f}s after power-off "
+                    f"(serial log: {self.serial_log})"
+                ) from None
+            self._cleanup()
+
+    def crash(self) -> None:
+        """Simulate a power failure: QEMU is killed at once; the disk keeps what it had.
+
+        `start()` (or any command) boots the machine again.
+        """
+        with ui.step(f"{self.name}: crashing"):
+            if self._process is not None and self._process.poll() is None:
+                self._process.kill()
+                self._process.wait()
+            self._cleanup()
+
+    def reboot(self) -> None:
+        """Press Ctrl-Alt-Delete in the guest (systemd reboots; a plain kernel resets).
+
+        Returns at once; the next command waits for the backdoor of the new boot.
+        """
+        with ui.step(f"{self.name}: rebooting"):
+            self.connect()
+            assert self._backdoor is not None
+            self._backdoor.skip_to_end()
+            self._connected = False
+            self.send_monitor_command("sendkey ctrl-alt-delete")
+            self.booted_at = time.monotonic()
+
+    def stop(self) -> None:
+        """Kill QEMU if it still runs (end of a test) and release sockets."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        self._cleanup()
+
+    def _cleanup(self) -> None:
+        self._connected = False
+        if self._qmp is not None:
+            self._qmp.close()
+        for channel in (self._serial, self._backdoor):
+            if channel is not None:
+                channel.close()
+        if self._runtime is not None:
+            shutil.rmtree(self._runtime, ignore_errors=True)
+        self._qmp = self._serial = self._backdoor = None
+        self._runtime = None
+
+    def _failure(self, message: str) -> MachineError:
+        """A MachineError with QEMU's output and the end of the serial console."""
+        if self._process is not None and self._process.poll() is not None:
+            message += f" (QEMU exited with status {self._process.returncode})"
+        details = [f"{self.name}: {message}"]
+        with contextlib.suppress(OSError):
+            qemu_out = self.qemu_log.read_text(errors="replace").strip().splitlines()[-10:]
+            details.append("qemu.log:\n" + "\n".join(f"  {line}" for line in qemu_out))
+        tail = self.console_text().splitlines()[-20:]
+        if tail:
+            details.append("serial console (last lines):\n" + "\n".join(f"  {t}" for t in tail))
+        details.append(f"full serial log: {self.serial_log}")
+        self.stop()
+        return MachineError("\n".join(details))
+
+    # ---- commands ----------------------------------------------------------------------------
+
+    def execute(self, command: str, timeout: float | None = DEFAULT_TIMEOUT) -> tuple[int, str]:
+        """Run `command` with bash as root in the guest: (exit status, stdout).
+
+        stderr is logged (and part of CommandFailed errors). The guest kills the command
+        after `timeout` seconds (None: never); its status is then 124 (or 137 when it had
+        to be killed). Raises MachineError when the VM or the backdoor stops answering.
+        """
+        reply = self._run(command, timeout)
+        return reply.status, reply.stdout
+
+    def _run(self, command: str, timeout: float | None) -> Reply:
+        self.connect()
+        assert self._backdoor is not None
+        guest_timeout = 0 if timeout is None else max(1, int(timeout))
+        # The guest enforces the timeout; the host only notices a shell that stopped answering.
+        host_timeout = (DEFAULT_TIMEOUT if timeout is None else timeout) + 60
+        parser = ReplyParser()
+        try:
+            self._backdoor.send(encode_request(command, guest_timeout))
+            deadline = time.monotonic() + host_timeout
+            while True:
+                line = self._backdoor.read_line(deadline - time.monotonic(), alive=self.is_running)
+                if line is None:
+                    raise self._failure(f"no reply from the backdoor within {host_timeout:.0f}s")
+                reply = parser.feed(line)
+                if reply is not None:
+                    break
+        except (ChannelClosed, OSError) as error:
+            raise self._failure(f"the VM went away while running a command ({error})") from None
+        if reply.stderr.strip():
+            for err_line in reply.stderr.rstrip().splitlines()[-20:]:
+                ui.info(f"{self.name} stderr: {err_line}")
+        return reply
+
+    def succeed(self, *commands: str, timeout: float | None = DEFAULT_TIMEOUT) -> str:
+        """Run each command; all must exit with status 0. Returns their stdout, concatenated.
+
+        Raises CommandFailed (an AssertionError) with the status and output otherwise.
+        """
+        output = ""
+        for command in commands:
+            with ui.step(f"{self.name}: must succeed: {_short(command)}"):
+                reply = self._run(command, timeout)
+                if reply.status != 0:
+                    raise CommandFailed(self.name, command, reply, "should succeed")
+                output += reply.stdout
+        return output
+
+    def fail(self, *commands: str, timeout: float | None = DEFAULT_TIMEOUT) -> str:
+        """Run each command; all must exit with a non-zero status. Returns their stdout."""
+        output = ""
+        for command in commands:
+            with ui.step(f"{self.name}: must fail: {_short(command)}"):
+                reply = self._run(command, timeout)
+                if reply.status == 0:
+                    raise CommandFailed(self.name, command, reply, "should fail")
+                output += reply.stdout
+        return output
+
+    def wait_until_succeeds(self, command: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Repeat `command` until it exits with status 0 (at most `timeout` s); its stdout."""
+        output = ""
+
+        def check(_last_try: bool) -> bool:
+            nonlocal output
+            status, output = self.execute(command, timeout=timeout)
+            return status == 0
+
+        with ui.step(f"{self.name}: waiting for success: {_short(command)}"):
+            retry(check, timeout, what=f"{command!r} to succeed on {self.name}")
+        return output
+
+    def wait_until_fails(self, command: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Repeat `command` until it exits with a non-zero status; its stdout."""
+        output = ""
+
+        def check(_last_try: bool) -> bool:
+            nonlocal output
+            status, output = self.execute(command, timeout=timeout)
+            return status != 0
+
+        with ui.step(f"{self.name}: waiting for failure: {_short(command)}"):
+            retry(check, timeout, what=f"{command!r} to fail on {self.name}")
+        return output
+
+    def systemctl(self, arguments: str) -> tuple[int, str]:
+        """`systemctl ARGUMENTS` in the guest: (exit status, stdout)."""
+        return self.execute(f"systemctl {arguments}")
+
+    def get_unit_property(self, unit: str, name: str) -> str:
+        """One property of a unit (`systemctl show -P NAME UNIT`)."""
+        return self.succeed(f"systemctl show -P {shlex.quote(name)} {shlex.quote(unit)}").strip()
+
+    def wait_for_unit(self, unit: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        """Wait until `unit` is active. Raises UnitFailed at once when it fails."""
+
+        def check(_last_try: bool) -> bool:
+            status, out = self.execute(
+                f"systemctl show -P ActiveState {shlex.quote(unit)}", timeout=60
+            )
+            state = out.strip()
+            if state == "failed":
+                _, log = self.execute(f"journalctl -b -u {shlex.quote(unit)} -n 30 --no-pager")
+                raise UnitFailed(f"{self.name}: unit {unit} failed\n{log}")
+            return status == 0 and state == "active"
+
+        with ui.step(f"{self.name}: waiting for unit {unit}"):
+            retry(check, timeout, what=f"unit {unit} on {self.name}")
+
+    def wait_for_open_port(
+        self, port: int, address: str = "127.0.0.1", timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        """Wait until something in the guest accepts TCP connections on `address:port`."""
+        probe = f"timeout 5 bash -c {shlex.quote(f'exec 3<>/dev/tcp/{address}/{port}')}"
+
+        def check(_last_try: bool) -> bool:
+            return self.execute(probe, timeout=30)[0] == 0
+
+        with ui.step(f"{self.name}: waiting for TCP port {address}:{port}"):
+            retry(check, timeout, what=f"port {address}:{port} on {self.name}")
+
+    def wait_for_closed_port(
+        self, port: int, address: str = "127.0.0.1", timeout: float = DEFAULT_TIMEOUT
+    ) -> None:
+        """Wait until nothing in the guest accepts TCP connections on `address:port`."""
+        probe = f"timeout 5 bash -c {shlex.quote(f'exec 3<>/dev/tcp/{address}/{port}')}"
+
+        def check(_last_try: bool) -> bool:
+            return self.execute(probe, timeout=30)[0] != 0
+
+        with ui.step(f"{self.name}: waiting until TCP port {address}:{port} closes"):
+            retry(check, timeout, what=f"port {address}:{port} to close on {self.name}")
+
+    # ---- the serial console ------------------------------------------------------------------
+
+    def console_text(self) -> str:
+        """Everything the serial console printed since the last start()."""
+        return self._serial.text() if self._serial is not None else ""
+
+    def wait_for_console_text(self, regex: str, timeout: float = DEFAULT_TIMEOUT) -> str:
+        """Wait until the serial console prints text matching `regex`; returns the match.
+
+        Matching starts after the previous match (or the last start()), so waiting twice for
+        the same text waits for it to appear twice. Event-driven: wakes when output arrives.
+        """
+        with ui.step(f"{self.name}: waiting for console text {regex!r}"):
+            self.start()
+            assert self._serial is not None
+            try:
+                found = self._serial.wait_for(
+                    regex, timeout, start=self._console_pos, alive=self.is_running
+                )
+            except ChannelClosed:
+                raise self._failure(f"QEMU exited while waiting for {regex!r}") from None
+            if found is None:
+                raise WaitTimeout(
+                    f"{self.name}: {regex!r} did not appear on the console within {timeout:.0f}s"
+                    f" (serial log: {self.serial_log})"
+                )
+            self._console_pos = found.end()
+            return found.group(0)
+
+    # ---- QEMU monitor ------------------------------------------------------------------------
+
+    def send_monitor_command(self, command: str) -> str:
+        """Run a QEMU (HMP) monitor command, e.g. `sendkey ctrl-alt-delete`; its output."""
+        if self._qmp is None:
+            raise MachineError(f"{self.name}: not running")
+        try:
+            result = self._qmp.command("human-monitor-command", **{"command-line": command})
+        except (QmpError, OSError) as error:
+            raise self._failure(f"monitor command {command!r} failed: {error}") from None
+        return str(result or "")
+
+    # ---- files -------------------------------------------------------------------------------
+
+    def copy_from_host(self, source: Path | str, target: str) -> None:
+        """Copy a host file or directory to the path `target` in the guest (modes kept)."""
+        source = Path(source)
+        with ui.step(f"{self.name}: copying {source} to {target}"):
+            if not source.exists():
+                raise FileNotFoundError(source)
+            script = ["set -e"]
+            for host_path, guest_path in _walk(source, target):
+                quoted = shlex.quote(guest_path)
+                if host_path.is_dir():
+                    script.append(f"mkdir -p {quoted}")
+                    continue
+                data = base64.encodebytes(host_path.read_bytes()).decode()
+                mode = oct(host_path.stat().st_mode & 0o7777)[2:]
+                script += [
+                    f'mkdir -p "$(dirname {quoted})"',
+                    f"base64 -d > {quoted}.sonix-tmp <<'SONIX_EOF'\n{data}SONIX_EOF",
+                    f"chmod {mode} {quoted}.sonix-tmp",
+                    f"mv -f {quoted}.sonix-tmp {quoted}",
+                ]
+            reply = self._run("\n".join(script) + "\n", DEFAULT_TIMEOUT)
+            if reply.status != 0:
+                raise CommandFailed(self.name, f"copy to {target}", reply, "should succeed")
+
+    def copy_from_machine(self, source: str, target: Path | str) -> None:
+        """Copy a file or directory at `source` in the guest to `target` on the host."""
+        target = Path(target)
+        # One listing line per entry: kind, octal mode, base64 path, base64 content.
+        lister = rf"""
+set -e
+emit() {{
+  if [ -d "$1" ]; then
+    printf 'D %s %s\n' "$(stat -c %a "$1")" "$(printf %s "$2" | base64 -w0)"
+  elif [ -f "$1" ]; then
+    printf 'F %s %s ' "$(stat -c %a "$1")" "$(printf %s "$2" | base64 -w0)"
+    base64 -w0 "$1"; printf '\n'
+  fi
+}}
+src={shlex.quote(source)}
+[ -e "$src" ] || {{ echo "no such file or directory: $src" >&2; exit 1; }}
+emit "$src" .
+if [ -d "$src" ]; then
+  cd "$src"; shopt -s globstar dotglob nullglob
+  for f in **; do emit "$f" "$f"; done
+fi
+"""
+        with ui.step(f"{self.name}: copying {source} to {target}"):
+            reply = self._run(lister, DEFAULT_TIMEOUT)
+            if reply.status != 0:
+                raise CommandFailed(self.name, f"copy from {source}", reply, "should succeed")
+            for line in reply.stdout.splitlines():
+                kind, mode, name, *rest = line.split(" ")
+                relative = base64.b64decode(name).decode()
+                path = target if relative == "." else target / relative
+                if kind == "D":
+                    path.mkdir(parents=True, exist_ok=True)
+                else:
+                    path.parent.mkdir(parents=True, exist_ok=True)
+                    path.write_bytes(base64.b64decode(rest[0] if rest else ""))
+                os.chmod(path, int(mode, 8))
+
+    # ---- logging -----------------------------------------------------------------------------
+
+    def log(self, message: str) -> None:
+        """A line in the test log, attributed to this machine."""
+        ui.info(f"{self.name}: {message}")
+
+    @contextlib.contextmanager
+    def nested(self, title: str) -> Iterator[None]:
+        """A timed log scope for a group of steps: `with machine.nested("checking x"): …`."""
+        with ui.step(f"{self.name}: {title}"):
+            yield
+
+
+def _walk(source: Path, target: str) -> Iterator[tuple[Path, str]]:
+    yield source, target
+    if source.is_dir():
+        for path in sorted(source.rglob("*")):
+            yield path, f"{target.rstrip('/')}/{path.relative_to(source).as_posix()}"
+
