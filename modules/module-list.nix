@@ -4,4 +4,13 @@
   ./system/files.nix
   ./system/image.nix
   ./system/build.nix
+  ./system/packages.nix
+  ./system/boot.nix
+  ./system/systemd/units.nix
+  ./system/tmpfiles.nix
+  ./system/etc.nix
+  ./system/users.nix
+  ./system/networking.nix
+  ./system/repart.nix
+  ./services/journald.nix
 ]

@@ -1,0 +1,116 @@
+# The kernel, its command line, the systemd stage-1 initrd's extra contents and the boot loader
+# (systemd-boot with boot counting). The image builder reads these options directly.
+{ lib, config, pkgs, ... }:
+let
+  inherit (lib) mkOption types optional;
+  cfg = config.boot;
+  moduleName = types.strMatching "[A-Za-z0-9_-]+";
+in
+{
+  options.boot = {
+    kernel.package = mkOption {
+      type = types.package;
+      default = pkgs.linux-image-cloud-amd64;
+      defaultText = lib.literalExpression "pkgs.linux-image-cloud-amd64";
+      example = lib.literalExpression "pkgs.linux-image-amd64";
+      description = ''
+        The Debian kernel package. The default cloud kernel has virtio, ext4 and the EFI stub
+        built in and is about a third of the size of the generic one; it lacks most drivers for
+        physical hardware, for which `pkgs.linux-image-amd64` is the choice.
+      '';
+    };
+
+    kernel.consoles = mkOption {
+      type = types.listOf types.str;
+      default = [ "ttyS0,115200" ];
+      example = [ "tty0" "ttyS0,115200" ];
+      description = ''
+        Kernel consoles, each a `console=` parameter; the last one is `/dev/console`. A serial
+        console also gets a login prompt (systemd-getty-generator).
+      '';
+    };
+
+    kernel.panicTimeout = mkOption {
+      type = types.ints.unsigned;
+      default = 5;
+      example = 0;
+      description = ''
+        Seconds after a kernel panic until the machine reboots (`panic=`), so that systemd-boot's
+        boot counting can move on to the previous release when a new one panics (for example on a
+        dm-verity error in a file needed to boot). 0 leaves it out: a panic then hangs forever.
+      '';
+    };
+
+    kernelParams = mkOption {
+      type = types.listOf types.str;
+      default = [ ];
+      example = [ "quiet" "rd.systemd.default_device_timeout_sec=30" ];
+      description = ''
+        The kernel command line, baked into the UKI (the builder adds `usrhash=`). Definitions add
+        up; the core adds `console=` ({option}`boot.kernel.consoles`), `panic=`
+        ({option}`boot.kernel.panicTimeout`) and `systemd.firstboot=no` (nobody answers
+        systemd-firstboot's questions on a server console; the configuration gives the answers).
+        Use `lib.mkForce` to replace the whole line.
+      '';
+    };
+
+    initrd.kernelModules = mkOption {
+      type = types.listOf moduleName;
+      default = [ ];
+      example = [ "dm_verity" ];
+      description = ''
+        Kernel modules loaded early in stage 1 (by name, as for modprobe). The builder copies them
+        and their dependencies into the initrd and runs depmod there.
+      '';
+    };
+
+    initrd.availableKernelModules = mkOption {
+      type = types.listOf moduleName;
+      default = [ ];
+      example = [ "nvme" "ahci" ];
+      description = ''
+        Kernel modules copied into the initrd (with their dependencies) but only loaded on demand,
+        by udev or `modprobe@.service`. The builder's base set covers virtio, dm-verity and erofs.
+      '';
+    };
+
+    initrd.binaries = mkOption {
+      type = types.listOf (types.strMatching "/usr/.+");
+      default = [ ];
+      example = [ "/usr/sbin/mkfs.xfs" ];
+      description = ''
+        Programs (absolute `/usr/...` paths in the image's `/usr`) that the builder copies into the
+        initrd with their shared libraries, beyond its base set (systemd, udev, veritysetup).
+      '';
+    };
+
+    loader.timeout = mkOption {
+      type = types.ints.unsigned;
+      default = 0;
+      example = 5;
+      description = ''
+        Seconds systemd-boot shows its menu (`timeout` in loader.conf). 0 boots the default entry
+        at once; holding a key during start still shows the menu.
+      '';
+    };
+
+    loader.tries = mkOption {
+      type = types.ints.positive;
+      default = 3;
+      description = ''
+        Boot counting: how many times a new release is tried (the UKI is named `<name>+<tries>.efi`)
+        before systemd-boot falls back to the previous one. A boot counts as good when
+        `boot-complete.target` is reached and systemd-bless-boot removes the counter.
+      '';
+    };
+  };
+
+  config = {
+    boot.kernelParams =
+      map (c: "console=${c}") cfg.kernel.consoles
+      ++ optional (cfg.kernel.panicTimeout > 0) "panic=${toString cfg.kernel.panicTimeout}"
+      ++ [ "systemd.firstboot=no" ];
+    # In /usr too: stage 2 loads its modules from /usr/lib/modules.
+    environment.packages = [ cfg.kernel.package ];
+  };
+}

@@ -1,0 +1,26 @@
+# The Debian packages that form the image's /usr. Modules add the packages they need; the
+# builder merges the dependency closure of this list (pkgs/ resolves it from the lock file).
+{ lib, pkgs, ... }:
+let
+  inherit (lib) mkOption types;
+in
+{
+  options.environment.packages = mkOption {
+    type = types.listOf types.package;
+    default = [ ];
+    example = lib.literalExpression "[ pkgs.curl pkgs.htop ]";
+    description = ''
+      Debian packages (from `pkgs`) installed in the image's `/usr`, with their dependencies.
+      Definitions add up: the core modules contribute the minimal server system (the `system`
+      set of `pkgs/packages.toml`), service modules their daemons. Packaged units are not
+      enabled by installing them: see `systemd.targets.<name>.wants`.
+    '';
+  };
+
+  # The minimal server system that every image contains (`[sets.system]` in pkgs/packages.toml):
+  # a definition, not the option's default, so that the configuration's packages add to it.
+  # The kernel comes from boot.kernel.package (modules/system/boot.nix) instead, so that
+  # choosing another one does not install both.
+  config.environment.packages =
+    map (name: pkgs.${name}) (lib.filter (name: !lib.hasPrefix "linux-image-" name) pkgs.sets.system);
+}
