@@ -177,6 +177,9 @@ let
   optionRecord = loc: opt: type: declarations: defs: value:
     let res = mergeWithDefault loc opt type declarations defs; in
     opt // {
+      # Merged declarations lost their `_type` (mergeOptionDecls combines fields only); the
+      # record must still be recognised by isOption, by docs and by mkAliasIfDef.
+      _type = "option";
       inherit value loc type declarations;
       inherit (res) isDefined highestPrio;
       definitions = map (d: d.value) res.defsFinal;

@@ -1,0 +1,1 @@
+{ lib, ... }: { options.from = lib.mkOption { default = "file"; }; }
