@@ -8,6 +8,7 @@ let
   inherit (lib) mkOption types concatMap concatStringsSep optional filter attrValues;
   cfg = config.environment.etc;
   enabled = filter (f: f.enable) (attrValues cfg);
+  targets = map (f: f.target) enabled;
 
   etcFile = types.submodule ({ name, config, ... }: {
     options = {
@@ -138,7 +139,11 @@ in
       ++ optional (lib.hasInfix ".." f.target) {
         assertion = false;
         message = "environment.etc.\"${f.target}\": the target must not contain `..`.";
-      }) enabled;
+      }) enabled
+      ++ map (target: {
+        assertion = false;
+        message = "environment.etc: more than one entry has the target \"${target}\"; keep one.";
+      }) (lib.unique (filter (t: lib.count (x: x == t) targets > 1) targets));
 
     boot.initrd.systemd.services.sonix-etc-seed = lib.mkIf config.boot.initrd.seedEtc {
       description = "Populate /sysroot/etc from /usr/share/factory (first boot)";

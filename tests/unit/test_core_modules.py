@@ -88,7 +88,9 @@ SERVICE = """{ ... }: {
     preStart = "mkdir -p /run/hello";
     script = "echo $GREETING > /run/hello/out";
   };
-  systemd.targets.multi-user.wants = [ "hello.service" "serial-getty@ttyS1.service" ];
+  systemd.targets.multi-user.wants = [
+    "hello.service" "serial-getty@ttyS1.service" "container@web.example.org.service"
+  ];
 }"""
 
 
@@ -125,6 +127,9 @@ def test_dependencies_are_wants_and_requires_links() -> None:
     assert link(
         files, "lib/systemd/system/multi-user.target.wants/serial-getty@ttyS1.service"
     ) == "../serial-getty@.service"
+    assert link(
+        files, "lib/systemd/system/multi-user.target.wants/container@web.example.org.service"
+    ) == "../container@.service"
     assert link(
         files, "lib/systemd/system/hello.service.wants/network-online.target"
     ) == "../network-online.target"
@@ -325,8 +330,11 @@ def test_etc_errors() -> None:
           environment.etc."a".user = "nobody";
           environment.etc."a".text = "x";
           environment.etc."b" = { };
+          environment.etc."c" = { target = "motd"; text = "1"; };
+          environment.etc."motd".text = "2";
         }"""
     )
+    assert message.count('more than one entry has the target "motd"; keep one.') == 1
     assert 'environment.etc."a" sets an owner (nobody:root) but is a symlink' in message
     assert 'environment.etc."b" must set exactly one of `text` or `source`.' in message
 

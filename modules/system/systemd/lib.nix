@@ -65,7 +65,7 @@ rec {
 
   # "foo@bar.service" -> "foo@.service": what an instance's .wants/ link points to.
   linkTarget = unit:
-    let m = builtins.match "([^@]+@)[^.]*(\\.[a-z]+)" unit; in
+    let m = builtins.match "([^@]+@).*(\\.[a-z]+)" unit; in
     if m == null then unit else builtins.elemAt m 0 + builtins.elemAt m 1;
 
   # Environment="KEY=value" with systemd's quoting (backslash, double quote) and % doubled
