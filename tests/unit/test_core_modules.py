@@ -312,7 +312,6 @@ def test_etc_tmpfiles_lines() -> None:
     assert "L+ /etc/motd - - - - /usr/share/factory/etc/motd" in lines
     assert "C /etc/app/secret.conf 0640 root app -" in lines
     assert "z /etc/app/secret.conf 0640 root app -" in lines
-    assert "L /etc/os-release - - - - ../usr/lib/os-release" in lines
     assert "L+ /etc/hostname - - - - /usr/share/factory/etc/hostname" in lines
     assert "L+ /etc/nsswitch.conf - - - - /usr/share/factory/etc/nsswitch.conf" in lines
     assert not any("/etc/issue" in line for line in lines)
