@@ -198,7 +198,7 @@ let
       declsByName = zipAttrsWith (_: ds: ds)
         (map (d: mapAttrs (_: v: { inherit (d) file; value = v; }) d.value) decls);
       defsByName = zipAttrsWith (_: ds: ds)
-        (map (d: mapAttrs (n: v: { inherit (d) file; value = v; pos = unsafeGetAttrPos n d.value; }) d.value) defs);
+        (map (d: mapAttrs (n: v: { inherit (d) file; value = v; pos = unsafeGetAttrPos n (d.src or d.value); }) d.value) defs);
       children = mapAttrs (n: ds:
         if length ds == 1 && isOption (head ds).value
         then evalOption (loc ++ [ n ]) (head ds).value [ (head ds).file ] (defsByName.${n} or [ ])
@@ -230,11 +230,24 @@ let
     if isAttrs d.value then d
     else throw "The declaration of `${showOption loc}' in `${toString d.file}' is neither an option (made with mkOption) nor a set of options, but ${showValueShort d.value}.";
 
-  pushDownDefs = loc: defs: concatMap (def:
-    map (v:
-      if isAttrs v && !(v ? _type) then { inherit (def) file; value = v; }
-      else throw "`${showOption loc}' is a set of options, so its definition in `${showLocation def}' must be an attribute set, not ${showValueShort v}.")
-      (pushDownProperties def.value)) defs;
+  # The definitions of a set of options, properties pushed into the attributes (see
+  # pushDownProperties), as { file; value; } plus `src` when `value` is a rewritten copy:
+  # `src` is the set as the module wrote it, where Nix knows each attribute's file and line.
+  pushDownDefs = loc: defs: concatMap (def: pushDownDef loc def null def.value) defs;
+
+  # `wrap` re-applies the properties met on the way down (null: none), outermost first.
+  pushDownDef = loc: def: wrap: v:
+    let t = propertyType v; in
+    if t == null && isAttrs v then
+      (if wrap == null then [ { inherit (def) file; value = v; } ]
+       else [ { inherit (def) file; value = mapAttrs (_: wrap) v; src = v; } ])
+    else if t == "merge" then concatMap (pushDownDef loc def wrap) v.contents
+    else if t == "if" then pushDownDef loc def (wrapWith wrap (mkIf v.condition)) v.content
+    else if t == "override" then pushDownDef loc def (wrapWith wrap (mkOverride v.priority)) v.content
+    else if t == "order" then pushDownDef loc def (wrapWith wrap (mkOrder v.priority)) v.content
+    else throw "`${showOption loc}' is a set of options, so its definition in `${showLocation def}' must be an attribute set, not ${showValueShort v}.";
+
+  wrapWith = outer: inner: if outer == null then inner else x: outer (inner x);
 
   # ---------------------------------------------------------------------------------------
   # Collecting modules
@@ -406,7 +419,8 @@ let
       };
 
       moduleArgs = {
-        inherit lib config options specialArgs;
+        inherit lib config options specialArgs extendModules;
+        moduleType = type;
         _prefix = prefix;
         _class = class;
       } // specialArgs;
@@ -442,6 +456,8 @@ let
         else true;
       checked = builtins.seq checkResult;
 
+      type = types.submoduleWith { inherit modules specialArgs class; };
+
       extendModules = { modules ? [ ], specialArgs ? { }, prefix ? evalArgs.prefix or [ ] }:
         evalModules (evalArgs // {
           modules = evalArgs.modules ++ modules;
@@ -454,8 +470,7 @@ let
       options = checked options;
       config = checked (removeAttrs config [ "_module" ]);
       _module = checked config._module;
-      inherit extendModules class;
-      type = types.submoduleWith { inherit modules specialArgs class; };
+      inherit extendModules class type;
     };
 
   # ---------------------------------------------------------------------------------------
@@ -479,10 +494,12 @@ let
         apply = _: lib.getAttrFromPath to config;
       } // lib.optionalAttrs (toOpt != null && isOption toOpt) { type = toOpt.type; }));
       config = mkMerge [
-        {
+        # Only configurations that declare `warnings` get one (as in NixOS): evaluations
+        # without the core modules (tests, submodules) may still use renames.
+        (lib.optionalAttrs (options ? warnings) {
           warnings = lib.optional (fromOpt.isDefined or false)
             "The option `${showOption from}' defined in ${showFilesOf fromOpt} has been renamed to `${showOption to}'.";
-        }
+        })
         (lib.setAttrByPath to (mkAliasDefinitions fromOpt))
       ];
     };

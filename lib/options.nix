@@ -103,6 +103,24 @@ rec {
     else if all isInt values && all (x: x == head values) values then head values
     else throw "The option `${showOption loc}' has definitions that cannot be merged:${showDefs defs}";
 
+  # Properties shown as the call that made them (`mkIf false (mkForce 1)`), so that messages
+  # about definitions read like the module that wrote them; null for other values.
+  propertyCall = v:
+    let
+      t = v._type or null;
+      arg = x: let s = showValueShort x; in
+        if isAttrs x && builtins.elem (x._type or null) [ "if" "merge" "override" "order" ] then "(${s})" else s;
+      named = { "50" = "mkForce"; "1000" = "mkDefault"; "1500" = "mkOptionDefault"; };
+      ordered = { "500" = "mkBefore"; "1500" = "mkAfter"; };
+    in
+    if t == "if" then "mkIf ${showValueShort v.condition} ${arg v.content}"
+    else if t == "merge" then "mkMerge ${showValueShort v.contents}"
+    else if t == "override" then
+      (named.${toString v.priority} or "mkOverride ${toString v.priority}") + " ${arg v.content}"
+    else if t == "order" then
+      (ordered.${toString v.priority} or "mkOrder ${toString v.priority}") + " ${arg v.content}"
+    else null;
+
   # Nix-like rendering of values, for messages (short) and documentation (full).
   showValueShort = v: showValueWith { depth = 3; } v;
   showValue = v: showValueWith { } v;
@@ -127,6 +145,7 @@ rec {
        else "[ ${concatStringsSep " " (map (showValueWith next) v)} ]")
     else if t == "set" then
       (if (v._type or null) == "literalExpression" || (v._type or null) == "literalMD" then v.text
+       else if propertyCall v != null then propertyCall v
        else if lib.isDerivation v then "<derivation ${v.name or "?"}>"
        else if v ? outPath then toString v.outPath
        else if v == { } then "{ }"

@@ -1,0 +1,6 @@
+{ config, ... }:
+{
+  services.web = {
+    root = "/srv/b";
+  };
+}

@@ -1,0 +1,1 @@
+{ lib, ... }: { options.services.web.root = lib.mkOption { type = lib.types.path; }; }

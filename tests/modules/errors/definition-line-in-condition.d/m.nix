@@ -1,0 +1,8 @@
+{ lib, ... }:
+{
+  config = lib.mkIf true (lib.mkMerge [
+    {
+      n = "one";
+    }
+  ]);
+}

@@ -1,0 +1,1 @@
+{ pkgs, lib, ... }: { options.x = lib.mkOption { default = pkgs.hello; }; }
