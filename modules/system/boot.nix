@@ -59,8 +59,19 @@ in
       default = [ ];
       example = [ "dm_verity" ];
       description = ''
-        Kernel modules loaded early in stage 1 (by name, as for modprobe). The builder copies them
+        Kernel modules loaded early in stage 1 (by name, as for modprobe), by systemd-modules-load
+        from the initrd's `/usr/lib/modules-load.d/sonix-initrd.conf`. The builder copies them
         and their dependencies into the initrd and runs depmod there.
+      '';
+    };
+
+    kernelModules = mkOption {
+      type = types.listOf moduleName;
+      default = [ ];
+      example = [ "br_netfilter" "wireguard" ];
+      description = ''
+        Kernel modules loaded at every boot of the system (stage 2) by systemd-modules-load,
+        from `/usr/lib/modules-load.d/sonix.conf`.
       '';
     };
 
@@ -112,5 +123,12 @@ in
       ++ [ "systemd.firstboot=no" ];
     # In /usr too: stage 2 loads its modules from /usr/lib/modules.
     environment.packages = [ cfg.kernel.package ];
+
+    system.usrFiles."lib/modules-load.d/sonix.conf" = lib.mkIf (cfg.kernelModules != [ ]) {
+      text = lib.concatLines cfg.kernelModules;
+    };
+    boot.initrd.usrFiles."lib/modules-load.d/sonix-initrd.conf" = lib.mkIf (cfg.initrd.kernelModules != [ ]) {
+      text = lib.concatLines cfg.initrd.kernelModules;
+    };
   };
 }

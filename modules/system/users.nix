@@ -16,7 +16,7 @@ let
         description = "The user name.";
       };
       uid = mkOption {
-        type = types.nullOr types.int;
+        type = types.nullOr types.ints.unsigned;
         default = null;
         example = 1000;
         description = ''
@@ -113,7 +113,7 @@ let
         description = "The group name.";
       };
       gid = mkOption {
-        type = types.nullOr types.int;
+        type = types.nullOr types.ints.unsigned;
         default = null;
         example = 2000;
         description = "The group ID; `null`: systemd-sysusers picks one (below 1000).";

@@ -536,6 +536,18 @@ def test_boot_defaults() -> None:
     assert "A definition for option `boot.loader.tries' is not of type `positive integer" in message
 
 
+def test_kernel_modules_to_load() -> None:
+    module = """{ ... }: {
+      boot.kernelModules = [ "br_netfilter" "wireguard" ];
+      boot.initrd.kernelModules = [ "dm_verity" ];
+    }"""
+    assert text(usr(module), "lib/modules-load.d/sonix.conf") == "br_netfilter\nwireguard\n"
+    assert text(initrd(module), "lib/modules-load.d/sonix-initrd.conf") == "dm_verity\n"
+    assert "dm_verity" in evaluate(module, "boot.initrd.kernelModules")
+    assert "lib/modules-load.d/sonix.conf" not in usr()
+    assert "lib/modules-load.d/sonix-initrd.conf" not in initrd()
+
+
 def test_packages_are_the_system_set_and_the_kernel() -> None:
     names = [package_name(p) for p in evaluate("{ }", "environment.packages")]
     assert {"systemd", "bash", "dbus-broker", "systemd-repart"} <= set(names)
