@@ -76,17 +76,18 @@ let
     operator = item: map (d: { key = d; }) lock.packages.${item.key}.depends;
   }));
 
-  mergeAttrs = names: {
+  mergeAttrs = { names, exclude ? [ ] }: {
     inherit system;
     PATH = hostPath;
     mergeScript = ./build-support/merge.sh;
     packages = map (n: unpacked.${n}) names;
     packageNames = names;
+    excludeFile = builtins.toFile "exclude" (concatStringsSep "" (map (p: "./${p}\n") exclude));
     SOURCE_DATE_EPOCH = toString sourceDateEpoch;
   };
 
   # ---- the tools tree and the helper that runs a command inside it -----------------------
-  tools = derivation (mergeAttrs (closure lock.sets.tools.roots) // {
+  tools = derivation (mergeAttrs { names = closure lock.sets.tools.roots; } // {
     name = "sonix-tools";
     builder = "/bin/sh";
     args = [ ./build-support/tools-tree.sh ];
@@ -106,8 +107,10 @@ let
   };
 
   # ---- a system's root tree: the closure merged and configured ---------------------------
-  usrTree = { packages, name ? "sonix-usr" }:
-    derivation (mergeAttrs (closure packages) // {
+  # exclude: paths (tar wildcards, relative to /) to leave out, like dpkg's path-exclude,
+  # e.g. [ "usr/share/locale/*" "usr/share/man/*" ].
+  usrTree = { packages, name ? "sonix-usr", exclude ? [ ] }:
+    derivation (mergeAttrs { names = closure packages; inherit exclude; } // {
       inherit name runInTools;
       builder = "/bin/sh";
       args = [ ./build-support/usr-tree.sh ];

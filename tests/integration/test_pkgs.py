@@ -152,3 +152,13 @@ def test_tools_build_an_erofs_verity_disk(root: Path, fetched: None) -> None:
     assert {p["type"] for p in partitions} >= {"esp", "usr-x86-64", "usr-x86-64-verity"}
     assert any(p.get("roothash") for p in partitions)
     assert "systemd-bootx64" in (out / "esp.txt").read_text().lower()
+
+
+def test_usr_tree_exclude_leaves_paths_out(root: Path, fetched: None) -> None:
+    tree = nix_build(root, '''(import ./pkgs { }).usrTree {
+      packages = [ "mount" ]; exclude = [ "usr/share/man/*" "usr/bin/umount" ]; }''')
+    assert (tree / "usr/bin/mount").is_file()
+    assert not (tree / "usr/bin/umount").exists()
+    assert list((tree / "usr/share/man").iterdir()) == []
+    modes = (tree / "nix-support/special-modes").read_text()
+    assert "/usr/bin/mount 4755" in modes and "umount" not in modes
