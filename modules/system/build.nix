@@ -73,7 +73,9 @@ let
   diskConfig = {
     inherit name version;
     inherit (config.image) espSize usrSlotSize usrVeritySlotSize compression;
-    kernelParams = config.boot.kernelParams ++ config.image.extraCmdline;
+    # The root is writable state by design (systemd-repart creates it on first boot and the
+    # initrd must create /sysroot/usr in it), so `rw` is not a choice the configuration makes.
+    kernelParams = [ "rw" ] ++ config.boot.kernelParams ++ config.image.extraCmdline;
     inherit (config.boot.loader) timeout tries;
     stubDir = "/usr/lib/systemd/boot/efi";
   };

@@ -74,13 +74,19 @@ def build(
     attr: str | None = None,
     args: Mapping[str, str] | None = None,
     *,
+    exprs: Mapping[str, str] | None = None,
+    out_link: Path | None = None,
     what: str = "build",
 ) -> list[Path]:
-    """`nix-build --no-out-link FILE [-A ATTR]`: the output paths."""
-    argv: list[str] = ["nix-build", "--no-out-link", str(file)]
+    """`nix-build FILE [-A ATTR]`: the output paths. `args` are strings (--argstr), `exprs`
+    Nix expressions (--arg); with `out_link` the result is a GC root at that path."""
+    argv: list[str] = ["nix-build", str(file)]
+    argv += ["--out-link", str(out_link)] if out_link else ["--no-out-link"]
     if attr:
         argv += ["-A", attr]
     argv += _arg_flags(args or {})
+    for name, expr in (exprs or {}).items():
+        argv += ["--arg", name, expr]
     if ui.debug_enabled():
         argv.append("--show-trace")
     result = process.run(argv, capture=True, check=False, env=NIX_ENV, cwd=paths.source_root())

@@ -671,7 +671,8 @@ def make_disk(usr: Path, initrd: Path, cfg: dict[str, object], out: Path) -> Non
             "disk_allocated": disk.stat().st_blocks * 512,
             "uki": uki.stat().st_size,
             "initrd": initrd.stat().st_size,
-            "usr_fs": usr_filesystem_size(parts),
+            "usr_fs": usr_filesystem_size(disk, parts),
+            "usr_slot": size_bytes(str(cfg["usrSlotSize"])),
         },
         "partitions": parts,
     }
@@ -679,12 +680,17 @@ def make_disk(usr: Path, initrd: Path, cfg: dict[str, object], out: Path) -> Non
     shutil.rmtree(work)
 
 
-def usr_filesystem_size(parts: list[dict[str, object]]) -> int | None:
-    for part in parts:
-        if part.get("type") == "usr-x86-64":
-            raw = part.get("raw_size") or part.get("size")
-            return int(str(raw)) if raw is not None else None
-    return None
+def usr_filesystem_size(disk: Path, parts: list[dict[str, object]]) -> int:
+    """Bytes used by the erofs file system in the usr slot (its superblock says)."""
+    part = next(p for p in parts if p.get("type") == "usr-x86-64")
+    with disk.open("rb") as f:
+        f.seek(int(str(part["offset"])) + 1024)
+        sb = f.read(64)
+    magic, _, _, blkszbits = struct.unpack_from("<IIIB", sb, 0)
+    if magic != 0xE0F5E1E2:
+        die("the usr partition does not start with an erofs superblock")
+    (blocks,) = struct.unpack_from("<I", sb, 36)
+    return int(blocks) << int(blkszbits)
 
 
 def check_usrhash(disk: Path, uki: Path, usrhash: str) -> None:
