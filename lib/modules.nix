@@ -309,13 +309,17 @@ let
     if isPath m || (isString m && lib.hasPrefix "/" m) then
       loadModule args (toString m) (toString m) (import m)
     else if isModuleFunction m then
-      loadModule args file key (applyModuleArgs key m (args // { _file = file; }))
+      loadModule args file key (applyModuleArgs key m args)
     else if isAttrs m then
       let
         file' = toString (m._file or file);
         key' = if m ? key then toString m.key else key;
       in
-      normaliseModule file' key' m
+      # A module may say which kind of configuration it is for (`_class = "sonix"`); loading
+      # it into an evaluation of another class is a mistake worth stopping (as in NixOS).
+      if m ? _class && m._class != null && args._class != null && m._class != args._class then
+        throw "The module `${if m ? _file then file' else key'}' is for configurations of class `${toString m._class}', but it was imported into one of class `${toString args._class}'."
+      else normaliseModule file' key' m
     else
       throw "The module `${key}' (in `${toString file}') is a ${builtins.typeOf m}, but a module must be a path, a function or an attribute set.";
 
@@ -334,7 +338,11 @@ let
         { key = loaded.key; module = loaded; }) ms;
       roots = map (m: { inherit (m) key; module = m; }) preloaded
         ++ toItems { file = rootFile; key = "<root>"; } modules;
-      importsOf = item: if item.module.imports == [ ] then [ ] else toItems item.module item.module.imports;
+      importsOf = item:
+        let inherit (item.module) imports; in
+        if imports == [ ] then [ ]
+        else if isList imports then toItems item.module imports
+        else throw "The `imports' of module `${item.key}' must be a list of modules, not ${showValueShort imports}.";
       all' = genericClosure { startSet = roots; operator = importsOf; };
       disabledKeys = concatMap (item: item.module.disabledModules) all';
       disabled = listToAttrs (map (d: { name = keyOfDisabled modulesPath d; value = true; }) disabledKeys);

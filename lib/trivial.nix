@@ -11,8 +11,16 @@
   boolToString = b: if b then "true" else "false";
 
   inherit (builtins)
-    isAttrs isBool isFunction isInt isFloat isList isString isPath
-    functionArgs typeOf seq deepSeq trace tryEval toJSON fromJSON;
+    isAttrs isBool isInt isFloat isList isString isPath
+    typeOf seq deepSeq trace tryEval toJSON fromJSON;
+
+  # Attribute sets with `__functor` are functions too (module functions often are).
+  isFunction = f: builtins.isFunction f || (builtins.isAttrs f && f ? __functor && lib.isFunction (f.__functor f));
+  functionArgs = f:
+    if builtins.isAttrs f && f ? __functor then f.__functionArgs or (lib.functionArgs (f.__functor f))
+    else builtins.functionArgs f;
+
+  assertMsg = pred: msg: pred || throw msg;
 
   # Give a function the argument names of another (or explicit ones), so that the module system
   # can still see which module arguments it asks for.

@@ -12,10 +12,10 @@
 #                          (lets containers skip the full merge for plain elements)
 { lib }:
 let
-  inherit (builtins) isString isInt isBool isFloat isList isAttrs isFunction isPath length
+  inherit (builtins) isString isInt isBool isFloat isList isAttrs isPath length
     head elemAt all any filter concatLists attrNames mapAttrs zipAttrsWith typeOf;
   inherit (lib) showOption showFiles getFiles getValues mergeEqualOption mergeOneOption
-    mergeDefaultOption mergeDefinitions isStringLike imap1 concatMapStringsSep boolToString;
+    mergeDefaultOption mergeDefinitions isStringLike imap1 concatMapStringsSep boolToString isFunction;
 
   defaultFunctor = name: {
     inherit name;
@@ -488,7 +488,7 @@ let
           else
             let freeform = (evalWith [ ] [ ])._module.freeformType; in
             if freeform != null then freeform.description else "submodule";
-        check = x: isAttrs x || isFunction x || isPath x;
+        check = x: isAttrs x || isFunction x || path.check x;
         merge = loc: defs: (evalWith loc (defModules defs)).config;
         emptyValue = { value = { }; };
         getSubOptions = prefix: (evalWith prefix [ ]).options;
@@ -514,7 +514,7 @@ let
       name = "deferredModule";
       description = "module";
       descriptionClass = "noun";
-      check = x: isAttrs x || isFunction x || isPath x;
+      check = x: isAttrs x || isFunction x || path.check x;
       merge = loc: defs: {
         imports = staticModules ++ map (def: {
           _file = "${toString def.file}, via option ${showOption loc}";

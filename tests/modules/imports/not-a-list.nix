@@ -1,0 +1,3 @@
+# `imports` must be a list.
+let lib = import ../../../lib; in
+(lib.evalModules { modules = [ { key = "single"; imports = ./not-a-list.nix; } ]; }).config
