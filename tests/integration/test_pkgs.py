@@ -162,3 +162,22 @@ def test_usr_tree_exclude_leaves_paths_out(root: Path, fetched: None) -> None:
     assert list((tree / "usr/share/man").iterdir()) == []
     modes = (tree / "nix-support/special-modes").read_text()
     assert "/usr/bin/mount 4755" in modes and "umount" not in modes
+
+
+def test_tools_build_a_uki(root: Path, system_tree: Path) -> None:
+    """ukify 257 (python3 + pefile) with the systemd-stub of the tools set."""
+    out = nix_build(root, r"""
+      let pkgs = import ./pkgs { }; tree = pkgs.systemTree; in
+      derivation {
+        name = "uki-check"; system = builtins.currentSystem; builder = "/bin/sh";
+        PATH = "/usr/bin:/bin";
+        args = [ "-c" ''
+          set -e; mkdir $out; echo initrd > initrd
+          ${pkgs.runInTools} sh -c "ukify build --linux ${tree}/boot/vmlinuz-* \
+            --initrd $PWD/initrd --cmdline console=ttyS0 --os-release @${tree}/usr/lib/os-release \
+            --stub /usr/lib/systemd/boot/efi/linuxx64.efi.stub --output $out/test.efi
+            ukify inspect $out/test.efi" > $out/inspect.txt
+        '' ];
+      }""")
+    inspect = (out / "inspect.txt").read_text()
+    assert ".linux:" in inspect and ".initrd:" in inspect and "console=ttyS0" in inspect
