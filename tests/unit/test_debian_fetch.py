@@ -123,7 +123,7 @@ def test_missing_debs_are_fetched_in_one_apt_run_and_added(
     assert [Path(f).name for f in add[3:]] == [
         "bash_5.2-1_amd64.deb", "passwd_1-4.17-2_amd64.deb"
     ]
-    assert not (tmp_path / "state" / "debs").exists()  # staging is cleaned up
+    assert not list((tmp_path / "apt").glob("debs-*"))  # staging is cleaned up
 
 
 def test_a_version_the_mirror_no_longer_serves_says_run_lock(
@@ -148,4 +148,4 @@ def test_a_hash_mismatch_adds_nothing(
     assert "dash=0.5~rc1-1: sha256 " in error.value.message
     assert "nothing was added to the store" in error.value.message
     assert "nix-store --add-fixed" not in world.commands()
-    assert not (tmp_path / "state" / "debs").exists()
+    assert not list((tmp_path / "apt").glob("debs-*"))

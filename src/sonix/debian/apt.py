@@ -12,6 +12,7 @@ that the kernel does not drag in initramfs-tools: sonix builds its own initrd).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import re
 import sys
@@ -211,6 +212,18 @@ def configure(
 
 # ---------------------------------------------------------------------------------------------
 # apt calls
+
+
+@contextlib.contextmanager
+def exclusive(cfg: AptConfig) -> Iterator[None]:
+    """One sonix process at a time uses this apt state (apt's own locking is off, since the
+    state is private): concurrent runs, e.g. parallel tests, wait here."""
+    with (cfg.root / "sonix.lock").open("w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
 
 
 def update(cfg: AptConfig) -> None:

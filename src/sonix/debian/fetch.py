@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from sonix import nix, paths, process, ui
+from sonix import nix, process, ui
 from sonix.debian import apt, lock
 from sonix.debian.lock import Lock, LockedPackage
 
@@ -63,8 +64,8 @@ def invalid_paths(candidates: Sequence[Path]) -> set[Path]:
     return {Path(line) for line in result.stdout.split()}
 
 
-def missing_packages(lock: Lock, names: Iterable[str]) -> list[LockedPackage]:
-    packages = [lock.packages[n] for n in sorted(set(names))]
+def missing_packages(locked: Lock, names: Iterable[str]) -> list[LockedPackage]:
+    packages = [locked.packages[n] for n in sorted(set(names))]
     invalid = invalid_paths([store_path(p) for p in packages])
     return [p for p in packages if store_path(p) in invalid]
 
@@ -86,15 +87,22 @@ def _mib(n: int) -> str:
     return f"{n / (1 << 20):.1f} MiB"
 
 
-def fetch(lock: Lock, names: Iterable[str], cfg: apt.AptConfig | None = None) -> list[Path]:
+def fetch(locked: Lock, names: Iterable[str], cfg: apt.AptConfig | None = None) -> list[Path]:
     """Make the store paths of the named locked packages valid; returns the ones added."""
     wanted = sorted(set(names))
-    missing = missing_packages(lock, wanted)
+    missing = missing_packages(locked, wanted)
     if not missing:
         ui.info(f"all {len(wanted)} .debs are in the Nix store")
         return []
-    cfg = cfg or apt.configure(apt.find_mirror(), lock.stubs)
-    with ui.step(f"Reading the {lock.suite} package index"):
+    cfg = cfg or apt.configure(apt.find_mirror(), locked.stubs)
+    with apt.exclusive(cfg):
+        return _download_and_add(locked, missing, cfg)
+
+
+def _download_and_add(
+    locked: Lock, missing: Sequence[LockedPackage], cfg: apt.AptConfig
+) -> list[Path]:
+    with ui.step(f"Reading the {locked.suite} package index"):
         apt.update(cfg)
     specs = [p.spec for p in missing]
     gone = apt.unavailable(cfg, specs)
@@ -104,9 +112,7 @@ def fetch(lock: Lock, names: Iterable[str], cfg: apt.AptConfig | None = None) ->
             f"{'s' if len(gone) > 1 else ''}: {', '.join(gone)}",
             hint="run `sonix lock` to lock the versions it serves now, then fetch again",
         )
-    staging = paths.state_dir() / "debs"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
+    staging = Path(tempfile.mkdtemp(prefix="debs-", dir=cfg.root))
     try:
         size = sum(p.size for p in missing)
         with ui.step(f"Downloading {len(missing)} .debs ({_mib(size)})"):

@@ -299,6 +299,11 @@ def check_known(names: Iterable[str], known: set[str], where: str) -> None:
 
 def lock(roots: Roots, cfg: apt.AptConfig, *, update: bool = True) -> Lock:
     """Resolve every set of roots with apt; nothing is written."""
+    with apt.exclusive(cfg):
+        return _resolve(roots, cfg, update=update)
+
+
+def _resolve(roots: Roots, cfg: apt.AptConfig, *, update: bool) -> Lock:
     if update or not apt.have_indices(cfg):
         with ui.step(f"Reading the {apt.SUITE} package index"):
             apt.update(cfg)
