@@ -3,6 +3,7 @@ server set. Downloads are shared through the Nix store, so only the first run fe
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -10,6 +11,10 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from sonix import ui
+from sonix.debian import fetch, lock
+from sonix.debian.lock import Lock
 
 pytestmark = pytest.mark.network
 
@@ -181,3 +186,26 @@ def test_tools_build_a_uki(root: Path, system_tree: Path) -> None:
       }""")
     inspect = (out / "inspect.txt").read_text()
     assert ".linux:" in inspect and ".initrd:" in inspect and "console=ttyS0" in inspect
+
+
+def _altered(root: Path, name: str, **changes: str) -> Lock:
+    """The repository's lock with one package's entry changed."""
+    locked = lock.read_lock(root / "pkgs" / "lock.json")
+    packages = {**locked.packages, name: dataclasses.replace(locked.packages[name], **changes)}
+    return dataclasses.replace(locked, packages=packages)
+
+
+def test_fetch_a_version_the_mirror_does_not_serve(root: Path) -> None:
+    locked = _altered(root, "base-passwd", version="0.0.1-sonix", sha256="1" * 64)
+    with pytest.raises(ui.SonixError) as error:
+        fetch.fetch(locked, ["base-passwd"])
+    assert "no longer serves 1 locked package version: base-passwd=0.0.1-sonix" in str(error.value)
+    assert "run `sonix lock`" in str(error.value)
+
+
+def test_fetch_a_download_with_another_hash_adds_nothing(root: Path) -> None:
+    locked = _altered(root, "base-passwd", sha256="2" * 64)
+    with pytest.raises(ui.SonixError) as error:
+        fetch.fetch(locked, ["base-passwd"])
+    assert "do not match pkgs/lock.json (nothing was added to the store)" in str(error.value)
+    assert not fetch.store_path(locked.packages["base-passwd"]).exists()
