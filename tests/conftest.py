@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
+from sonix.build import BuildResult, build_system
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -17,3 +20,18 @@ os.environ["SONIX_ROOT"] = str(ROOT)
 @pytest.fixture(scope="session")
 def root() -> Path:
     return ROOT
+
+
+@pytest.fixture(scope="session")
+def build_config(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], BuildResult]:
+    """Build a configuration's image once per test session (VM tests share them)."""
+    cache: dict[Path, BuildResult] = {}
+    out = tmp_path_factory.mktemp("builds")
+
+    def build(config: Path) -> BuildResult:
+        config = config.resolve()
+        if config not in cache:
+            cache[config] = build_system(config, out / config.stem)
+        return cache[config]
+
+    return build

@@ -60,4 +60,14 @@ in
       description = "Kernel command line words that image-level modules add (tests).";
     };
   };
+
+  # First boot: systemd-repart (in the initrd) adds the empty B slot that updates write to,
+  # before the root takes the rest of the disk. repart matches existing partitions to
+  # definitions of the same type in order, so the shipped A slot needs definitions too.
+  config.systemd.repart.partitions = let cfg = config.image; in {
+    "10-usr-a" = { Type = "usr"; SizeMinBytes = cfg.usrSlotSize; SizeMaxBytes = cfg.usrSlotSize; };
+    "11-usr-a-verity" = { Type = "usr-verity"; SizeMinBytes = cfg.usrVeritySlotSize; SizeMaxBytes = cfg.usrVeritySlotSize; };
+    "20-usr-b" = { Type = "usr"; Label = "_empty"; SizeMinBytes = cfg.usrSlotSize; SizeMaxBytes = cfg.usrSlotSize; };
+    "21-usr-b-verity" = { Type = "usr-verity"; Label = "_empty"; SizeMinBytes = cfg.usrVeritySlotSize; SizeMaxBytes = cfg.usrVeritySlotSize; };
+  };
 }
