@@ -10,7 +10,12 @@ tests/modules/<feature>/_shared/). Cases import the library by relative path
 In .err files, `@DIR@` stands for the case's directory (error messages name files).
 
 Error normalisation: Nix prints `error: ` before the first line and indents the following ones;
-versions differ in decoration, so both are removed, as are trace lines, before comparing.
+versions differ in decoration, so both are removed, as are trace lines, before comparing. Newer
+Nix versions (2.13 and later) print evaluation frames (`… while evaluating …`, source excerpts)
+first and the message last, after its own `error: `: only that last part is kept.
+
+Another Nix can be tried by putting its nix-instantiate first in PATH; the cases must pass with
+Nix 2.8 (Debian 12's nix-bin) and with newer ones (checked with 2.26, Debian 13's).
 """
 
 from __future__ import annotations
@@ -31,8 +36,12 @@ def normalise_error(stderr: str) -> str:
     for line in stderr.splitlines():
         if line.startswith("(use '--show-trace'") or line.startswith("trace: "):
             continue
-        line = re.sub(r"^error: ", "", line)
-        lines.append(line.strip())
+        line = line.strip()
+        if line.startswith("error:"):
+            # Where the message starts; anything before it is evaluation frames (newer Nix).
+            lines = []
+            line = re.sub(r"^error:\s*", "", line)
+        lines.append(line)
     return "\n".join(line for line in lines if line)
 
 
