@@ -32,7 +32,7 @@ CASES = sorted(p for p in HERE.glob("*/*.nix") if not p.parent.name.startswith("
 
 
 def normalise_error(stderr: str) -> str:
-    lines = []
+    lines: list[str] = []
     for line in stderr.splitlines():
         if line.startswith("(use '--show-trace'") or line.startswith("trace: "):
             continue
