@@ -90,7 +90,8 @@ let
     merge = mergeEqualOption;
     singleDefIsValue = true;
     functor = defaultFunctor name // {
-      type = payload: types.ints.between payload.lo payload.hi;
+      # Merging two declarations gives back the same kind of type (a port stays a port).
+      type = payload: intBetween name description payload.lo payload.hi;
       payload = { inherit lo hi; };
       binOp = a: b: if a == b then a else null;
     };
@@ -177,12 +178,12 @@ let
         merge = mergeEqualOption;
         singleDefIsValue = true;
       };
-      u8 = intBetween "u8" "8 bit unsigned integer; " 0 255;
-      u16 = intBetween "u16" "16 bit unsigned integer; " 0 65535;
-      u32 = intBetween "u32" "32 bit unsigned integer; " 0 4294967295;
-      s8 = intBetween "s8" "8 bit signed integer; " (-128) 127;
-      s16 = intBetween "s16" "16 bit signed integer; " (-32768) 32767;
-      s32 = intBetween "s32" "32 bit signed integer; " (-2147483648) 2147483647;
+      u8 = intBetween "unsignedInt8" "8 bit unsigned integer; " 0 255;
+      u16 = intBetween "unsignedInt16" "16 bit unsigned integer; " 0 65535;
+      u32 = intBetween "unsignedInt32" "32 bit unsigned integer; " 0 4294967295;
+      s8 = intBetween "signedInt8" "8 bit signed integer; " (-128) 127;
+      s16 = intBetween "signedInt16" "16 bit signed integer; " (-32768) 32767;
+      s32 = intBetween "signedInt32" "32 bit signed integer; " (-2147483648) 2147483647;
     };
     port = ints.u16;
 
@@ -221,7 +222,7 @@ let
     separatedString = sep: mkOptionType {
       name = "separatedString";
       description =
-        if sep == "" then "concatenated string"
+        if sep == "" then "Concatenated string"
         else "strings concatenated with ${lib.escapeNixString sep}";
       descriptionClass = "noun";
       check = isString;
@@ -533,7 +534,7 @@ let
 
     optionType = mkOptionType {
       name = "optionType";
-      description = "optional type";
+      description = "optionType";
       check = x: isAttrs x && (x._type or null) == "option-type";
       merge = loc: defs:
         builtins.foldl' (acc: def:
