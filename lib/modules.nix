@@ -490,27 +490,33 @@ let
   mkAliasDefinitions = option:
     mkAliasIfDef option (mkMerge (map (mkOverride option.highestPrio) option.definitions));
 
-  mkRenamedOptionModule = from: to: { config, options, ... }:
+  # An option at `from` that forwards its definitions, with their priority, to the option at
+  # `to`, and reads as it. `warn`: whether using the old name adds a warning (renames) or not
+  # (aliases, which are also visible in the documentation).
+  doRename = { from, to, visible, warn }: { config, options, ... }:
     let
       fromOpt = lib.attrByPath from { } options;
       toOpt = lib.attrByPath to null options;
     in
     {
       options = lib.setAttrByPath from (mkOption ({
-        visible = false;
+        inherit visible;
         description = "Alias of `${showOption to}`.";
         apply = _: lib.getAttrFromPath to config;
       } // lib.optionalAttrs (toOpt != null && isOption toOpt) { type = toOpt.type; }));
       config = mkMerge [
         # Only configurations that declare `warnings` get one (as in NixOS): evaluations
         # without the core modules (tests, submodules) may still use renames.
-        (lib.optionalAttrs (options ? warnings) {
+        (lib.optionalAttrs (warn && options ? warnings) {
           warnings = lib.optional (fromOpt.isDefined or false)
             "The option `${showOption from}' defined in ${showFilesOf fromOpt} has been renamed to `${showOption to}'.";
         })
         (lib.setAttrByPath to (mkAliasDefinitions fromOpt))
       ];
     };
+
+  mkRenamedOptionModule = from: to: doRename { inherit from to; visible = false; warn = true; };
+  mkAliasOptionModule = from: to: doRename { inherit from to; visible = true; warn = false; };
 
   mkRemovedOptionModule = optionName: replacementInstructions: { options, ... }:
     let opt = lib.attrByPath optionName { } options; in
@@ -541,7 +547,7 @@ let
 in
 {
   inherit mkIf mkMerge mkOverride mkOrder pushDownProperties mergeDefinitions evalModules
-    mkAliasDefinitions mkAliasIfDef mkRenamedOptionModule mkRemovedOptionModule checkAssertWarn
+    mkAliasDefinitions mkAliasIfDef mkRenamedOptionModule mkAliasOptionModule doRename mkRemovedOptionModule checkAssertWarn
     defaultOverridePriority defaultOrderPriority;
   mkOptionDefault = mkOverride 1500;
   mkDefault = mkOverride 1000;
