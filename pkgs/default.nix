@@ -61,6 +61,7 @@ let
   }) lock.packages;
 
   # ---- pkgs.<name>: one package unpacked -------------------------------------------------
+  # Extra attributes (not derivation inputs): debianName, debianVersion, deb.
   unpacked = mapAttrs (name: p: derivation {
     name = storeSafe "${name}-${p.version}";
     inherit system;
@@ -68,6 +69,10 @@ let
     args = [ ./build-support/unpack.sh ];
     deb = debs.${name};
     PATH = hostPath;
+  } // {
+    debianName = name;
+    debianVersion = p.version;
+    deb = debs.${name};
   }) lock.packages;
 
   # Names reachable from names through the locked dependencies, sorted.
