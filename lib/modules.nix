@@ -399,7 +399,7 @@ let
           suggest = map (c: "`${showOption (u.at ++ [ c.s ])}'") (lib.take 3 close);
           listing = filter (s: s != "_module") u.siblings;
         in
-        "- The option `${showOption (u.at ++ [ name ])}' does not exist. Definition in `${showLocation u}': ${showValueShort u.value}"
+        "- The option `${showOption (u.at ++ [ name ])}' does not exist. Definition in `${showLocation u}': ${lib.showValueSafe u.value}"
         + (if suggest != [ ] then "\n  Did you mean ${concatStringsSep " or " suggest}?"
            else if listing != [ ] && length listing <= 12 then "\n  The options at `${if u.at == [ ] then "<top level>" else showOption u.at}' are: ${concatStringsSep ", " listing}."
            else "");

@@ -121,6 +121,12 @@ rec {
       (ordered.${toString v.priority} or "mkOrder ${toString v.priority}") + " ${arg v.content}"
     else null;
 
+  # For values that nothing has evaluated yet (undeclared options' definitions): a value that
+  # fails must not replace the message that shows it.
+  showValueSafe = v:
+    let r = builtins.tryEval (let s = showValueShort v; in builtins.seq s s); in
+    if r.success then r.value else "<a value that fails to evaluate>";
+
   # Nix-like rendering of values, for messages (short) and documentation (full).
   showValueShort = v: showValueWith { depth = 3; } v;
   showValue = v: showValueWith { } v;

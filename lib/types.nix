@@ -487,8 +487,14 @@ let
         description =
           if description != null then description
           else
-            let freeform = (evalWith [ ] [ ])._module.freeformType; in
-            if freeform != null then freeform.description else "submodule";
+            # A submodule whose config fails without definitions must still be describable
+            # (error messages use the description).
+            let
+              r = builtins.tryEval (
+                let freeform = (evalWith [ ] [ ])._module.freeformType; in
+                if freeform != null then freeform.description else "submodule");
+            in
+            if r.success then r.value else "submodule";
         check = x: isAttrs x || isFunction x || path.check x;
         merge = loc: defs: (evalWith loc (defModules defs)).config;
         emptyValue = { value = { }; };
