@@ -3,12 +3,14 @@
 The guest runs a root shell loop on /dev/hvc0 (a virtio console that only test images have),
 with the tty in raw mode. One request, one reply:
 
-    host  -> guest   SONIX-RUN <timeout> <length>\\n<length bytes: a bash script>
+    host  -> guest   SONIX-RUN <timeout> <length>   (a 64-byte header: padded, ends in \\n)
+                     <length bytes: a bash script>
     guest -> host    SONIX-OUT <base64 of the script's stdout>\\n
                      SONIX-ERR <base64 of its stderr>\\n
                      SONIX-STATUS <exit status>\\n
 
-Requests are length-framed (no quoting or line-length limits); output is base64 on one line
+Requests are length-framed (no quoting or line-length limits; the guest reads header and
+script with `head -c`, which never reads past its count — bash's `read` would); output is base64 on one line
 each, so any bytes survive the tty; the exit status comes on its own line after the output,
 never mixed into it. `<timeout>` seconds (0: none) are enforced in the guest with
 `timeout --kill-after`, status 124/137 then. When the loop starts it prints `SONIX-BACKDOOR-READY`;
@@ -22,6 +24,7 @@ import binascii
 from dataclasses import dataclass
 
 READY = "SONIX-BACKDOOR-READY"
+HEADER_SIZE = 64
 OUT, ERR, STATUS = "SONIX-OUT", "SONIX-ERR", "SONIX-STATUS"
 
 
@@ -39,7 +42,8 @@ class Reply:
 def encode_request(script: str, timeout: int) -> bytes:
     """The bytes that ask the guest to run `script` (bash) with a `timeout` (0: none)."""
     payload = script.encode()
-    return f"SONIX-RUN {max(0, int(timeout))} {len(payload)}\n".encode() + payload
+    header = f"SONIX-RUN {max(0, int(timeout))} {len(payload)}".ljust(HEADER_SIZE - 1) + "\n"
+    return header.encode() + payload
 
 
 class ReplyParser:
