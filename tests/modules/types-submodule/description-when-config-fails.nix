@@ -1,8 +1,10 @@
-# A submodule that cannot be evaluated on its own (it needs `pkgs`) is still described in errors.
+# A submodule whose modules throw when evaluated without definitions is still described in errors.
 let lib = import ../../../lib; in
 (lib.evalModules {
   modules = [
-    { options.s = lib.mkOption { type = lib.types.submodule ({ pkgs, ... }: { imports = [ pkgs.someModule ]; }); }; }
+    { options.s = lib.mkOption { type = lib.types.submodule ({ name, ... }: {
+        config = if name == "<name>" then throw "only for real entries" else { };
+      }); }; }
     { _file = "s.nix"; s = 3; }
   ];
 }).config
