@@ -209,3 +209,17 @@ def test_fetch_a_download_with_another_hash_adds_nothing(root: Path) -> None:
         fetch.fetch(locked, ["base-passwd"])
     assert "do not match pkgs/lock.json (nothing was added to the store)" in str(error.value)
     assert not fetch.store_path(locked.packages["base-passwd"]).exists()
+
+
+def test_usr_tree_is_reproducible(root: Path, fetched: None) -> None:
+    """Built twice (`nix-build --check`), a tree with every maintainer-script replacement
+    (passwd, alternatives, ld.so.cache, depmod, sysusers) is bit for bit the same."""
+    expr = '''(import ./pkgs { }).usrTree { name = "reproducible-check"; packages = [
+      "base-passwd" "dash" "mawk" "libc-bin" "systemd" "kmod" "liblzma5" "libzstd1"
+      "linux-image-cloud-amd64" ]; }'''
+    nix_build(root, expr)
+    result = subprocess.run(
+        ["nix-build", *NIX, "--no-out-link", "--check", "-E", expr],
+        capture_output=True, text=True, cwd=root, check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]

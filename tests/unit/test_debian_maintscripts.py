@@ -115,7 +115,8 @@ def test_ldconfig_depmod_sysusers_commands(tmp_path: Path, commands: list[list[s
     assert maintscripts.sysusers(tmp_path)
     assert commands == [
         ["ldconfig", "-X", "-r", str(tmp_path)],
-        ["depmod", "--all", "--basedir", str(tmp_path), "6.12.117+deb13-cloud-amd64"],
+        ["depmod", "--all", "--basedir", str(tmp_path), "--moduledir", "/usr/lib/modules",
+         "6.12.117+deb13-cloud-amd64"],
         ["systemd-sysusers", f"--root={tmp_path}"],
     ]
     assert not (tmp_path / "var/cache/ldconfig").exists()  # aux-cache is not reproducible

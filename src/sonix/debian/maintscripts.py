@@ -189,7 +189,10 @@ def kernels(root: Path) -> list[str]:
 def depmod(root: Path) -> list[str]:
     done = kernels(root)
     for version in done:
-        _run(["depmod", "--all", "--basedir", str(root), version])
+        # --moduledir: kmod's default is /lib/modules, which only exists through base-files'
+        # usr-merge symlink; a tree without base-files still has /usr/lib/modules.
+        _run(["depmod", "--all", "--basedir", str(root), "--moduledir", "/usr/lib/modules",
+              version])
     return done
 
 
