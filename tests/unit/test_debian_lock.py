@@ -187,3 +187,13 @@ def test_the_repository_lock_is_consistent(root: Path) -> None:
     for name, body in data["sets"].items():
         assert body["closure"] == locked.set_closure(name)
     assert locked.to_json() == (root / "pkgs" / "lock.json").read_text()
+
+
+def test_the_repository_lock_matches_the_roots(root: Path) -> None:
+    """pkgs/lock.json was written from the current pkgs/packages.toml (else: `sonix lock`)."""
+    roots = lock.read_roots(root / "pkgs" / "packages.toml")
+    locked = lock.read_lock(root / "pkgs" / "lock.json")
+    assert {s.name: tuple(sorted(s.roots)) for s in roots.sets} == dict(locked.sets), (
+        "pkgs/packages.toml changed: run `sonix lock`"
+    )
+    assert roots.stubs == locked.stubs
