@@ -1,15 +1,17 @@
-# A realistic sonix server: a static address on the first network card, DHCP elsewhere, users
-# with SSH keys, a data disk, a service with a timer, and a bigger root partition. Later
-# modules (SSH, updates, health checks, containers) extend this file.
-{ lib, ... }:
+# A realistic sonix server: a static address on the uplink, DHCP elsewhere, users with SSH
+# keys, partitions made on first boot (root, swap, /srv), a tmpfs mount, a nightly job with its
+# timer and a bigger journal. Later modules (SSH, updates, health checks, containers) extend
+# this file. It fits the default VM disk of `sonix run` (4 GiB).
+{ lib, pkgs, ... }:
 {
   networking.hostName = "web-1";
 
   boot.kernel.consoles = [ "tty0" "ttyS0,115200" ];
   boot.loader.timeout = 3;
+  boot.kernelParams = [ "quiet" ];
 
   # The uplink has a fixed address; every other Ethernet interface still uses DHCP
-  # (networking.useDHCP, "80-sonix-ether" sorts after "10-uplink").
+  # (networking.useDHCP: "80-sonix-ether" sorts after "10-uplink").
   systemd.network.networks."10-uplink" = {
     matchConfig.MACAddress = "52:54:00:12:34:56";
     networkConfig = {
@@ -25,7 +27,7 @@
       isNormalUser = true;
       uid = 1000;
       description = "Alice";
-      extraGroups = [ "sudo" "systemd-journal" ];
+      extraGroups = [ "systemd-journal" "adm" ];
       openssh.authorizedKeys.keys = [
         "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGk0o8rbBtFvGDe6y47mQXnObZ3JyJfBuo7q1cjHVN9e alice@laptop"
       ];
@@ -38,57 +40,53 @@
     };
   };
 
-  # The root partition takes at least 4 GiB; a swap partition of 1 GiB next to it.
-  systemd.repart.partitions."50-root".SizeMinBytes = "4G";
-  systemd.repart.partitions."60-swap" = {
-    Type = "swap";
-    Format = "swap";
-    SizeMinBytes = "1G";
-    SizeMaxBytes = "1G";
+  # First boot: the root (at least 1 GiB) and /srv share the free space two to one, next to a
+  # fixed swap partition. systemd's gpt-auto-generator mounts /srv and enables the swap by their
+  # partition types; no fstab.
+  systemd.repart.partitions = {
+    "50-root".SizeMinBytes = "1G";
+    "60-swap" = { Type = "swap"; Format = "swap"; SizeMinBytes = "256M"; SizeMaxBytes = "256M"; };
+    "70-srv" = { Type = "srv"; Format = "ext4"; SizeMinBytes = "256M"; Weight = 500; };
   };
 
-  # A data disk, mounted when present.
+  # A scratch area in memory, below the /srv partition (mount units order after their parents).
   systemd.mounts = [ {
-    description = "Application data";
-    what = "/dev/disk/by-label/data";
-    where = "/srv/data";
-    type = "ext4";
-    options = "noatime,nofail";
+    description = "Scratch space for uploads in progress";
+    what = "tmpfs";
+    where = "/srv/incoming";
+    type = "tmpfs";
+    options = "size=128M,mode=1777,nosuid,nodev";
   } ];
-  systemd.targets.local-fs.wants = [ "srv-data.mount" ];
+  systemd.targets.local-fs.wants = [ "srv-incoming.mount" ];
 
   # A nightly job: a oneshot service and the timer that starts it.
-  systemd.services.prune-data = {
-    description = "Remove week-old files from /srv/data/tmp";
-    after = [ "srv-data.mount" ];
-    unitConfig.ConditionPathIsMountPoint = "/srv/data";
+  environment.packages = [ pkgs.findutils ];
+  systemd.tmpfiles.rules = [ "d /srv/uploads 0775 deploy deploy -" ];
+  systemd.services.prune-uploads = {
+    description = "Remove uploads older than a week";
     serviceConfig = {
       Type = "oneshot";
       User = "deploy";
       Nice = 10;
     };
     script = ''
-      find /srv/data/tmp -mindepth 1 -mtime +7 -delete
+      find /srv/uploads -mindepth 1 -mtime +7 -delete
     '';
   };
-  systemd.timers.prune-data.timerConfig = {
+  systemd.timers.prune-uploads.timerConfig = {
     OnCalendar = "daily";
     RandomizedDelaySec = "1h";
     Persistent = true;
   };
-  systemd.targets.timers.wants = [ "prune-data.timer" ];
-
-  systemd.tmpfiles.rules = [ "d /srv/data/tmp 1777 root root 7d" ];
+  systemd.targets.timers.wants = [ "prune-uploads.timer" ];
 
   services.journald = {
     storage = "persistent";
-    systemMaxUse = "1G";
+    systemMaxUse = "256M";
     extraConfig = "MaxRetentionSec=3month";
   };
 
   environment.etc."motd".text = ''
-    web-1: managed by sonix. Local changes to /etc/motd are replaced at boot.
+    web-1: managed by sonix. Changes to /etc/motd are replaced at boot; edit the configuration.
   '';
-
-  boot.kernelParams = lib.mkAfter [ "quiet" ];
 }

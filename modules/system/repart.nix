@@ -7,6 +7,14 @@ let
   inherit (lib) mkOption types mkIf mkDefault;
   sd = import ./systemd/lib.nix { inherit lib; };
   cfg = config.systemd.repart;
+  mkfsBinaries = {
+    # e2fsck too: systemd-fsck-root checks the new root in the initrd.
+    ext4 = [ "/usr/sbin/mke2fs" "/usr/sbin/mkfs.ext4" "/usr/sbin/e2fsck" "/usr/sbin/fsck.ext4" ];
+    swap = [ "/usr/sbin/mkswap" ];
+    vfat = [ "/usr/sbin/mkfs.vfat" ];            # dosfstools
+    xfs = [ "/usr/sbin/mkfs.xfs" ];              # xfsprogs
+    btrfs = [ "/usr/bin/mkfs.btrfs" ];           # btrfs-progs
+  };
   formats = lib.unique (lib.filter (f: f != null) (map (p: p.Format or null) (lib.attrValues cfg.partitions)));
 in
 {
@@ -36,7 +44,8 @@ in
         partition (`Type = "root"`, `Format = "ext4"`, at least 256 MiB) and, having no
         `SizeMaxBytes`, grows it into the free space of the disk. The disk must have at least
         `SizeMinBytes` free after the shipped partitions, or the boot stops in emergency mode.
-        File systems other than ext4 need their mkfs in the initrd ({option}`boot.initrd.binaries`).
+        The `mkfs` of each `Format` (ext4, swap, vfat, xfs, btrfs) goes into the initrd; its
+        package must be in {option}`environment.packages` (ext4 and swap are in the base system).
       '';
     };
   };
@@ -58,11 +67,10 @@ in
       serviceConfig.ExecStart = [ "" "systemd-repart --dry-run=no --definitions=/usr/lib/repart.d" ];
     };
 
+    # repart runs mkfs.<Format> for new partitions; the packages must be in /usr (the builder
+    # stops with "initrd binaries not in the usr tree" otherwise).
     boot.initrd.binaries = [ "/usr/bin/systemd-repart" ]
-      ++ lib.optionals (lib.elem "ext4" formats) [
-        "/usr/sbin/mke2fs" "/usr/sbin/mkfs.ext4"   # repart formats new partitions
-        "/usr/sbin/e2fsck" "/usr/sbin/fsck.ext4"   # systemd-fsck-root checks the root
-      ];
+      ++ lib.concatMap (f: mkfsBinaries.${f} or [ ]) formats;
     # repart formats through a loop device over the new partition.
     boot.initrd.availableKernelModules = [ "loop" ];
   };

@@ -596,10 +596,15 @@ def test_minimal_example() -> None:
 def test_server_example() -> None:
     files = usr(example("server.nix"))
     assert "lib/systemd/network/10-uplink.network" in files
-    assert "lib/systemd/system/timers.target.wants/prune-data.timer" in files
-    assert "lib/systemd/system/local-fs.target.wants/srv-data.mount" in files
-    assert "lib/systemd/system/srv-data.mount" in files
-    assert "SizeMinBytes=4G" in text(initrd(example("server.nix")), "lib/repart.d/50-root.conf")
+    assert "lib/systemd/system/timers.target.wants/prune-uploads.timer" in files
+    assert "lib/systemd/system/local-fs.target.wants/srv-incoming.mount" in files
+    assert "lib/systemd/system/srv-incoming.mount" in files
+    assert "lib/sonix/scripts/prune-uploads-start" in files
+    boot_files = initrd(example("server.nix"))
+    assert "SizeMinBytes=1G" in text(boot_files, "lib/repart.d/50-root.conf")
+    assert "Type=srv" in text(boot_files, "lib/repart.d/70-srv.conf")
+    binaries = evaluate(example("server.nix"), "boot.initrd.binaries")
+    assert "/usr/sbin/mkswap" in binaries
     params = evaluate(example("server.nix"), "boot.kernelParams")
     assert params[-1] == "quiet"
     assert "console=tty0" in params
