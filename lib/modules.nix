@@ -180,6 +180,8 @@ let
       # Merged declarations lost their `_type` (mergeOptionDecls combines fields only); the
       # record must still be recognised by isOption, by docs and by mkAliasIfDef.
       _type = "option";
+      # "${options.services.web.port}" gives the option's name, for messages (as in NixOS).
+      __toString = _: showOption loc;
       inherit value loc type declarations;
       inherit (res) isDefined highestPrio;
       definitions = map (d: d.value) res.defsFinal;
@@ -245,7 +247,7 @@ let
     else if t == "if" then pushDownDef loc def (wrapWith wrap (mkIf v.condition)) v.content
     else if t == "override" then pushDownDef loc def (wrapWith wrap (mkOverride v.priority)) v.content
     else if t == "order" then pushDownDef loc def (wrapWith wrap (mkOrder v.priority)) v.content
-    else throw "`${showOption loc}' is a set of options, so its definition in `${showLocation def}' must be an attribute set, not ${showValueShort v}.";
+    else throw "${if loc == [ ] then "A module's configuration" else "`${showOption loc}' is a set of options, so its definition"} in `${showLocation def}' must be an attribute set, not ${showValueShort v}.";
 
   wrapWith = outer: inner: if outer == null then inner else x: outer (inner x);
 
