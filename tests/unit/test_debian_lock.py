@@ -197,3 +197,19 @@ def test_the_repository_lock_matches_the_roots(root: Path) -> None:
         "pkgs/packages.toml changed: run `sonix lock`"
     )
     assert roots.stubs == locked.stubs
+
+
+def test_changes_lists_added_removed_and_updated_packages() -> None:
+    def pkg(name: str, version: str, sha: str = "0") -> lock.LockedPackage:
+        return lock.LockedPackage(name, version, "amd64", "pool/x.deb", 1, sha * 64)
+
+    old = lock.Lock("trixie", "amd64", (), {}, {
+        "a": pkg("a", "1"), "b": pkg("b", "1"), "c": pkg("c", "1"), "d": pkg("d", "1")})
+    new = lock.Lock("trixie", "amd64", (), {}, {
+        "a": pkg("a", "1"), "c": pkg("c", "2"), "d": pkg("d", "1", "f"), "e": pkg("e", "1")})
+    assert lock.changes(old, new) == [
+        "-b 1",
+        "~c 1 → 2",
+        "~d 1 (same version, other file or dependencies)",
+        "+e 1",
+    ]

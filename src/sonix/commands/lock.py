@@ -39,6 +39,10 @@ def run(args: argparse.Namespace) -> int:
         size = sum(result.packages[n].size for n in closure)
         ui.info(f"{name}: {len(closure)} packages, {size / (1 << 20):.1f} MiB of .debs")
     path: Path = args.output or lock.lock_file()
+    previous = lock.lock_file() if args.output is None or not args.output.exists() else args.output
+    if previous.exists():
+        for line in lock.changes(lock.read_lock(previous), result):
+            ui.info(f"  {line}")
     changed = lock.write_lock(result, path)
     ui.info(f"{path} {'updated' if changed else 'unchanged'}")
     print(path)

@@ -325,6 +325,23 @@ def _resolve(roots: Roots, cfg: apt.AptConfig, *, update: bool) -> Lock:
     return result
 
 
+def changes(old: Lock, new: Lock) -> list[str]:
+    """What a re-lock changed, for people: `+name version`, `-name version`,
+    `~name old → new`, sorted by name."""
+    lines = []
+    for name in sorted(old.packages.keys() | new.packages.keys()):
+        before, after = old.packages.get(name), new.packages.get(name)
+        if before is None and after is not None:
+            lines.append(f"+{name} {after.version}")
+        elif after is None and before is not None:
+            lines.append(f"-{name} {before.version}")
+        elif before is not None and after is not None and before.version != after.version:
+            lines.append(f"~{name} {before.version} → {after.version}")
+        elif after is not None and before != after:
+            lines.append(f"~{name} {after.version} (same version, other file or dependencies)")
+    return lines
+
+
 def write_lock(result: Lock, path: Path | None = None) -> bool:
     """Write atomically; False when the file already had this content."""
     path = path or lock_file()
