@@ -101,7 +101,7 @@ rec {
     else if all isBool values then builtins.any (x: x) values
     else if all isString values then lib.concatStrings values
     else if all isInt values && all (x: x == head values) values then head values
-    else throw "The option `${showOption loc}' has definitions that cannot be merged:${showDefs defs}";
+    else throw "The option `${showOption loc}' has definitions that cannot be merged:${showDefs defs}\n${prioritySuggestion}";
 
   # Properties shown as the call that made them (`mkIf false (mkForce 1)`), so that messages
   # about definitions read like the module that wrote them; null for other values.
