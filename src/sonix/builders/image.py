@@ -211,6 +211,15 @@ def make_usr(base: Path, manifest: dict[str, dict[str, str]], os_release: Path, 
     apply_manifest(usr, manifest)
     shutil.copyfile(os_release, usr / "lib/os-release")
 
+    # A read-only /usr ships its hardware database compiled: with /usr/lib/udev/hwdb.bin in
+    # place, systemd-hwdb-update.service has nothing to do at boot.
+    # systemd-hwdb comes with udev, which the tools set lacks; the image's own binary runs
+    # here because the tools carry the same libsystemd-shared (both are trixie's systemd).
+    hwdb = usr / "bin/systemd-hwdb"
+    if hwdb.exists():
+        log("Compiling the hardware database")
+        run(hwdb, "update", f"--root={out}", "--usr", "--strict")
+
     # The configuration's own /etc lines (modules/system/etc.nix) come first and win;
     # the packages' /etc is installed by a later file for what remains.
     owned = tmpfiles_paths(usr / "lib/tmpfiles.d") | {"/etc/os-release"}
