@@ -61,14 +61,16 @@ let
     passAsFile = [ "manifest" "osRelease" ];
   } ''"$runInTools" python3 "$builders/image.py" usr --base "$base" --manifest "$manifestPath" --os-release "$osReleasePath" --out "$out"'';
 
+  # The initrd is made from the package tree and its own files only, so that changing the
+  # configuration of the booted system (units, /etc, users) does not rebuild it.
   initrd = step "initrd" {
-    inherit base usr;
-    manifest = builtins.toJSON config.system.buildManifest;
-    passAsFile = [ "manifest" ];
+    inherit base osRelease;
+    manifest = builtins.toJSON { inherit (config.system.buildManifest) initrdUsrFiles; };
+    passAsFile = [ "manifest" "osRelease" ];
     modules = lib.concatStringsSep "," (lib.unique (baseInitrdModules
       ++ config.boot.initrd.availableKernelModules ++ config.boot.initrd.kernelModules));
     binaries = lib.concatStringsSep "," config.boot.initrd.binaries;
-  } ''"$runInTools" python3 "$builders/image.py" initrd --usr "$usr" --base "$base" --manifest "$manifestPath" --modules "$modules" --binaries "$binaries" --out "$out"'';
+  } ''"$runInTools" python3 "$builders/image.py" initrd --usr "$base" --base "$base" --manifest "$manifestPath" --os-release "$osReleasePath" --modules "$modules" --binaries "$binaries" --out "$out"'';
 
   diskConfig = {
     inherit name version;

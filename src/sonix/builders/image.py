@@ -387,7 +387,6 @@ INITRD_DATA = [
     "usr/lib/sysctl.d",
     "usr/lib/tmpfiles.d",
     "usr/lib/sysusers.d",
-    "usr/lib/os-release",
 ]
 
 # Units that cannot work in stage 1 (D-Bus is not there).
@@ -440,6 +439,7 @@ def make_initrd(
     usr: Path,
     base: Path,
     manifest: dict[str, dict[str, str]],
+    os_release: Path,
     modules: list[str],
     binaries: list[str],
     out: Path,
@@ -482,7 +482,8 @@ def make_initrd(
             copy_tree(chosen, root / "etc" / rel)
         elif chosen.exists():
             shutil.copy2(chosen, root / "etc" / rel)
-    shutil.copyfile(usr / "usr/lib/os-release", root / "etc/initrd-release")
+    shutil.copyfile(os_release, root / "usr/lib/os-release")
+    shutil.copyfile(os_release, root / "etc/initrd-release")
     (root / "etc/machine-id").write_text("")
     (root / "init").symlink_to("usr/lib/systemd/systemd")
 
@@ -732,6 +733,7 @@ def main() -> None:
     p.add_argument("--usr", type=Path, required=True)
     p.add_argument("--base", type=Path, required=True)
     p.add_argument("--manifest", type=Path, required=True)
+    p.add_argument("--os-release", type=Path, required=True)
     p.add_argument("--modules", default="")
     p.add_argument("--binaries", default="")
     p.add_argument("--out", type=Path, required=True)
@@ -747,8 +749,9 @@ def main() -> None:
         make_usr(args.base, manifest, args.os_release, args.out)
     elif args.verb == "initrd":
         manifest = json.loads(args.manifest.read_text())["initrdUsrFiles"]
-        make_initrd(args.usr, args.base, manifest, [m for m in args.modules.split(",") if m],
-                    [b for b in args.binaries.split(",") if b], args.out)
+        modules = [m for m in args.modules.split(",") if m]
+        binaries = [b for b in args.binaries.split(",") if b]
+        make_initrd(args.usr, args.base, manifest, args.os_release, modules, binaries, args.out)
     else:
         make_disk(args.usr, args.initrd, json.loads(args.config.read_text()), args.out)
 
