@@ -75,9 +75,14 @@ let
     deb = debs.${name};
   }) lock.packages;
 
-  # Names reachable from names through the locked dependencies, sorted.
-  closure = names: sort lessThan (map (x: x.key) (genericClosure {
-    startSet = map (n: { key = checkName n; }) names;
+  # Package names, or package values of this set (pkgs.systemd), as names.
+  toName = p:
+    if builtins.isString p then p
+    else p.debianName or (throw "pkgs: expected a Debian package name or a package of pkgs, got ${builtins.typeOf p}${if p ? name then " '${p.name}'" else ""}");
+
+  # Names reachable from packages (names or package values) through the locked dependencies.
+  closure = packages: sort lessThan (map (x: x.key) (genericClosure {
+    startSet = map (p: { key = checkName (toName p); }) packages;
     operator = item: map (d: { key = d; }) lock.packages.${item.key}.depends;
   }));
 

@@ -110,6 +110,11 @@ def test_usr_tree_has_users_and_alternatives(system_tree: Path) -> None:
     assert "/usr/bin/mount 4755 0 0" in modes
 
 
+def test_usr_tree_has_a_dpkg_status(system_tree: Path) -> None:
+    listing = in_tree(system_tree, "/usr/bin/dpkg-query", "-W", "-f", "${Package} ${Status}\\n")
+    assert "systemd install ok installed" in listing.splitlines()
+
+
 def test_run_in_tools_from_a_derivation(root: Path, fetched: None) -> None:
     out = nix_build(root, r'''
       let pkgs = import ./pkgs { }; in

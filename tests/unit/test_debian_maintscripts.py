@@ -134,3 +134,22 @@ def test_configure_records_shadow_modes(tmp_path: Path, commands: list[list[str]
         "/etc/shadow 0640 0 42",
         "/usr/bin/mount 4755 0 0",
     ]
+
+
+def test_dpkg_status_from_control_files(tmp_path: Path) -> None:
+    dirs = []
+    for name in ("mawk", "dash"):
+        pkg = tmp_path / "store" / f"0000-{name}-1.0"
+        (pkg / "nix-support" / "debian").mkdir(parents=True)
+        (pkg / "nix-support" / "debian" / "control").write_text(
+            f"Package: {name}\nVersion: 1.0\nArchitecture: amd64\nDescription: x\n y\n"
+        )
+        dirs.append(pkg)
+    root = tmp_path / "root"
+    assert maintscripts.dpkg_status(root, dirs) == 2
+    assert (root / "var/lib/dpkg/status").read_text() == (
+        "Package: dash\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n"
+        "Description: x\n y\n\n"
+        "Package: mawk\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n"
+        "Description: x\n y\n\n"
+    )

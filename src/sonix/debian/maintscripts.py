@@ -10,7 +10,8 @@ script does their lasting effects, deterministically, on a tree that pkgs/defaul
 3. `ldconfig`: /etc/ld.so.cache (libc-bin's trigger);
 4. `depmod`: modules.dep & co. for every kernel under /usr/lib/modules (the kernel's postinst);
 5. `sysusers`: the users and groups of /usr/lib/sysusers.d (systemd's trigger), which also
-   writes /etc/shadow and /etc/gshadow.
+   writes /etc/shadow and /etc/gshadow;
+6. `dpkg_status`: /var/lib/dpkg/status, what dpkg would have recorded as installed.
 
 It runs inside the Nix build with the locked tools' python3 (bubblewrap, see `runInTools` in
 pkgs/default.nix) and uses only the standard library. Because the sonix package is not there,
@@ -205,6 +206,26 @@ def sysusers(root: Path) -> bool:
     return True
 
 
+def dpkg_status(root: Path, package_dirs: Sequence[Path]) -> int:
+    """/var/lib/dpkg/status from the packages' control files, so that `dpkg -l` and security
+    scanners see what the tree contains. Returns the number of packages."""
+    stanzas: dict[str, str] = {}
+    for pkg in package_dirs:
+        control = pkg / "nix-support" / "debian" / "control"
+        if not control.is_file():
+            continue
+        lines = control.read_text().rstrip("\n").splitlines()
+        name = lines[0].partition(":")[2].strip()
+        stanzas[name] = "\n".join([lines[0], "Status: install ok installed", *lines[1:]])
+    if not stanzas:
+        return 0
+    status = root / "var/lib/dpkg/status"
+    status.parent.mkdir(parents=True, exist_ok=True)
+    status.unlink(missing_ok=True)
+    status.write_text("".join(f"{stanzas[n]}\n\n" for n in sorted(stanzas)))
+    return len(stanzas)
+
+
 def special_modes(root: Path) -> list[str]:
     """Modes that the Nix store cannot keep, for files this script made (`path mode uid gid`,
     the format of the packages' nix-support/special-modes)."""
@@ -229,11 +250,14 @@ def configure(root: Path, package_dirs: Sequence[Path]) -> None:
         ("ld.so.cache", lambda: ldconfig(root)),
         ("depmod", lambda: depmod(root)),
         ("sysusers", lambda: sysusers(root)),
+        ("dpkg status", lambda: dpkg_status(root, package_dirs)),
     ]
     for title, step in steps:
         result = step()
         if isinstance(result, list):
             done = ", ".join(map(str, result)) if len(result) <= 3 else f"{len(result)} made"
+        elif isinstance(result, int) and not isinstance(result, bool):
+            done = f"{result} packages"
         else:
             done = "done" if result else "nothing to do"
         print(f"‣ {title}: {done if result else 'nothing to do'}", file=sys.stderr, flush=True)
