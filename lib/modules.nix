@@ -111,9 +111,11 @@ let
       subOptionSets = filter (d: !(isOption d.value)) decls;
       combine = res: d:
         let
-          opt = removeAttrs d.value [ "_type" ];
+          opt = removeAttrs (locateSubmodules d.file d.value) [ "_type" ];
           bothHave = k: res ? ${k} && opt ? ${k};
-          clash = filter bothHave [ "default" "example" "description" "apply" "defaultText" "readOnly" ];
+          # As in NixOS: other fields (readOnly, internal, visible, defaultText, ...) may be
+          # repeated, the last declaration's value counting.
+          clash = filter bothHave [ "default" "example" "description" "apply" ];
           mergedType = res.type.typeMerge opt.type.functor;
         in
         if clash != [ ] then
@@ -137,6 +139,28 @@ let
       inherit type;
       declarations = merged.declarations ++ map (d: d.file) subOptionSets;
     };
+
+  # The modules of a submodule-typed option get the declaring file as their default `_file`,
+  # so that the documentation of its sub-options names the file that declared the option (as
+  # in NixOS). For an option declared once this is only done for its record (`type` there),
+  # which docs read; the value is merged with the type as declared, so that the thousands of
+  # entries of an attrsOf submodule pay nothing for it. Definitions in those modules are
+  # located by their positions anyway.
+  # (NixOS wraps each module in `{ _file; imports = [ m ]; }`; here the file is put into the
+  # module itself, which costs far less than the extra module for every entry of an
+  # attrsOf submodule.)
+  locateSubmodules = file: opt:
+    if opt ? type && opt.type.getSubModules != null && opt.type.getSubModules != [ ] then
+      opt // { type = opt.type.substSubModules (map (withDefaultFile file) opt.type.getSubModules); }
+    else opt;
+
+  withDefaultFile = file: m:
+    if isAttrs m && !(m ? __functor) then (if m ? _file then m else m // { _file = file; })
+    else if isFunction m then
+      lib.setFunctionArgs (args: withDefaultFile file (m args)) (functionArgs m)
+    else m;  # paths name themselves; functors are left alone
+
+  setDefaultModuleLocation = file: m: { _file = file; imports = [ m ]; };
 
   # The value and the documentation record of one declared option. This runs once per option
   # per evaluation (for every entry of an attrsOf submodule, too), so it allocates little: the
@@ -177,12 +201,13 @@ let
   optionRecord = loc: opt: type: declarations: defs: value:
     let res = mergeWithDefault loc opt type declarations defs; in
     opt // {
+      type = if length declarations == 1 then (locateSubmodules (head declarations) { inherit type; }).type else type;
       # Merged declarations lost their `_type` (mergeOptionDecls combines fields only); the
       # record must still be recognised by isOption, by docs and by mkAliasIfDef.
       _type = "option";
       # "${options.services.web.port}" gives the option's name, for messages (as in NixOS).
       __toString = _: showOption loc;
-      inherit value loc type declarations;
+      inherit value loc declarations;
       inherit (res) isDefined highestPrio;
       definitions = map (d: d.value) res.defsFinal;
       definitionsWithLocations = res.defsFinal;
@@ -559,7 +584,7 @@ in
   mkBefore = mkOrder 500;
   mkAfter = mkOrder 1500;
   mkFixStrictness = x: x;
-  setDefaultModuleLocation = file: m: { _file = file; imports = [ m ]; };
+  inherit setDefaultModuleLocation;
   # Where the built-in modules live, for disabledModules given as relative paths.
   modulesPath = ../modules;
 }
