@@ -15,7 +15,8 @@ from typing import Any
 from sonix import paths, process, ui
 
 NIX_ENV = {
-    "NIX_CONFIG": "substituters =\nwarn-dirty = false\n",
+    # max-jobs: independent derivations (package unpacking) build in parallel.
+    "NIX_CONFIG": "substituters =\nwarn-dirty = false\nmax-jobs = auto\n",
     # The module system's own trace output (warnings) should reach the user unchanged.
     "NIX_PATH": "",
 }
