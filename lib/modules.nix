@@ -427,7 +427,9 @@ let
           listing = filter (s: s != "_module") u.siblings;
         in
         "- The option `${showOption (u.at ++ [ name ])}' does not exist. Definition in `${showLocation u}': ${lib.showValueSafe u.value}"
-        + (if suggest != [ ] then "\n  Did you mean ${concatStringsSep " or " suggest}?"
+        + (if (builtins.tryEval (isOption u.value || (isAttrs u.value && lib.any isOption (lib.attrValues u.value)))).value or false then
+             "\n  This looks like an option declaration (mkOption) under `config'; declare options under `options'."
+           else if suggest != [ ] then "\n  Did you mean ${concatStringsSep " or " suggest}?"
            else if listing != [ ] && length listing <= 12 then "\n  The options at `${if u.at == [ ] then "<top level>" else showOption u.at}' are: ${concatStringsSep ", " listing}."
            else "");
       shown = lib.take 10 unmatched;

@@ -152,6 +152,7 @@ rec {
     else if t == "set" then
       (if (v._type or null) == "literalExpression" || (v._type or null) == "literalMD" then v.text
        else if propertyCall v != null then propertyCall v
+       else if (v._type or null) == "option-type" then "<option type: ${v.description}>"
        else if lib.isDerivation v then "<derivation ${v.name or "?"}>"
        else if v ? outPath then toString v.outPath
        else if v == { } then "{ }"

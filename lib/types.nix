@@ -153,6 +153,15 @@ let
     };
 
     bool = scalar "bool" "boolean" isBool;
+    # Any definition `true` makes it true (for options that several modules may switch on).
+    boolByOr = mkOptionType {
+      name = "boolByOr";
+      description = "boolean (merged using or)";
+      descriptionClass = "noun";
+      check = isBool;
+      merge = _: defs: builtins.any (def: def.value) defs;
+      singleDefIsValue = true;
+    };
     int = scalar "int" "signed integer" isInt;
     float = scalar "float" "floating point number" isFloat;
     number = scalar "number" "signed integer or floating point number" (x: isInt x || isFloat x)
@@ -203,6 +212,14 @@ let
     };
 
     str = scalar "str" "string" isString;
+    # One line, optionally ending with a newline, which the value drops.
+    singleLineStr = mkOptionType {
+      name = "singleLineStr";
+      description = "(optionally newline-terminated) single-line string";
+      descriptionClass = "noun";
+      check = x: isString x && builtins.match "[^\n\r]*\n?" x != null;
+      merge = loc: defs: lib.removeSuffix "\n" (mergeEqualOption loc defs);
+    };
     nonEmptyStr = mkOptionType {
       name = "nonEmptyStr";
       description = "non-empty string";
@@ -247,6 +264,15 @@ let
       description = "path";
       descriptionClass = "noun";
       check = x: isStringLike x && builtins.substring 0 1 (toString x) == "/";
+      merge = mergeEqualOption;
+      singleDefIsValue = true;
+    };
+
+    pathInStore = mkOptionType {
+      name = "pathInStore";
+      description = "path in the Nix store";
+      descriptionClass = "noun";
+      check = x: isStringLike x && builtins.match "${builtins.storeDir}/[^.].*" (toString x) != null;
       merge = mergeEqualOption;
       singleDefIsValue = true;
     };
