@@ -292,8 +292,14 @@ let
         The module `${key}' takes the argument `${name}', but nothing provides it.
         Provide it with `_module.args.${name}' in a module, or with `specialArgs.${name}' when calling evalModules.'';
     in
-    f (mapAttrs (name: _:
-      args.${name} or (config._module.args.${name} or (missing name))) (moduleFunctionArgs f));
+    # All of `args` (so that `args@{ ... }:` sees config, lib, options and specialArgs, as in
+    # NixOS), plus the named arguments that come from `_module.args`. Most module functions
+    # ask only for what `args` has (config, lib, name, ...): they get `args` itself, uncopied.
+    let fromModuleArgs = removeAttrs (moduleFunctionArgs f) args._names; in
+    if fromModuleArgs == { } then f args
+    else f (args // mapAttrs (name: _: config._module.args.${name} or (missing name)) fromModuleArgs);
+
+  baseArgNames = [ "lib" "config" "options" "specialArgs" "extendModules" "moduleType" "_prefix" "_class" "_names" ];
 
   # Module top-level attributes besides configuration.
   specialModuleAttrs = [ "_file" "key" "disabledModules" "imports" "options" "config" "meta" "freeformType" "_class" ];
@@ -460,6 +466,8 @@ let
         moduleType = type;
         _prefix = prefix;
         _class = class;
+        # The names above and specialArgs' (see applyModuleArgs).
+        _names = baseArgNames ++ attrNames specialArgs;
       } // specialArgs;
 
       collected = collectModules moduleArgs (specialArgs.modulesPath or null) "<unknown-file>"
