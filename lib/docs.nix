@@ -50,7 +50,9 @@ in
   # (with their flags) so that callers choose what to render.
   optionsToDocList = options: lib.sortOn (e: e.name) (collect options);
 
-  # The names of visible, non-internal options without a description.
-  undocumentedOptions = docList:
+  # The names of visible, non-internal options without a description, from the entries of
+  # optionsToDocList or from an option tree (`(evalModules { ... }).options`).
+  undocumentedOptions = docListOrOptions:
+    let docList = if builtins.isList docListOrOptions then docListOrOptions else lib.optionsToDocList docListOrOptions; in
     map (e: e.name) (filter (e: e.visible && !e.internal && (e.description == null || e.description == "")) docList);
 }
