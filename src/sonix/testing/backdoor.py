@@ -1,7 +1,8 @@
 """The host side of the test backdoor protocol (the guest side: modules/testing/backdoor.sh).
 
-The guest runs a root shell loop on /dev/hvc0 (a virtio console that only test images have),
-with the tty in raw mode. One request, one reply:
+The guest runs a root shell loop on a virtio serial port named `org.sonix.backdoor` (only
+test images have it; see sonix.vm.qemu.BACKDOOR_PORT for why not a virtconsole/hvc0). One
+request, one reply:
 
     host  -> guest   SONIX-RUN <timeout> <length>   (a 64-byte header: padded, ends in \\n)
                      <length bytes: a bash script>
@@ -9,12 +10,12 @@ with the tty in raw mode. One request, one reply:
                      SONIX-ERR <base64 of its stderr>\\n
                      SONIX-STATUS <exit status>\\n
 
-Requests are length-framed (no quoting or line-length limits; the guest reads header and
-script with `head -c`, which never reads past its count — bash's `read` would); output is base64 on one line
-each, so any bytes survive the tty; the exit status comes on its own line after the output,
-never mixed into it. `<timeout>` seconds (0: none) are enforced in the guest with
-`timeout --kill-after`, status 124/137 then. When the loop starts it prints `SONIX-BACKDOOR-READY`;
-after a guest reboot it prints it again.
+Requests are length-framed: no quoting and no line-length limits (the guest reads header and
+script with `head -c`, which never reads past its count; bash's `read` may read ahead).
+Output is base64 on one line each, so any bytes pass; the exit status comes on its own line
+after the output, never mixed into it. `<timeout>` seconds (0: none) are enforced in the guest
+with `timeout --kill-after` (status 124, or 137 when killed). When the loop starts it prints
+`SONIX-BACKDOOR-READY`; after a guest reboot it prints it again.
 """
 
 from __future__ import annotations

@@ -76,7 +76,7 @@ class Machine:
     `disk_size`) or a kernel directly (`direct_boot`). `state_dir` keeps the disk, the OVMF
     variables, `serial.log` (every byte of the serial console, across restarts) and
     `qemu.log`. Commands run through the backdoor: a root shell on the virtio console
-    /dev/hvc0 that only test images have (modules/testing/backdoor.nix).
+    virtio port `org.sonix.backdoor` that only test images use (modules/testing/backdoor.nix).
 
     Args:
         name: the machine's name in logs (and QEMU's `-name`).

@@ -219,6 +219,12 @@ def prepare_disk(image: Path, state: Path, size: int) -> Path:
 
 # ---- the command line -----------------------------------------------------------------------
 
+# The backdoor is a virtserialport, not a virtconsole (/dev/hvc0): QEMU silently drops console
+# output that its chardev cannot take at once (hw/char/virtio-console.c: "we should be queuing
+# data ... rather than silently dropping console data on EAGAIN"), which corrupted large
+# replies; a plain port is flow-controlled instead. It is also not a tty: no line discipline.
+BACKDOOR_PORT = "org.sonix.backdoor"
+
 
 @dataclass(frozen=True)
 class DirectBoot:
@@ -273,7 +279,8 @@ class VmSpec:
     # a unix socket that the host listens on (QEMU connects). The log file gets every byte.
     serial: str | Path = "stdio"
     serial_log: Path | None = None
-    # The test backdoor: a unix socket the host listens on, seen as /dev/hvc0 in the guest.
+    # The test backdoor: a unix socket the host listens on; in the guest a virtio serial port
+    # named BACKDOOR_PORT (/dev/virtio-ports/org.sonix.backdoor, /dev/vportNp1).
     backdoor: Path | None = None
     # QMP monitor: a unix socket that QEMU listens on.
     qmp: Path | None = None
@@ -328,7 +335,7 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         argv += [
             "-chardev", f"socket,id=backdoor,path={_escape(str(spec.backdoor))},server=off",
             "-device", "virtio-serial-pci",
-            "-device", "virtconsole,chardev=backdoor",
+            "-device", f"virtserialport,chardev=backdoor,name={BACKDOOR_PORT}",
         ]  # fmt: skip
     if spec.qmp is not None:
         argv += ["-qmp", f"unix:{_escape(str(spec.qmp))},server=on,wait=off"]
