@@ -1,0 +1,107 @@
+"""`sonix run CONFIG`: build the system and boot it in QEMU (`--check`: boot, report, power off)."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+from pathlib import Path
+
+from sonix import paths, process, ui
+from sonix.vm import check, qemu
+
+DEFAULT_DISK_SIZE = "4G"
+
+
+def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = sub.add_parser(
+        "run",
+        help="build a configuration and boot it in QEMU (serial console on this terminal)",
+        description="Builds CONFIG and boots its disk image in QEMU with the serial console "
+        "attached (Ctrl-a x quits, Ctrl-a c is the QEMU monitor). KVM is used when a guest "
+        "really runs under it here, TCG otherwise. The VM's disk (a copy of the image, "
+        "enlarged: the root partition is created on first boot) and its UEFI variables are "
+        "kept in the state directory between runs, like a real machine's; a new image "
+        "starts a fresh disk. With --check the VM boots headless instead: it prints the "
+        "systemd-analyze phases and the failed units, powers off, and the exit status is 0 "
+        "only when the system came up healthy.",
+    )
+    parser.add_argument("config", type=Path, help="the configuration (a .nix module file)")
+    parser.add_argument(
+        "--check", action="store_true", help="boot headless, report the boot, power off"
+    )
+    parser.add_argument("--memory", type=int, default=2048, metavar="MiB", help="RAM (2048)")
+    parser.add_argument("--cpus", type=int, default=2, metavar="N", help="virtual CPUs (2)")
+    parser.add_argument(
+        "--disk-size", default=DEFAULT_DISK_SIZE, metavar="SIZE",
+        help=f"size of the VM's disk, e.g. 4G ({DEFAULT_DISK_SIZE})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--state-dir", type=Path, metavar="DIR",
+        help="where the VM's disk, firmware variables and serial log live "
+        "(default: .sonix/vm/<config name>)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--forward", action="append", default=[], metavar="HOST:GUEST",
+        help="forward host 127.0.0.1:HOST to guest TCP port GUEST (repeatable), e.g. 2222:22",
+    )  # fmt: skip
+    parser.add_argument(
+        "--timeout", type=float, default=900.0, metavar="S",
+        help="--check: seconds to wait for the boot report (900; TCG is slow)",
+    )  # fmt: skip
+    parser.set_defaults(func=run)
+
+
+def parse_forward(text: str) -> qemu.PortForward:
+    host, sep, guest = text.partition(":")
+    if not sep or not host.isdigit() or not guest.isdigit():
+        raise ui.die(f"--forward {text}: expected HOST:GUEST port numbers", hint="e.g. 2222:22")
+    return qemu.PortForward(host_port=int(host), guest_port=int(guest))
+
+
+def run(args: argparse.Namespace) -> int:
+    config: Path = args.config
+    if not config.exists():
+        raise ui.die(f"configuration {config} does not exist", hint="give a .nix module file")
+    if args.memory < 256 or args.cpus < 1:
+        raise ui.die("--memory must be at least 256 (MiB) and --cpus at least 1")
+    size = qemu.parse_size(args.disk_size)
+    forwards = tuple(parse_forward(f) for f in args.forward)
+    # Host problems first: they should not wait for a build.
+    qemu.require_qemu()
+    qemu.find_ovmf()
+
+    from sonix.build import build_system  # the image builder (its own module, its own owner)
+
+    result = build_system(config)
+    state: Path = args.state_dir or paths.state_dir() / "vm" / config.stem
+    state.mkdir(parents=True, exist_ok=True)
+    with ui.step("Preparing the VM"):
+        accel = qemu.accelerator(paths.state_dir() / "vm")
+        firmware = qemu.prepare_firmware(state)
+        disk = qemu.prepare_disk(result.image, state, size)
+        ui.info(f"accelerator: {accel}; disk: {disk} ({size // qemu.MiB} MiB)")
+    spec = qemu.VmSpec(
+        name=config.stem,
+        accel=accel,
+        memory_mib=args.memory,
+        cpus=args.cpus,
+        firmware=firmware,
+        disk=disk,
+        serial_log=state / "serial.log",
+        port_forwards=forwards,
+    )
+    if args.check:
+        report = check.boot_check(spec, args.timeout)
+        print(report.body)
+        verdict = "healthy" if report.healthy else "NOT healthy"
+        print(
+            f"{config.stem}: {verdict} (state {report.state}, {report.failed} failed units, "
+            f"boot-complete.target {report.boot_complete})"
+        )
+        return 0 if report.healthy else 1
+    argv = qemu.qemu_argv(spec)
+    ui.info("serial console follows; Ctrl-a x quits, Ctrl-a c switches to the QEMU monitor")
+    ui.debug(process.command_line(argv))
+    # The terminal belongs to QEMU (the serial console), so not process.run (stdin /dev/null).
+    return subprocess.call(argv, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)

@@ -1,0 +1,132 @@
+"""`sonix run --check`: boot an image headless and read its boot report from the serial console.
+
+A real image has no backdoor and nobody can log in, so the image reports on itself: the
+`sonix.report` system credential (SMBIOS type 11) enables `sonix-boot-report.service`
+(modules/testing/boot-report.nix), which waits for the end of the boot and for
+boot-complete.target, prints the systemd-analyze phases and the failed units between markers
+on ttyS0, and powers off. The host waits for the markers, event-driven, on the serial socket.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from sonix import ui
+from sonix.vm import qemu
+from sonix.vm.console import Channel, ChannelClosed
+
+CREDENTIAL = ("sonix.report", "1")
+BEGIN = "SONIX-BOOT-REPORT-BEGIN"
+END = "SONIX-BOOT-REPORT-END"
+REPORT = re.compile(
+    rf"{BEGIN}\r?\n(?P<body>.*?){END} state=(?P<state>\S*) failed=(?P<failed>\d+)"
+    r" boot-complete=(?P<complete>\S+)",
+    re.S,
+)
+POWEROFF_TIMEOUT = 180.0
+
+
+@dataclass(frozen=True)
+class BootReport:
+    """What the image said about its boot."""
+
+    state: str  # `systemctl is-system-running`: running, degraded, …
+    failed: int  # number of failed units
+    boot_complete: str  # active when boot-complete.target (and its health checks) succeeded
+    body: str  # systemd-analyze time and blame, the failed units (for people)
+
+    @property
+    def healthy(self) -> bool:
+        return self.state == "running" and self.failed == 0 and self.boot_complete == "active"
+
+
+def parse_report(text: str) -> BootReport | None:
+    """The boot report in serial console text, or None when it is not (completely) there."""
+    found = REPORT.search(text)
+    if found is None:
+        return None
+    body = "\n".join(line.rstrip("\r") for line in found["body"].splitlines())
+    return BootReport(
+        state=found["state"],
+        failed=int(found["failed"]),
+        boot_complete=found["complete"],
+        body=body,
+    )
+
+
+def check_spec(spec: qemu.VmSpec, serial_socket: Path) -> qemu.VmSpec:
+    """`spec` for a check boot: serial on our socket, the report credential, no reboots."""
+    return replace(
+        spec,
+        serial=serial_socket,
+        credentials=(*spec.credentials, CREDENTIAL),
+        no_reboot=True,
+    )
+
+
+def boot_check(spec: qemu.VmSpec, timeout: float) -> BootReport:
+    """Boot `spec` headless until its report arrives and it powers off; the report.
+
+    Raises SonixError (with the end of the serial log) when no report comes in `timeout` s.
+    """
+    runtime = Path(tempfile.mkdtemp(prefix="sonix-check-"))
+    serial = Channel(runtime / "serial")
+    serial.listen()
+    argv = qemu.qemu_argv(check_spec(spec, runtime / "serial"))
+    ui.debug(shlex.join(argv))
+    qemu_log = (spec.serial_log.parent if spec.serial_log else runtime) / "qemu.log"
+    with open(qemu_log, "ab") as log:
+        process = subprocess.Popen(
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
+        )
+    started = time.monotonic()
+    try:
+        with ui.step(f"Booting {spec.name} ({spec.accel}) until its boot report"):
+            try:
+                found = serial.wait_for(
+                    REPORT, timeout, alive=lambda: process.poll() is None
+                )
+            except ChannelClosed:
+                found = None
+            report = parse_report(found.group(0)) if found else None
+            if report is None:
+                raise _no_report(spec, serial.text(), process, timeout, qemu_log)
+            ui.info(f"report after {time.monotonic() - started:.1f}s")
+        with ui.step("Waiting for the power-off"):
+            try:
+                process.wait(POWEROFF_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                ui.info(f"still running {POWEROFF_TIMEOUT:.0f}s after the report: stopping QEMU")
+        return report
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        serial.close()
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _no_report(
+    spec: qemu.VmSpec, text: str, process: subprocess.Popen[bytes], timeout: float, log: Path
+) -> ui.SonixError:
+    if process.poll() is not None:
+        output = "\n".join(log.read_text(errors="replace").strip().splitlines()[-10:])
+        what = f"QEMU exited with status {process.returncode} before the boot report"
+        if output:
+            what += ":\n" + output
+    else:
+        what = f"no boot report on the serial console within {timeout:.0f}s"
+    tail = "\n".join(f"  {line}" for line in text.splitlines()[-25:])
+    log = f" (whole log: {spec.serial_log})" if spec.serial_log else ""
+    return ui.SonixError(
+        f"{what}\nlast lines of the serial console{log}:\n{tail}",
+        hint="the image needs modules/testing/boot-report.nix (sonix-boot-report.service); "
+        "emergency mode or a hang above means the boot itself failed",
+    )
