@@ -124,9 +124,9 @@ def _no_report(
     else:
         what = f"no boot report on the serial console within {timeout:.0f}s"
     tail = "\n".join(f"  {line}" for line in text.splitlines()[-25:])
-    log = f" (whole log: {spec.serial_log})" if spec.serial_log else ""
+    where = f" (whole log: {spec.serial_log})" if spec.serial_log else ""
     return ui.SonixError(
-        f"{what}\nlast lines of the serial console{log}:\n{tail}",
+        f"{what}\nlast lines of the serial console{where}:\n{tail}",
         hint="the image needs modules/testing/boot-report.nix (sonix-boot-report.service); "
         "emergency mode or a hang above means the boot itself failed",
     )
