@@ -254,7 +254,10 @@ let
     };
 
   checkOptionSet = loc: d:
-    if isAttrs d.value then d
+    if isAttrs d.value && !(d.value ? _type) then d
+    else if isAttrs d.value then
+      # Most often a type where mkOption was meant: `options.port = types.port;`.
+      throw "The declaration of `${showOption loc}' in `${toString d.file}' is a value of kind `${toString d.value._type}', not an option; declare options with mkOption (`lib.mkOption { type = ...; }`)."
     else throw "The declaration of `${showOption loc}' in `${toString d.file}' is neither an option (made with mkOption) nor a set of options, but ${showValueShort d.value}.";
 
   # The definitions of a set of options, properties pushed into the attributes (see
@@ -343,6 +346,10 @@ let
       loadModule args (toString m) (toString m) (import m)
     else if isModuleFunction m then
       loadModule args file key (applyModuleArgs key m args)
+    else if isAttrs m && m ? _type && !(builtins.elem m._type [ "if" "merge" "override" "order" ]) then
+      # A module may be a property (`mkIf cond { ... }`), but not some other tagged value: most
+      # often the result of evalModules, imported instead of the modules that made it.
+      throw "The module `${key}' (in `${toString file}') is a value of kind `${toString m._type}', not a module.${lib.optionalString (m._type == "configuration") " It is the result of evalModules: import the modules that make it up, or use its `type' as an option type."}"
     else if isAttrs m then
       let
         file' = toString (m._file or file);

@@ -533,10 +533,13 @@ let
           payload = { inherit modules specialArgs shorthandOnlyDefinesConfig description class; };
           binOp = a: b:
             if a.shorthandOnlyDefinesConfig != b.shorthandOnlyDefinesConfig then null
+            else if a.class != null && b.class != null && a.class != b.class then
+              throw "A submoduleWith option is declared with class `${a.class}' and with class `${b.class}'; a submodule has one class."
             else {
               modules = a.modules ++ b.modules;
               specialArgs = a.specialArgs // b.specialArgs;
-              inherit (a) shorthandOnlyDefinesConfig class;
+              inherit (a) shorthandOnlyDefinesConfig;
+              class = if a.class == null then b.class else a.class;
               description = if a.description != null then a.description else b.description;
             };
         };
