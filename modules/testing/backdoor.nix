@@ -9,7 +9,7 @@
 {
   system.usrFiles = {
     "lib/sonix/backdoor" = {
-      source = ./backdoor.sh;
+      source = "${./backdoor.sh}"; # a store path: the builder runs sandboxed
       mode = "0755";
     };
 

@@ -9,7 +9,7 @@
 {
   system.usrFiles = {
     "lib/sonix/boot-report" = {
-      source = ./boot-report.sh;
+      source = "${./boot-report.sh}"; # a store path: the builder runs sandboxed
       mode = "0755";
     };
 

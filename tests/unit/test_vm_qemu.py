@@ -1,0 +1,348 @@
+"""The QEMU layer: exact argv for each kind of VM, the KVM probe and its cache, OVMF and disk
+errors that say what to do, the boot report parser, the hub and the chardev channel."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import struct
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sonix import process, ui
+from sonix.vm import check, qemu
+from sonix.vm.console import Channel
+from sonix.vm.network import Hub
+
+STORE = Path("/nix/store/x-selftest")
+
+
+def test_direct_boot_argv() -> None:
+    spec = qemu.VmSpec(
+        name="alpha", accel="tcg", memory_mib=512, cpus=1,
+        direct_boot=qemu.DirectBoot(STORE / "kernel", STORE / "initrd", "console=ttyS0 quiet"),
+        serial=Path("/run/s/serial"), serial_log=Path("/state/serial.log"),
+        backdoor=Path("/run/s/backdoor"), qmp=Path("/run/s/qmp"), user_net=False,
+        nics=(qemu.Nic(Path("/run/n/vlan1"), qemu.mac_address(1, 2)),),
+    )  # fmt: skip
+    assert qemu.qemu_argv(spec) == [
+        "qemu-system-x86_64", "-name", "alpha", "-accel", "tcg", "-machine", "q35",
+        "-cpu", "max", "-smp", "1", "-m", "512", "-nodefaults", "-display", "none",
+        "-device", "virtio-rng-pci",
+        "-kernel", "/nix/store/x-selftest/kernel", "-initrd", "/nix/store/x-selftest/initrd",
+        "-append", "console=ttyS0 quiet",
+        "-chardev",
+        "socket,id=serial0,path=/run/s/serial,server=off,logfile=/state/serial.log,logappend=on",
+        "-serial", "chardev:serial0",
+        "-chardev", "socket,id=backdoor,path=/run/s/backdoor,server=off",
+        "-device", "virtio-serial-pci",
+        "-device", "virtserialport,chardev=backdoor,name=org.sonix.backdoor",
+        "-qmp", "unix:/run/s/qmp,server=on,wait=off",
+        "-netdev", "stream,id=vlan1,server=off,addr.type=unix,addr.path=/run/n/vlan1",
+        "-device", "virtio-net-pci,netdev=vlan1,mac=52:54:00:12:01:02",
+    ]  # fmt: skip
+
+
+def test_image_argv_with_firmware_forwards_and_credentials() -> None:
+    spec = qemu.VmSpec(
+        name="web,1", accel="kvm",
+        firmware=qemu.Firmware(Path("/ovmf/CODE.fd"), Path("/state/OVMF_VARS.fd")),
+        disk=Path("/state/disk.raw"), serial="stdio",
+        port_forwards=(qemu.PortForward(2222, 22),),
+        guest_forwards=(qemu.GuestForward("10.0.2.100", 80, 8080),),
+        credentials=(("sonix.report", "1"), ("a", "x,y")), no_reboot=True,
+    )  # fmt: skip
+    argv = qemu.qemu_argv(spec)
+    assert argv[:13] == [
+        "qemu-system-x86_64", "-name", "web,,1", "-accel", "kvm", "-machine", "q35",
+        "-cpu", "host", "-smp", "2", "-m", "2048",
+    ]  # fmt: skip
+    joined = " ".join(argv)
+    assert "-drive if=pflash,format=raw,unit=0,readonly=on,file=/ovmf/CODE.fd" in joined
+    assert "-drive if=pflash,format=raw,unit=1,file=/state/OVMF_VARS.fd" in joined
+    assert "-drive if=none,id=disk0,format=raw,file=/state/disk.raw" in joined
+    assert "-chardev stdio,id=serial0,mux=on,signal=off -serial chardev:serial0" in joined
+    assert "-mon chardev=serial0,mode=readline" in joined
+    assert (
+        "-netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22,"
+        "guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8080 -device virtio-net-pci,netdev=net0"
+    ) in joined
+    assert "-smbios type=11,value=io.systemd.credential:sonix.report=1" in joined
+    assert "-smbios type=11,value=io.systemd.credential:a=x,,y" in joined
+    assert argv[-1] == "-no-reboot"
+    assert "-kernel" not in argv and "-qmp" not in argv
+
+
+def test_unknown_accelerator_is_refused() -> None:
+    with pytest.raises(ValueError):
+        qemu.qemu_argv(qemu.VmSpec(name="x", accel="hvf"))
+
+
+# ---- KVM probe ------------------------------------------------------------------------------
+
+
+def test_probe_bios_writes_to_the_exit_port_at_the_reset_vector() -> None:
+    bios = qemu.probe_bios()
+    assert len(bios) == 0x10000
+    assert bios[0xFFF0:0xFFF4] == bytes([0xB0, 0x31, 0xE6, 0xF4])
+
+
+class FakeProbe:
+    def __init__(self, outcome: int | None) -> None:
+        self.outcome = outcome  # exit status, or None for a hang
+        self.calls: list[list[str]] = []
+
+    def __call__(self, argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+        self.calls.append(argv)
+        if self.outcome is None:
+            raise subprocess.TimeoutExpired(argv, kwargs["timeout"])
+        return subprocess.CompletedProcess(argv, self.outcome, b"", b"")
+
+
+@pytest.fixture
+def probe_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SONIX_ACCEL", raising=False)
+    monkeypatch.setattr(qemu.os, "access", lambda path, mode: True)
+    monkeypatch.setattr(qemu, "require_qemu", lambda: "/usr/bin/qemu-system-x86_64")
+
+
+@pytest.mark.parametrize(
+    ("outcome", "answer"),
+    [(99, "kvm"), (134, "tcg"), (1, "tcg"), (None, "tcg")],  # 134: `-cpu host` abort
+)
+def test_accelerator_probes_a_real_guest(
+    probe_env: None, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+    outcome: int | None, answer: str,
+) -> None:  # fmt: skip
+    fake = FakeProbe(outcome)
+    monkeypatch.setattr(qemu.subprocess, "run", fake)
+    assert qemu.accelerator(tmp_path) == answer
+    (argv,) = fake.calls
+    assert argv[:5] == ["qemu-system-x86_64", "-accel", "kvm", "-cpu", "host"]
+    assert argv[-2:] == ["-device", "isa-debug-exit,iobase=0xf4,iosize=0x04"]
+    # Cached: a second call does not probe again.
+    assert qemu.accelerator(tmp_path) == answer
+    assert len(fake.calls) == 1
+
+
+def test_accelerator_without_dev_kvm_does_not_probe(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("SONIX_ACCEL", raising=False)
+    monkeypatch.setattr(qemu.os, "access", lambda path, mode: False)
+    fake = FakeProbe(99)
+    monkeypatch.setattr(qemu.subprocess, "run", fake)
+    assert qemu.accelerator(tmp_path) == "tcg"
+    assert fake.calls == []
+
+
+def test_accelerator_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("SONIX_ACCEL", "kvm")
+    assert qemu.accelerator(tmp_path) == "kvm"
+    monkeypatch.setenv("SONIX_ACCEL", "xen")
+    with pytest.raises(ui.SonixError, match="not an accelerator"):
+        qemu.accelerator(tmp_path)
+
+
+def test_missing_qemu_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(qemu.shutil, "which", lambda name: None)
+    with pytest.raises(ui.SonixError) as error:
+        qemu.require_qemu()
+    assert "qemu-system-x86" in str(error.value.hint)
+
+
+# ---- firmware and disk ----------------------------------------------------------------------
+
+
+def test_missing_ovmf_names_the_package(tmp_path: Path) -> None:
+    with pytest.raises(ui.SonixError) as error:
+        qemu.find_ovmf(tmp_path)
+    assert "OVMF_CODE_4M.fd" in error.value.message
+    assert "ovmf" in str(error.value.hint)
+
+
+def test_firmware_vars_are_copied_once(tmp_path: Path) -> None:
+    ovmf = tmp_path / "ovmf"
+    ovmf.mkdir()
+    (ovmf / "OVMF_CODE_4M.fd").write_bytes(b"code")
+    (ovmf / "OVMF_VARS_4M.fd").write_bytes(b"vars")
+    state = tmp_path / "state"
+    state.mkdir()
+    firmware = qemu.prepare_firmware(state, ovmf)
+    assert firmware.vars.read_bytes() == b"vars"
+    firmware.vars.write_bytes(b"boot entries")
+    assert qemu.prepare_firmware(state, ovmf).vars.read_bytes() == b"boot entries"
+
+
+@pytest.fixture
+def fake_cp(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    calls: list[list[str]] = []
+
+    def run(argv: list[str], **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        calls.append([str(a) for a in argv])
+        Path(argv[-1]).write_bytes(Path(argv[-2]).read_bytes())
+        return subprocess.CompletedProcess(argv, 0, "", "")
+
+    monkeypatch.setattr(process, "run", run)
+    return calls
+
+
+def test_disk_is_a_sparse_enlarged_copy_kept_until_the_image_changes(
+    fake_cp: list[list[str]], tmp_path: Path
+) -> None:
+    image = tmp_path / "image.raw"
+    image.write_bytes(b"\1" * 4096)
+    state = tmp_path / "state"
+    state.mkdir()
+    disk = qemu.prepare_disk(image, state, 1 << 20)
+    assert fake_cp == [
+        ["cp", "--sparse=always", "--reflink=auto", str(image), str(state / "disk.tmp")]
+    ]
+    assert disk.stat().st_size == 1 << 20
+    disk.write_bytes(b"guest data".ljust(1 << 20, b"\0"))
+    # Same image: the disk (with what the guest wrote) is kept; a larger size grows it.
+    assert qemu.prepare_disk(image, state, 2 << 20) == disk
+    assert disk.read_bytes().startswith(b"guest data")
+    assert disk.stat().st_size == 2 << 20
+    assert len(fake_cp) == 1
+    # A new image: a fresh copy.
+    image.write_bytes(b"\2" * 8192)
+    os.utime(image, ns=(1, 1))
+    qemu.prepare_disk(image, state, 1 << 20)
+    assert len(fake_cp) == 2
+    assert disk.read_bytes().startswith(b"\2")
+
+
+def test_disk_errors(fake_cp: list[list[str]], tmp_path: Path,
+                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+    image = tmp_path / "image.raw"
+    image.write_bytes(b"\1" * 8192)
+    with pytest.raises(ui.SonixError, match="smaller than the image"):
+        qemu.prepare_disk(image, tmp_path, 4096)
+    with pytest.raises(ui.SonixError, match="does not exist"):
+        qemu.prepare_disk(tmp_path / "missing.raw", tmp_path, 1 << 20)
+    monkeypatch.setattr(qemu.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 1024))
+    with pytest.raises(ui.SonixError) as error:
+        qemu.prepare_disk(image, tmp_path, 1 << 20)
+    assert "not enough disk space" in error.value.message
+    assert "--state-dir" in str(error.value.hint)
+    assert fake_cp == []
+
+
+@pytest.mark.parametrize(
+    ("text", "size"),
+    [("4G", 4 << 30), ("512M", 512 << 20), ("2GiB", 2 << 30), ("1048576", 1 << 20)],
+)
+def test_parse_size(text: str, size: int) -> None:
+    assert qemu.parse_size(text) == size
+
+
+def test_parse_size_error() -> None:
+    with pytest.raises(ui.SonixError, match="not a size"):
+        qemu.parse_size("lots")
+
+
+# ---- boot report ----------------------------------------------------------------------------
+
+REPORT = (
+    "[  OK  ] Reached target multi-user.target\r\n"
+    "SONIX-BOOT-REPORT-BEGIN\r\n"
+    "## systemd-analyze time\r\n"
+    "Startup finished in 4.3s (kernel) + 12.9s (initrd) + 35.7s (userspace) = 52.9s\r\n"
+    "## failed units\r\n"
+    "SONIX-BOOT-REPORT-END state=running failed=0 boot-complete=active\r\n"
+)
+
+
+def test_parse_report_healthy() -> None:
+    report = check.parse_report(REPORT)
+    assert report is not None
+    assert report.healthy
+    assert report.body.splitlines()[1].startswith("Startup finished in 4.3s (kernel)")
+    assert "\r" not in report.body
+
+
+@pytest.mark.parametrize(
+    "end",
+    [
+        "state=degraded failed=1 boot-complete=active",
+        "state=running failed=0 boot-complete=failed",
+        "state=starting failed=0 boot-complete=active",
+    ],
+)
+def test_parse_report_unhealthy(end: str) -> None:
+    text = REPORT.replace("state=running failed=0 boot-complete=active", end)
+    report = check.parse_report(text)
+    assert report is not None and not report.healthy
+
+
+def test_parse_report_incomplete() -> None:
+    assert check.parse_report(REPORT.split("SONIX-BOOT-REPORT-END")[0]) is None
+
+
+def test_check_spec_adds_the_credential_and_no_reboot() -> None:
+    spec = qemu.VmSpec(name="m", credentials=(("x", "1"),))
+    checked = check.check_spec(spec, Path("/run/c/serial"))
+    argv = qemu.qemu_argv(checked)
+    assert "-no-reboot" in argv
+    assert "type=11,value=io.systemd.credential:sonix.report=1" in argv
+    assert "type=11,value=io.systemd.credential:x=1" in argv
+    assert "socket,id=serial0,path=/run/c/serial,server=off" in argv
+
+
+# ---- hub and channel (real unix sockets, no QEMU) -------------------------------------------
+
+
+def _frame(payload: bytes) -> bytes:
+    return struct.pack("!I", len(payload)) + payload
+
+
+def test_hub_repeats_frames_to_the_other_ports(tmp_path: Path) -> None:
+    hub = Hub(tmp_path / "vlan1").start()
+    try:
+        ports = []
+        for _ in range(3):
+            port = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            port.connect(str(hub.path))
+            port.settimeout(5)
+            ports.append(port)
+        deadline = time.monotonic() + 5
+        while len(hub._clients) < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        ports[0].sendall(_frame(b"hello") + _frame(b"x" * 1500))
+        for other in ports[1:]:
+            assert other.recv(4 + 5, socket.MSG_WAITALL) == _frame(b"hello")
+            assert other.recv(4 + 1500, socket.MSG_WAITALL) == _frame(b"x" * 1500)
+        ports[0].settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            ports[0].recv(1)  # the sender does not get its own frames
+    finally:
+        hub.close()
+    assert not hub.path.exists()
+
+
+def test_channel_waits_and_reads_lines(tmp_path: Path) -> None:
+    channel = Channel(tmp_path / "serial")
+    channel.listen()
+    try:
+        qemu_side = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        qemu_side.connect(str(channel.path))
+        assert channel.wait_connected(5)
+        assert channel.wait_for("ready", 0.1) is None
+        qemu_side.sendall("boot…\r\nsystem ready\r\nline two\n".encode())
+        found = channel.wait_for(r"system (\w+)", 5)
+        assert found is not None and found.group(1) == "ready"
+        assert channel.read_line(5) == "boot…"
+        assert channel.read_line(5) == "system ready"
+        assert channel.read_line(5) == "line two"
+        assert channel.read_line(0.1) is None
+        channel.send(b"to guest")
+        assert qemu_side.recv(8) == b"to guest"
+        qemu_side.close()
+    finally:
+        channel.close()
