@@ -288,11 +288,12 @@ let
 
   isModuleFunction = m: isFunction m || (isAttrs m && m ? __functor);
 
-  applyModuleArgs = key: f: args:
+  applyModuleArgs = file: key: f: args:
     let
       config = args.config;
+      where = if file == key || file == "<unknown-file>" then "" else " (in `${file}')";
       missing = name: throw ''
-        The module `${key}' takes the argument `${name}', but nothing provides it.
+        The module `${key}'${where} takes the argument `${name}', but nothing provides it.
         Provide it with `_module.args.${name}' in a module, or with `specialArgs.${name}' when calling evalModules.'';
     in
     # All of `args` (so that `args@{ ... }:` sees config, lib, options and specialArgs, as in
@@ -345,7 +346,7 @@ let
     if isPath m || (isString m && lib.hasPrefix "/" m) then
       loadModule args (toString m) (toString m) (import m)
     else if isModuleFunction m then
-      loadModule args file key (applyModuleArgs key m args)
+      loadModule args file key (applyModuleArgs file key m args)
     else if isAttrs m && m ? _type && !(builtins.elem m._type [ "if" "merge" "override" "order" ]) then
       # A module may be a property (`mkIf cond { ... }`), but not some other tagged value: most
       # often the result of evalModules, imported instead of the modules that made it.
