@@ -257,7 +257,11 @@ let
     string = separatedString "";
 
     passwdEntry = entryType: addCheck entryType (x: isString x && builtins.match ".*[:\n].*" x == null)
-      // { name = "passwdEntry ${entryType.name}"; description = "${entryType.description}, not containing newlines or colons"; };
+      // {
+        name = "passwdEntry ${entryType.name}";
+        description = "${phrase [ "noun" ] entryType}, not containing newlines or colons";
+        descriptionClass = "nonRestrictiveClause";
+      };
 
     path = mkOptionType {
       name = "path";
