@@ -288,20 +288,19 @@ let
 
   isModuleFunction = m: isFunction m || (isAttrs m && m ? __functor);
 
+  # All of `args` (so that `args@{ ... }:` sees config, lib, options and specialArgs, as in
+  # NixOS), plus the named arguments that come from `_module.args`. Most module functions ask
+  # only for what `args` has (config, lib, name, ...): they get `args` itself, uncopied. (This
+  # runs for every module function of every submodule entry, hence no `let` beyond the one.)
   applyModuleArgs = file: key: f: args:
-    let
-      config = args.config;
-      where = if file == key || file == "<unknown-file>" then "" else " (in `${file}')";
-      missing = name: throw ''
-        The module `${key}'${where} takes the argument `${name}', but nothing provides it.
-        Provide it with `_module.args.${name}' in a module, or with `specialArgs.${name}' when calling evalModules.'';
-    in
-    # All of `args` (so that `args@{ ... }:` sees config, lib, options and specialArgs, as in
-    # NixOS), plus the named arguments that come from `_module.args`. Most module functions
-    # ask only for what `args` has (config, lib, name, ...): they get `args` itself, uncopied.
     let fromModuleArgs = removeAttrs (moduleFunctionArgs f) args._names; in
     if fromModuleArgs == { } then f args
-    else f (args // mapAttrs (name: _: config._module.args.${name} or (missing name)) fromModuleArgs);
+    else f (args // mapAttrs (name: _:
+      args.config._module.args.${name} or (missingModuleArg file key name)) fromModuleArgs);
+
+  missingModuleArg = file: key: name: throw ''
+    The module `${key}'${if file == key || file == "<unknown-file>" then "" else " (in `${file}')"} takes the argument `${name}', but nothing provides it.
+    Provide it with `_module.args.${name}' in a module, or with `specialArgs.${name}' when calling evalModules.'';
 
   baseArgNames = [ "lib" "config" "options" "specialArgs" "extendModules" "moduleType" "_prefix" "_class" "_names" ];
 
