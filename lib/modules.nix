@@ -302,6 +302,8 @@ let
     The module `${key}'${if file == key || file == "<unknown-file>" then "" else " (in `${file}')"} takes the argument `${name}', but nothing provides it.
     Provide it with `_module.args.${name}' in a module, or with `specialArgs.${name}' when calling evalModules.'';
 
+  # The fixed attributes of evalModules' `moduleArgs`; keep the two in step. With specialArgs'
+  # names they are `args._names`, what applyModuleArgs need not look up in `_module.args`.
   baseArgNames = [ "lib" "config" "options" "specialArgs" "extendModules" "moduleType" "_prefix" "_class" "_names" ];
 
   # Module top-level attributes besides configuration.
