@@ -564,6 +564,27 @@ let
   mkRenamedOptionModule = from: to: doRename { inherit from to; visible = false; warn = true; };
   mkAliasOptionModule = from: to: doRename { inherit from to; visible = true; warn = false; };
 
+  # Options at the paths `from` whose values `mergeFn config` turns into a definition of the
+  # option at `to` (of another type), with a warning for each one used.
+  mkMergedOptionModule = from: to: mergeFn: { config, options, ... }:
+    let used = filter (path: (lib.attrByPath path { } options).isDefined or false) from; in
+    {
+      options = foldl' lib.recursiveUpdate { } (map (path: lib.setAttrByPath path (mkOption {
+        visible = false;
+        description = "Replaced by `${showOption to}`.";
+      })) from);
+      config = mkMerge [
+        (lib.optionalAttrs (options ? warnings) {
+          warnings = map (path:
+            "The option `${showOption path}' defined in ${showFilesOf (lib.attrByPath path { } options)} has been changed to `${showOption to}', which has a different type; see its documentation.")
+            used;
+        })
+        (lib.setAttrByPath to (mkIf (used != [ ]) (mergeFn config)))
+      ];
+    };
+
+  mkChangedOptionModule = from: to: changeFn: mkMergedOptionModule [ from ] to changeFn;
+
   mkRemovedOptionModule = optionName: replacementInstructions: { options, ... }:
     let opt = lib.attrByPath optionName { } options; in
     {
@@ -593,7 +614,7 @@ let
 in
 {
   inherit mkIf mkMerge mkOverride mkOrder pushDownProperties mergeDefinitions evalModules
-    mkAliasDefinitions mkAliasIfDef mkRenamedOptionModule mkAliasOptionModule doRename mkRemovedOptionModule checkAssertWarn
+    mkAliasDefinitions mkAliasIfDef mkRenamedOptionModule mkAliasOptionModule doRename mkRemovedOptionModule mkMergedOptionModule mkChangedOptionModule checkAssertWarn
     defaultOverridePriority defaultOrderPriority;
   mkOptionDefault = mkOverride 1500;
   mkDefault = mkOverride 1000;
