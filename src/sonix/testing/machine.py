@@ -23,6 +23,7 @@ import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import BinaryIO
 
 from sonix import paths, ui
 from sonix.testing.backdoor import READY, Reply, ReplyParser, encode_request
@@ -35,6 +36,8 @@ from sonix.vm.console import Channel, ChannelClosed
 # doubles that: waits are generous and event-driven, never fixed sleeps.
 DEFAULT_TIMEOUT = 900.0
 START_TIMEOUT = 60.0  # QEMU process up and connected to our sockets
+# The guest enforces command timeouts; the host gives up this much later (a hung backdoor).
+REPLY_MARGIN = 60.0
 
 
 class MachineError(Exception):
@@ -62,6 +65,14 @@ class CommandFailed(AssertionError):
 
 class UnitFailed(AssertionError):
     """A systemd unit that a test waited for entered the failed state."""
+
+
+def launch(argv: list[str], log: BinaryIO) -> subprocess.Popen[bytes]:
+    """Start QEMU in the background, its output to `log` (unit tests replace this)."""
+    return subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
 
 
 def _short(command: str, limit: int = 80) -> str:
@@ -196,10 +207,7 @@ class Machine:
             with open(self.qemu_log, "ab") as log:
                 log.write(f"\n# {time.strftime('%F %T')} {shlex.join(argv)}\n".encode())
                 log.flush()
-                self._process = subprocess.Popen(
-                    argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                    start_new_session=True,
-                )  # fmt: skip
+                self._process = launch(argv, log)
             self.booted_at = time.monotonic()
             self._connected = False
             self._console_pos = 0
@@ -223,6 +231,9 @@ class Machine:
         """Wait until the backdoor in the guest is ready (starts the VM if needed)."""
         if self.is_up():
             return
+        if self._process is not None and not self.is_running():
+            # Started and not stopped by crash()/shutdown(): QEMU died on its own.
+            raise self._failure("QEMU exited unexpectedly")
         self.start()
         assert self._backdoor is not None
         with ui.step(f"{self.name}: waiting for the backdoor"):
@@ -311,6 +322,7 @@ class Machine:
             shutil.rmtree(self._runtime, ignore_errors=True)
         self._qmp = self._serial = self._backdoor = None
         self._runtime = None
+        self._process = None
 
     def _failure(self, message: str) -> MachineError:
         """A MachineError with QEMU's output and the end of the serial console."""
@@ -344,7 +356,7 @@ class Machine:
         assert self._backdoor is not None
         guest_timeout = 0 if timeout is None else max(1, int(timeout))
         # The guest enforces the timeout; the host only notices a shell that stopped answering.
-        host_timeout = (DEFAULT_TIMEOUT if timeout is None else timeout) + 60
+        host_timeout = (DEFAULT_TIMEOUT if timeout is None else timeout) + REPLY_MARGIN
         parser = ReplyParser()
         try:
             self._backdoor.send(encode_request(command, guest_timeout))
@@ -475,7 +487,8 @@ class Machine:
         the same text waits for it to appear twice. Event-driven: wakes when output arrives.
         """
         with ui.step(f"{self.name}: waiting for console text {regex!r}"):
-            self.start()
+            if self._process is None:
+                self.start()
             assert self._serial is not None
             try:
                 found = self._serial.wait_for(

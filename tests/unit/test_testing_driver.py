@@ -1,0 +1,355 @@
+"""The test driver without QEMU: `retry`, the backdoor protocol, and `Machine` against a fake
+QEMU process whose "guest" runs the commands with the host's bash (same framing as
+modules/testing/backdoor.sh), so succeed/fail/waits/copies/reboot/crash are checked in
+milliseconds. The real thing: tests/vm/test_driver_selftest.py."""
+
+from __future__ import annotations
+
+import base64
+import json
+import socket
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+from sonix.testing import (
+    CommandFailed,
+    Driver,
+    Machine,
+    MachineError,
+    UnitFailed,
+    WaitTimeout,
+    retry,
+)
+from sonix.testing import (
+    machine as machine_module,
+)
+from sonix.testing.backdoor import HEADER_SIZE, ProtocolError, ReplyParser, encode_request
+from sonix.vm import qemu
+
+# ---- retry ----------------------------------------------------------------------------------
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.sleeps: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += seconds
+
+
+def test_retry_returns_when_the_check_holds() -> None:
+    clock = FakeClock()
+    results = iter([False, False, True])
+    retry(lambda last: next(results), 60, clock=clock, sleep=clock.sleep)
+    assert clock.sleeps == [0.2, pytest.approx(0.3)]
+
+
+def test_retry_times_out_with_a_last_try() -> None:
+    clock = FakeClock()
+    seen: list[bool] = []
+
+    def check(last_try: bool) -> bool:
+        seen.append(last_try)
+        return False
+
+    with pytest.raises(WaitTimeout, match="timed out after 10s waiting for the flag"):
+        retry(check, 10, what="the flag", clock=clock, sleep=clock.sleep)
+    assert seen[-1] is True and not any(seen[:-1])
+    assert max(clock.sleeps) == 2.0  # the delay grows but stays bounded
+    assert clock.now <= 10
+
+
+def test_retry_lets_machine_errors_through() -> None:
+    def check(last_try: bool) -> bool:
+        raise MachineError("QEMU died")
+
+    with pytest.raises(MachineError):
+        retry(check, 10, sleep=lambda s: None)
+
+
+# ---- protocol -------------------------------------------------------------------------------
+
+
+def test_request_has_a_fixed_size_header_and_a_length_framed_script() -> None:
+    data = encode_request("echo ä\n", 30)
+    header, payload = data[:HEADER_SIZE], data[HEADER_SIZE:]
+    assert header.endswith(b"\n") and len(header) == 64
+    assert header.split() == [b"SONIX-RUN", b"30", b"8"]
+    assert payload == "echo ä\n".encode()
+
+
+def test_reply_parser() -> None:
+    parser = ReplyParser()
+    assert parser.feed("SONIX-BACKDOOR-READY") is None
+    assert parser.feed("SONIX-OUT " + base64.b64encode(b"out\n").decode()) is None
+    assert parser.feed("SONIX-ERR ") is None
+    reply = parser.feed("SONIX-STATUS 3")
+    assert reply is not None
+    assert (reply.status, reply.stdout, reply.stderr) == (3, "out\n", "")
+    with pytest.raises(ProtocolError):
+        ReplyParser().feed("SONIX-STATUS 0")
+    with pytest.raises(ProtocolError):
+        ReplyParser().feed("SONIX-OUT !!!")
+
+
+# ---- Machine against a fake QEMU ------------------------------------------------------------
+
+
+def _option(argv: list[str], flag: str, prefix: str) -> str:
+    for i, arg in enumerate(argv[:-1]):
+        if arg == flag and argv[i + 1].startswith(prefix):
+            return argv[i + 1]
+    raise AssertionError(f"no {flag} {prefix}… in {argv}")
+
+
+def _path(option: str) -> str:
+    for part in option.split(","):
+        if part.startswith("path="):
+            return part.removeprefix("path=")
+    return option.removeprefix("unix:").split(",")[0]
+
+
+class FakeQemu:
+    """Stands in for subprocess.Popen(qemu argv): connects to the serial and backdoor sockets,
+    serves QMP, and runs backdoor requests with the host's bash in a scratch directory."""
+
+    instances: ClassVar[list[FakeQemu]] = []
+
+    def __init__(self, argv: list[str], log: Any) -> None:
+        self.argv = argv
+        self.returncode: int | None = None
+        self.monitor: list[str] = []
+        self.boots = 0
+        self.hung = False
+        self._stop = threading.Event()
+        self.serial = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.serial.connect(_path(_option(argv, "-chardev", "socket,id=serial0")))
+        self.backdoor = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.backdoor.connect(_path(_option(argv, "-chardev", "socket,id=backdoor")))
+        self.qmp_server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.qmp_server.bind(_path(_option(argv, "-qmp", "unix:")))
+        self.qmp_server.listen(1)
+        threading.Thread(target=self._qmp, daemon=True).start()
+        threading.Thread(target=self._guest, daemon=True).start()
+        FakeQemu.instances.append(self)
+
+    def _boot(self) -> None:
+        self.boots += 1
+        self.serial.sendall(f"Linux booting (boot {self.boots})\r\nlogin: \r\n".encode())
+        self.backdoor.sendall(b"SONIX-BACKDOOR-READY\n")
+
+    def _guest(self) -> None:
+        self._boot()
+        reader = self.backdoor.makefile("rb")
+        while not self._stop.is_set():
+            header = reader.read(HEADER_SIZE)
+            if len(header) < HEADER_SIZE:
+                return
+            _, timeout, length = header.split()
+            script = reader.read(int(length)).decode()
+            if "poweroff" in script:
+                self.kill()
+                return
+            if self.hung:
+                continue
+            result = subprocess.run(
+                ["bash", "-c", script], capture_output=True, timeout=int(timeout) or None,
+                check=False,
+            )  # fmt: skip
+            reply = (
+                f"SONIX-OUT {base64.b64encode(result.stdout).decode()}\n"
+                f"SONIX-ERR {base64.b64encode(result.stderr).decode()}\n"
+                f"SONIX-STATUS {result.returncode}\n"
+            )
+            self.backdoor.sendall(reply.encode())
+
+    def _qmp(self) -> None:
+        try:
+            conn, _ = self.qmp_server.accept()
+        except OSError:
+            return
+        file = conn.makefile("rwb")
+        file.write(b'{"QMP": {}}\n')
+        file.flush()
+        for line in file:
+            request = json.loads(line)
+            if request["execute"] == "human-monitor-command":
+                command = request["arguments"]["command-line"]
+                self.monitor.append(command)
+                if command == "sendkey ctrl-alt-delete":
+                    threading.Timer(0.05, self._boot).start()
+            file.write(b'{"return": {}}\n')
+            file.flush()
+
+    def poll(self) -> int | None:
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        if not self._stop.wait(timeout):
+            raise subprocess.TimeoutExpired(self.argv, timeout or 0)
+        assert self.returncode is not None
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            self.returncode = -9
+        self._stop.set()
+        for sock in (self.serial, self.backdoor, self.qmp_server):
+            sock.close()
+
+
+@pytest.fixture
+def fake_qemu(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeQemu]]:
+    FakeQemu.instances = []
+    monkeypatch.setattr(machine_module, "launch", FakeQemu)
+    yield FakeQemu
+    for instance in FakeQemu.instances:
+        instance.kill()
+
+
+@pytest.fixture
+def machine(fake_qemu: type[FakeQemu], tmp_path: Path) -> Iterator[Machine]:
+    m = Machine(
+        "fake", tmp_path / "state", accel="tcg", user_net=False,
+        direct_boot=qemu.DirectBoot(Path("/kernel"), Path("/initrd")),
+    )  # fmt: skip
+    yield m
+    m.stop()
+
+
+def test_machine_commands(machine: Machine) -> None:
+    machine.start()
+    assert machine.succeed("echo one", "echo two") == "one\ntwo\n"
+    assert machine.execute("echo out; echo err >&2; exit 4") == (4, "out\n")
+    assert machine.fail("exit 1") == ""
+    with pytest.raises(CommandFailed) as failure:
+        machine.succeed("echo why >&2; exit 2")
+    assert failure.value.status == 2 and "why" in str(failure.value)
+    assert not isinstance(failure.value, MachineError)
+    with pytest.raises(CommandFailed):
+        machine.fail("true")
+    assert machine.boot_times and machine.is_up()
+    argv = FakeQemu.instances[0].argv
+    assert argv == qemu.qemu_argv(machine.spec(Path(_path(argv[argv.index("-qmp") + 1])).parent))
+
+
+def test_machine_waits(machine: Machine, tmp_path: Path) -> None:
+    flag = tmp_path / "flag"
+    machine.succeed(f"(sleep 0.5; echo ok > {flag}) >/dev/null 2>&1 &")
+    assert machine.wait_until_succeeds(f"cat {flag}", timeout=30) == "ok\n"
+    machine.wait_until_fails(f"rm {flag}", timeout=30)
+    with pytest.raises(WaitTimeout):
+        machine.wait_until_succeeds("false", timeout=1)
+    assert machine.wait_for_console_text(r"boot \d+", timeout=5) == "boot 1"
+    with pytest.raises(WaitTimeout):
+        machine.wait_for_console_text(r"boot \d+", timeout=0.3)
+
+
+def test_wait_for_unit(machine: Machine, tmp_path: Path) -> None:
+    # A fake systemctl in PATH: a.service is active, b.service has failed.
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "systemctl").write_text(
+        '#!/bin/bash\ncase "$*" in *a.service) echo active ;; *) echo failed ;; esac\n'
+    )
+    (bin_dir / "journalctl").write_text("#!/bin/bash\necho 'b: crashed'\n")
+    for tool in bin_dir.iterdir():
+        tool.chmod(0o755)
+    machine.start()
+    original = machine._run
+    machine._run = lambda c, t: original(f"PATH={bin_dir}:$PATH; {c}", t)  # type: ignore[method-assign]
+    machine.wait_for_unit("a.service", timeout=10)
+    with pytest.raises(UnitFailed, match="b: crashed"):
+        machine.wait_for_unit("b.service", timeout=10)
+
+
+def test_copy_both_ways(machine: Machine, tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    (source / "d").mkdir(parents=True)
+    (source / "d" / "bin.dat").write_bytes(bytes(range(256)) * 50)
+    (source / "x.sh").write_text("echo x\n")
+    (source / "x.sh").chmod(0o750)
+    guest = tmp_path / "guest"  # the fake guest shares the host's file system
+    machine.copy_from_host(source, str(guest))
+    assert (guest / "d" / "bin.dat").read_bytes() == bytes(range(256)) * 50
+    assert (guest / "x.sh").stat().st_mode & 0o777 == 0o750
+    back = tmp_path / "back"
+    machine.copy_from_machine(str(guest), back)
+    assert (back / "d" / "bin.dat").read_bytes() == bytes(range(256)) * 50
+    assert (back / "x.sh").stat().st_mode & 0o777 == 0o750
+    machine.copy_from_machine(str(guest / "x.sh"), tmp_path / "one.sh")
+    assert (tmp_path / "one.sh").read_text() == "echo x\n"
+    with pytest.raises(CommandFailed, match="no such file"):
+        machine.copy_from_machine(str(tmp_path / "missing"), back)
+
+
+def test_reboot_crash_shutdown(machine: Machine) -> None:
+    machine.start()
+    machine.succeed("true")
+    machine.reboot()
+    assert not machine.is_up()
+    machine.succeed("true")  # waits for the new boot's READY
+    fake = FakeQemu.instances[-1]
+    assert fake.monitor == ["sendkey ctrl-alt-delete"] and fake.boots == 2
+    machine.crash()
+    assert not machine.is_running()
+    machine.succeed("true")  # a command boots it again
+    assert len(FakeQemu.instances) == 2
+    machine.shutdown(timeout=10)
+    assert not machine.is_running()
+
+
+def test_a_dead_vm_is_a_machine_error(machine: Machine) -> None:
+    machine.start()
+    FakeQemu.instances[-1].kill()
+    with pytest.raises(MachineError, match=r"went away|exited"):
+        machine.succeed("true")
+
+
+def test_a_silent_backdoor_is_a_machine_error(
+    machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    machine.start()
+    machine.connect()
+    FakeQemu.instances[-1].hung = True
+    monkeypatch.setattr(machine_module, "REPLY_MARGIN", 0.5)
+    with pytest.raises(MachineError, match=r"no reply from the backdoor within 1s"):
+        machine.execute("true", timeout=0.5)
+    assert not machine.is_running()  # an infrastructure failure stops the VM
+
+
+# ---- Driver ---------------------------------------------------------------------------------
+
+
+def test_driver_networks_limits_and_cleanup(fake_qemu: type[FakeQemu], tmp_path: Path) -> None:
+    boot = qemu.DirectBoot(Path("/kernel"))
+    state = tmp_path / "vm-tests"
+    driver = Driver(state, max_running=2)
+    a = driver.machine("a", direct_boot=boot, networks=(1,), accel="tcg", user_net=False)
+    b = driver.machine("b", direct_boot=boot, networks=(1, 2), accel="tcg", user_net=False)
+    c = driver.machine("c", direct_boot=boot, accel="tcg", user_net=False)
+    assert [n.mac for n in a.nics] == ["52:54:00:12:01:01"]
+    assert [n.mac for n in b.nics] == ["52:54:00:12:01:02", "52:54:00:12:02:02"]
+    assert a.nics[0].socket == b.nics[0].socket != b.nics[1].socket
+    with pytest.raises(ValueError):
+        driver.machine("a", direct_boot=boot)
+    a.start()
+    b.start()
+    with pytest.raises(MachineError, match="at most 2"):
+        c.start()
+    a.succeed("true")
+    driver.close(failed=True)
+    assert (state / "a" / "qemu.log").exists()  # kept for the failing test
+    assert not a.is_running() and not b.is_running()
+    driver.close(failed=False)
+    assert not state.exists()
