@@ -57,6 +57,7 @@ class Driver:
         return qemu.Nic(socket=self._hubs[network].path, mac=qemu.mac_address(network, index))
 
     def running(self) -> list[Machine]:
+        """The machines whose QEMU runs."""
         return [m for m in self.machines if m.is_running()]
 
     def start_all(self) -> None:

@@ -86,8 +86,8 @@ class Machine:
     Boots either a disk image with OVMF (`image`, copied into `state_dir` and enlarged to
     `disk_size`) or a kernel directly (`direct_boot`). `state_dir` keeps the disk, the OVMF
     variables, `serial.log` (every byte of the serial console, across restarts) and
-    `qemu.log`. Commands run through the backdoor: a root shell on the virtio console
-    virtio port `org.sonix.backdoor` that only test images use (modules/testing/backdoor.nix).
+    `qemu.log`. Commands run through the backdoor: a root shell on the virtio serial
+    port `org.sonix.backdoor` that only test images use (modules/testing/backdoor.nix).
 
     Args:
         name: the machine's name in logs (and QEMU's `-name`).
