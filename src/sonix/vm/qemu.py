@@ -248,7 +248,9 @@ class PortForward:
 class GuestForward:
     """Guest connects to `guest_addr:guest_port`, QEMU connects to host 127.0.0.1:`host_port`.
 
-    The host side is always loopback: tests never reach anything else.
+    The host side is always loopback: tests never reach anything else. QEMU connects to the
+    host port when it starts (it refuses to start when nothing listens there) and carries one
+    connection at a time: start the host service first.
     """
 
     guest_addr: str
