@@ -260,7 +260,9 @@ def test_wait_for_unit(machine: Machine, tmp_path: Path) -> None:
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / "systemctl").write_text(
-        '#!/bin/bash\ncase "$*" in *a.service) echo active ;; *) echo failed ;; esac\n'
+        "#!/bin/bash\n"
+        'case "$*" in *a.service) echo active ;; *b.service) echo failed ;;\n'
+        "  list-jobs*) ;; *) echo inactive ;; esac\n"
     )
     (bin_dir / "journalctl").write_text("#!/bin/bash\necho 'b: crashed'\n")
     for tool in bin_dir.iterdir():
@@ -271,6 +273,8 @@ def test_wait_for_unit(machine: Machine, tmp_path: Path) -> None:
     machine.wait_for_unit("a.service", timeout=10)
     with pytest.raises(UnitFailed, match="b: crashed"):
         machine.wait_for_unit("b.service", timeout=10)
+    with pytest.raises(UnitFailed, match="no job is queued"):
+        machine.wait_for_unit("c.service", timeout=10)
 
 
 def test_copy_both_ways(machine: Machine, tmp_path: Path) -> None:

@@ -435,16 +435,23 @@ class Machine:
         return self.succeed(f"systemctl show -P {shlex.quote(name)} {shlex.quote(unit)}").strip()
 
     def wait_for_unit(self, unit: str, timeout: float = DEFAULT_TIMEOUT) -> None:
-        """Wait until `unit` is active. Raises UnitFailed at once when it fails."""
+        """Wait until `unit` is active.
+
+        Raises UnitFailed at once when the unit fails, or when it is inactive while systemd
+        has no job queued at all (the boot is over and nothing will start it; as in NixOS).
+        """
+        quoted = shlex.quote(unit)
 
         def check(_last_try: bool) -> bool:
-            status, out = self.execute(
-                f"systemctl show -P ActiveState {shlex.quote(unit)}", timeout=60
-            )
+            status, out = self.execute(f"systemctl show -P ActiveState {quoted}", timeout=60)
             state = out.strip()
             if state == "failed":
-                _, log = self.execute(f"journalctl -b -u {shlex.quote(unit)} -n 30 --no-pager")
+                _, log = self.execute(f"journalctl -b -u {quoted} -n 30 --no-pager")
                 raise UnitFailed(f"{self.name}: unit {unit} failed\n{log}")
+            if state == "inactive":
+                jobs_status, jobs = self.execute("systemctl list-jobs --no-legend", timeout=60)
+                if jobs_status == 0 and not jobs.strip():
+                    raise UnitFailed(f"{self.name}: unit {unit} is inactive and no job is queued")
             return status == 0 and state == "active"
 
         with ui.step(f"{self.name}: waiting for unit {unit}"):
