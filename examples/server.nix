@@ -40,13 +40,13 @@
     };
   };
 
-  # First boot: the root (at least 1 GiB) and /srv share the free space two to one, next to a
-  # fixed swap partition. systemd's gpt-auto-generator mounts /srv and enables the swap by their
-  # partition types; no fstab.
+  # First boot: swap and /srv of fixed sizes; the root (at least 1 GiB) takes the rest of the
+  # disk. systemd's gpt-auto-generator enables the swap and mounts /srv by their partition types;
+  # no fstab.
   systemd.repart.partitions = {
     "50-root".SizeMinBytes = "1G";
     "60-swap" = { Type = "swap"; Format = "swap"; SizeMinBytes = "256M"; SizeMaxBytes = "256M"; };
-    "70-srv" = { Type = "srv"; Format = "ext4"; SizeMinBytes = "256M"; Weight = 500; };
+    "70-srv" = { Type = "srv"; Format = "ext4"; SizeMinBytes = "512M"; SizeMaxBytes = "512M"; };
   };
 
   # A scratch area in memory, below the /srv partition (mount units order after their parents).
