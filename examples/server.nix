@@ -11,9 +11,10 @@
   boot.kernelParams = [ "quiet" ];
 
   # The uplink has a fixed address; every other Ethernet interface still uses DHCP
-  # (networking.useDHCP: "80-sonix-ether" sorts after "10-uplink").
+  # (networking.useDHCP: "80-sonix-ether" sorts after "10-uplink"). QEMU's network cards have
+  # other addresses, so in a VM this example gets its address by DHCP.
   systemd.network.networks."10-uplink" = {
-    matchConfig.MACAddress = "52:54:00:12:34:56";
+    matchConfig.MACAddress = "02:00:00:0a:00:01";
     networkConfig = {
       Address = "192.0.2.10/24";
       Gateway = "192.0.2.1";

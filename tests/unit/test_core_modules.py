@@ -203,6 +203,15 @@ def test_script_and_exec_start_together_are_refused() -> None:
     assert "`systemd.services.x' sets both `script' and `serviceConfig.ExecStart'" in message
 
 
+def test_unit_names_have_no_suffix() -> None:
+    message = error_of('{ ... }: { systemd.services."web.service".script = "true"; }')
+    assert (
+        "`systemd.services.\"web.service\"': unit names are given without their suffix;"
+        in message
+    )
+    assert "write `systemd.services.web'." in message
+
+
 def test_wanted_by_is_an_error_that_shows_the_wants_line() -> None:
     message = error_of(
         """{ ... }: {

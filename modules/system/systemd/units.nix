@@ -403,7 +403,11 @@ let
         }) [ { from = "wantedBy"; to = "wants"; } { from = "requiredBy"; to = "requires"; } ];
 
       otherAssertions = x:
-        optional (x.kind == "services" && x.u.script != "" && (x.u.serviceConfig.ExecStart or null) != null) {
+        optional (x.kind != "mounts" && lib.hasSuffix ".${kinds.${x.kind}.suffix}" x.name) {
+          assertion = false;
+          message = "`${x.loc}': unit names are given without their suffix; write `${prefix}.${x.kind}.${lib.escapeNixIdentifier (lib.removeSuffix ".${kinds.${x.kind}.suffix}" x.name)}'.";
+        }
+        ++ optional (x.kind == "services" && x.u.script != "" && (x.u.serviceConfig.ExecStart or null) != null) {
           assertion = false;
           message = "`${x.loc}' sets both `script' and `serviceConfig.ExecStart'; keep one.";
         }
