@@ -302,6 +302,7 @@ def test_reboot_crash_shutdown(machine: Machine) -> None:
     machine.succeed("true")
     machine.reboot()
     assert not machine.is_up()
+    assert machine.wait_for_console_text(r"boot \d+", timeout=5) == "boot 2"
     machine.succeed("true")  # waits for the new boot's READY
     fake = FakeQemu.instances[-1]
     assert fake.monitor == ["sendkey ctrl-alt-delete"] and fake.boots == 2

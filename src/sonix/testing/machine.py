@@ -301,6 +301,8 @@ class Machine:
             assert self._backdoor is not None
             self._backdoor.skip_to_end()
             self._connected = False
+            if self._serial is not None:  # console waits start over with the new boot
+                self._console_pos = self._serial.mark()
             self.send_monitor_command("sendkey ctrl-alt-delete")
             self.booted_at = time.monotonic()
 
@@ -490,8 +492,9 @@ class Machine:
     def wait_for_console_text(self, regex: str, timeout: float = DEFAULT_TIMEOUT) -> str:
         """Wait until the serial console prints text matching `regex`; returns the match.
 
-        Matching starts after the previous match (or the last start()), so waiting twice for
-        the same text waits for it to appear twice. Event-driven: wakes when output arrives.
+        Matching starts after the previous match (or the last start() or reboot()), so
+        waiting twice for the same text waits for it to appear twice. Event-driven: wakes when
+        output arrives.
         """
         with ui.step(f"{self.name}: waiting for console text {regex!r}"):
             if self._process is None:
