@@ -160,7 +160,10 @@ class Machine:
     # ---- life cycle --------------------------------------------------------------------------
 
     def spec(self, runtime: Path) -> qemu.VmSpec:
-        """The QEMU settings of this machine, with its sockets in `runtime`."""
+        """The QEMU settings of this machine, with its sockets in `runtime`.
+
+        For image boots this prepares the disk copy and the OVMF variables in `state_dir`.
+        """
         firmware = None
         disk = None
         if self.image is not None:
