@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass, replace
@@ -77,7 +78,8 @@ def boot_check(spec: qemu.VmSpec, timeout: float) -> BootReport:
     Raises SonixError (with the end of the serial log) when no report comes in `timeout` s.
     """
     runtime = Path(tempfile.mkdtemp(prefix="sonix-check-"))
-    serial = Channel(runtime / "serial")
+    # --debug shows the console while it boots; otherwise only the report is printed.
+    serial = Channel(runtime / "serial", echo=sys.stderr if ui.debug_enabled() else None)
     serial.listen()
     argv = qemu.qemu_argv(check_spec(spec, runtime / "serial"))
     ui.debug(shlex.join(argv))
