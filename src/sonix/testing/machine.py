@@ -200,7 +200,11 @@ class Machine:
             self.state_dir.mkdir(parents=True, exist_ok=True)
             # Unix socket paths are limited to 108 bytes: keep them in a short temp dir.
             self._runtime = Path(tempfile.mkdtemp(prefix=f"sonix-{self.name[:16]}-"))
-            spec = self.spec(self._runtime)
+            try:
+                spec = self.spec(self._runtime)
+            except BaseException:  # bad input (no OVMF, no space): nothing may stay behind
+                self._cleanup()
+                raise
             self._serial = Channel(self._runtime / "serial")
             self._backdoor = Channel(self._runtime / "backdoor", keep_history=False)
             self._serial.listen()
