@@ -8,6 +8,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -337,9 +338,16 @@ def test_channel_waits_and_reads_lines(tmp_path: Path) -> None:
         qemu_side.sendall("boot…\r\nsystem ready\r\nline two\n".encode())
         found = channel.wait_for(r"system (\w+)", 5)
         assert found is not None and found.group(1) == "ready"
+        # A match at the end of the text waits until the output is quiet (it might grow).
+        qemu_side.sendall(b"MARKER-4")
+        assert channel.wait_for(r"MARKER-4", 5) is not None
+        threading.Timer(0.1, lambda: qemu_side.sendall(b"2 done\r\n")).start()
+        found = channel.wait_for(r"MARKER-\d+", 5, settle=1.0)
+        assert found is not None and found.group(0) == "MARKER-42"
         assert channel.read_line(5) == "boot…"
         assert channel.read_line(5) == "system ready"
         assert channel.read_line(5) == "line two"
+        assert channel.read_line(5) == "MARKER-42 done"
         assert channel.read_line(0.1) is None
         channel.send(b"to guest")
         assert qemu_side.recv(8) == b"to guest"

@@ -28,7 +28,7 @@ BEGIN = "SONIX-BOOT-REPORT-BEGIN"
 END = "SONIX-BOOT-REPORT-END"
 REPORT = re.compile(
     rf"{BEGIN}\r?\n(?P<body>.*?){END} state=(?P<state>\S*) failed=(?P<failed>\d+)"
-    r" boot-complete=(?P<complete>\S+)",
+    r" boot-complete=(?P<complete>\S+)\r?\n",  # up to the newline: the line is complete
     re.S,
 )
 POWEROFF_TIMEOUT = 180.0

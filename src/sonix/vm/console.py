@@ -39,6 +39,7 @@ class Channel:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._data = ""  # positions below are in characters of this text
         self._offset = 0  # start of unconsumed text, for `read_line`
+        self._last_data = 0.0  # when text last arrived (monotonic)
         self._generation = 0  # bumped on every new connection
         self._connected = False
         self._cond = threading.Condition()
@@ -88,6 +89,7 @@ class Channel:
                 self.echo.flush()
             with self._cond:
                 self._data += text
+                self._last_data = time.monotonic()
                 self._cond.notify_all()
 
     def close(self) -> None:
@@ -134,9 +136,13 @@ class Channel:
         *,
         start: int = 0,
         alive: Callable[[], bool] | None = None,
+        settle: float = 0.5,
     ) -> re.Match[str] | None:
         """The first match of `pattern` in the text from `start` on, waiting up to `timeout`.
 
+        A match that reaches the end of the text so far might still grow (`MARKER-\\d+` while
+        only `MARKER-4` of `MARKER-42` has arrived), so it counts only once the output has
+        been quiet for `settle` seconds; a prompt without a newline still matches that way.
         Returns None on timeout. `alive` is asked between wake-ups; when it says False (QEMU
         exited), the wait ends early with ChannelClosed.
         """
@@ -145,14 +151,19 @@ class Channel:
         with self._cond:
             while True:
                 found = regex.search(self._data, start)
-                if found:
+                quiet_for = time.monotonic() - self._last_data
+                if found and (found.end() < len(self._data) or quiet_for >= settle):
                     return found
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    return None
+                    return found  # at the deadline, a match at the end counts as it is
                 if self._closing or (alive is not None and not alive()):
+                    if found:
+                        return found
                     raise ChannelClosed(f"{self.path.name}: QEMU is not running")
-                self._cond.wait(min(remaining, 1.0))
+                if found:
+                    remaining = min(remaining, settle - quiet_for)
+                self._cond.wait(min(max(remaining, 0.01), 1.0))
 
     def read_line(self, timeout: float, alive: Callable[[], bool] | None = None) -> str | None:
         """The next unconsumed line (without the newline), or None on timeout."""
