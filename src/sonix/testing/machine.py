@@ -354,8 +354,9 @@ class Machine:
         """Run `command` with bash as root in the guest: (exit status, stdout).
 
         stderr is logged (and part of CommandFailed errors). The guest kills the command
-        after `timeout` seconds (None: never); its status is then 124 (or 137 when it had
-        to be killed). Raises MachineError when the VM or the backdoor stops answering.
+        after `timeout` seconds; its status is then 124 (or 137 when it had to be killed).
+        With None the guest sets no limit, but the host still gives up after 900 s + 60 s.
+        Raises MachineError when the VM or the backdoor stops answering.
         """
         reply = self._run(command, timeout)
         return reply.status, reply.stdout
