@@ -70,7 +70,11 @@ def workloads() -> list[tuple[str, list[str]]]:
             items.append((f"{name}-{label}", argv))
     items.append(("server-shaped", [str(WORKLOADS / "server-shaped.nix")]))
     for example in sorted((ROOT / "examples").glob("*.nix")):
-        expr = f"(import {ROOT}/eval-config.nix {{ modules = [ {example} ]; }}).config"
+        # Everything a build needs: the configuration down to the system's derivation.
+        expr = (
+            f"(import {ROOT}/default.nix {{ configuration = {example}; }})"
+            ".config.system.build.toplevel.drvPath"
+        )
         items.append((f"examples/{example.name}", ["--expr", expr]))
     return items
 
