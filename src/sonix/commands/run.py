@@ -104,4 +104,7 @@ def run(args: argparse.Namespace) -> int:
     ui.info("serial console follows; Ctrl-a x quits, Ctrl-a c switches to the QEMU monitor")
     ui.debug(process.command_line(argv))
     # The terminal belongs to QEMU (the serial console), so not process.run (stdin /dev/null).
-    return subprocess.call(argv, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr)
+    return subprocess.call(
+        argv, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr,
+        preexec_fn=qemu.die_with_parent,
+    )  # fmt: skip

@@ -71,7 +71,7 @@ def launch(argv: list[str], log: BinaryIO) -> subprocess.Popen[bytes]:
     """Start QEMU in the background, its output to `log` (unit tests replace this)."""
     return subprocess.Popen(
         argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
+        start_new_session=True, preexec_fn=qemu.die_with_parent,
     )  # fmt: skip
 
 

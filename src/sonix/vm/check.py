@@ -86,8 +86,9 @@ def boot_check(spec: qemu.VmSpec, timeout: float) -> BootReport:
     qemu_log = (spec.serial_log.parent if spec.serial_log else runtime) / "qemu.log"
     with open(qemu_log, "ab") as log:
         process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT
-        )
+            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            preexec_fn=qemu.die_with_parent,
+        )  # fmt: skip
     started = time.monotonic()
     try:
         with ui.step(f"Booting {spec.name} ({spec.accel}) until its boot report"):

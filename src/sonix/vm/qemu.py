@@ -8,9 +8,11 @@ what to install or free up.
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Sequence
@@ -116,6 +118,17 @@ def _probe_kvm(work: Path) -> str:
         return "kvm"
     ui.debug(f"KVM probe exited with {result.returncode}: TCG ({result.stderr!r:.200})")
     return "tcg"
+
+
+def die_with_parent() -> None:
+    """`preexec_fn` for QEMU: the kernel kills it when the process that started it dies.
+
+    Without this, a test run that is killed (a CI timeout, `kill -9`) leaves its VMs running
+    with nobody to stop them. PR_SET_PDEATHSIG fires when the *thread* that started QEMU
+    ends, so start machines from a thread that lives as long as they do (the main thread).
+    """
+    pr_set_pdeathsig = 1
+    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def require_qemu() -> str:
