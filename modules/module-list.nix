@@ -13,4 +13,6 @@
   ./system/networking.nix
   ./system/repart.nix
   ./services/journald.nix
+  # Inert unless the host passes the `sonix.report` credential (`sonix run --check`).
+  ./testing/boot-report.nix
 ]

@@ -47,7 +47,9 @@ let
     else {
       inherit (f) mode;
       kind = lib.head kinds;
-      value = toString f.${lib.head kinds};
+      # Interpolating copies a Nix path into the store (the builder runs sandboxed and only
+      # sees the store); strings and store paths pass through.
+      value = "${f.${lib.head kinds}}";
     }) (lib.filterAttrs (_: f: f.enable) files);
 in
 {

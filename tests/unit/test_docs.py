@@ -26,39 +26,40 @@ def test_entries_are_sorted_and_hide_invisible_options(options: list[docs.Option
     names = [o.name for o in options]
     assert names == sorted(names)
     assert "hidden" not in names
-    assert "services.web.sites.<name>.port" in names
+    assert "docsTest.web.sites.<name>.port" in names
 
 
 def test_entry_fields(options: list[docs.OptionDoc]) -> None:
-    host = by_name(options)["networking.hostName"]
+    host = by_name(options)["docsTest.hostName"]
     assert host.type == "string"
     assert host.default == docs.Literal("literalExpression", '"sonix"')
     assert host.example == docs.Literal("literalExpression", '"web-1"')
     assert host.declarations[0].endswith("documented-module.nix")
-    domain = by_name(options)["networking.domain"]
+    domain = by_name(options)["docsTest.domain"]
     assert domain.default == docs.Literal("literalMD", "no domain")
-    assert by_name(options)["system.stateVersion"].read_only
+    assert by_name(options)["docsTest.stateVersion"].read_only
 
 
 def test_undocumented_options_fail_by_name() -> None:
     with pytest.raises(ui.SonixError) as error:
         docs.load_options([FIXTURES / "undocumented-module.nix"])
-    assert "2 visible option(s) have no description: alpha, beta.gamma" in str(error.value)
+    expected = "2 visible option(s) have no description: undocTest.alpha, undocTest.beta.gamma"
+    assert expected in str(error.value)
 
 
 def test_markdown(options: list[docs.OptionDoc]) -> None:
     text = docs.render_markdown(options)
-    assert "## `networking.hostName`" in text
+    assert "## `docsTest.hostName`" in text
     assert "*Type:* 16 bit unsigned integer; between 0 and 65535 (both inclusive)" in text
-    assert "[`networking.domain`](#opt-networking.domain)" in text
+    assert "[`docsTest.domain`](#opt-docsTest.domain)" in text
     assert "```nix\n{ example = { port = 8080; }; }\n```" in text
 
 
 def test_html(options: list[docs.OptionDoc]) -> None:
     text = docs.render_html(options)
-    assert '<dt id="opt-networking.hostName"><code>networking.hostName</code></dt>' in text
+    assert '<dt id="opt-docsTest.hostName"><code>docsTest.hostName</code></dt>' in text
     assert "<strong>if any</strong>" in text
-    assert '<a href="#opt-networking.domain"><code>networking.domain</code></a>' in text
+    assert '<a href="#opt-docsTest.domain"><code>docsTest.domain</code></a>' in text
 
 
 def test_manpage_renders_with_groff(options: list[docs.OptionDoc], tmp_path: Path) -> None:
@@ -73,7 +74,7 @@ def test_manpage_renders_with_groff(options: list[docs.OptionDoc], tmp_path: Pat
     )
     assert result.returncode == 0, result.stderr
     assert result.stderr == "", result.stderr
-    assert "networking.hostName" in result.stdout
+    assert "docsTest.hostName" in result.stdout
     assert "Type: string" in result.stdout
 
 

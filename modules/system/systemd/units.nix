@@ -426,11 +426,22 @@ let
   initrd = renderTree "boot.initrd.systemd" config.boot.initrd.systemd;
 in
 {
-  options.systemd = unitTreeOptions "systemd";
+  options.systemd = unitTreeOptions "systemd" // {
+    defaultUnit = lib.mkOption {
+      type = lib.types.str;
+      default = "multi-user.target";
+      example = "rescue.target";
+      description = ''
+        The unit the system boots into (`default.target`). systemd's own default is
+        `graphical.target`; a server has no graphical session.
+      '';
+    };
+  };
   options.boot.initrd.systemd = unitTreeOptions "boot.initrd.systemd";
 
   config = {
     system.usrFiles = system.files // {
+      "lib/systemd/system/default.target".symlink = config.systemd.defaultUnit;
       # PID 1 runs preset-all on first boot: nothing is enabled behind the configuration's back.
       # (Preset files are read in name order and the first match wins; Debian's is 90-systemd.)
       "lib/systemd/system-preset/00-sonix.preset".text = ''
