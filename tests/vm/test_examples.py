@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,20 +22,12 @@ BOOT_TIMEOUT = 900
 
 
 @pytest.fixture(scope="module")
-def server(
-    build_config: Callable[[Path], BuildResult], tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Machine]:
+def server(build_config: Callable[[Path], BuildResult], driver: Driver) -> Machine:
     image = build_config(CONFIGS / "server-test.nix").image
-    driver = Driver(tmp_path_factory.mktemp("server"))
-    failed = True
-    try:
-        machine = driver.machine("server", image=image, disk_size=4 << 30, memory_mib=1536)
-        machine.start()
-        machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
-        yield machine
-        failed = False
-    finally:
-        driver.close(failed=failed)
+    machine = driver.machine("server", image=image, disk_size=4 << 30, memory_mib=1536)
+    machine.start()
+    machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
+    return machine
 
 
 def test_server_comes_up_healthy(server: Machine) -> None:

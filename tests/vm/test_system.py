@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -35,17 +35,11 @@ def system(build_config: Callable[[Path], BuildResult]) -> BuildResult:
 
 
 @pytest.fixture(scope="module")
-def machine(system: BuildResult, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Machine]:
-    driver = Driver(tmp_path_factory.mktemp("system"))
-    failed = True
-    try:
-        m = driver.machine("minimal", image=system.image, disk_size=DISK, memory_mib=1536)
-        m.start()
-        m.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
-        yield m
-        failed = False
-    finally:
-        driver.close(failed=failed)
+def machine(system: BuildResult, driver: Driver) -> Machine:
+    m = driver.machine("minimal", image=system.image, disk_size=DISK, memory_mib=1536)
+    m.start()
+    m.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
+    return m
 
 
 def test_reaches_multi_user_without_failed_units(machine: Machine) -> None:
