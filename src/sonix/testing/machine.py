@@ -461,6 +461,11 @@ class Machine:
             if state == "inactive":
                 jobs_status, jobs = self.execute("systemctl list-jobs --no-legend", timeout=60)
                 if jobs_status == 0 and not jobs.strip():
+                    # The unit may have become active between the two questions (its job was
+                    # the last one): ask again before calling it a failure.
+                    _, again = self.execute(f"systemctl show -P ActiveState {quoted}", timeout=60)
+                    if again.strip() == "active":
+                        return True
                     raise UnitFailed(f"{self.name}: unit {unit} is inactive and no job is queued")
             return status == 0 and state == "active"
 
