@@ -85,6 +85,17 @@ in
       '';
     };
 
+    initrd.compressor = mkOption {
+      type = types.enum [ "xz" "zstd" ];
+      default = "xz";
+      example = "zstd";
+      description = ''
+        How the initrd's cpio archive is compressed. `xz` (with the x86 branch filter) makes the
+        smallest initrd, about 12 % below `zstd`; `zstd` unpacks several times faster, which
+        saves a second or two of boot under emulation (TCG) and little on real hardware.
+      '';
+    };
+
     initrd.binaries = mkOption {
       type = types.listOf (types.strMatching "/usr/.+");
       default = [ ];

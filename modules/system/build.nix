@@ -48,10 +48,11 @@ let
   '';
 
   # Always in the initrd: what finds, verifies and mounts /usr, and creates the root on a
-  # virtio disk (probe notes §15). Built-in ones (ext4, virtio_pci, ...) are skipped.
+  # virtio disk (probe notes §15). Built-in ones (ext4, virtio_pci, ...) are skipped. Stage 1
+  # never mounts the ESP and the root is not volatile, so vfat and overlay stay in /usr.
   baseInitrdModules = [
     "virtio_blk" "virtio_scsi" "sd_mod" "erofs" "dm_mod" "dm_verity" "loop" "efivarfs"
-    "autofs4" "vfat" "nls_cp437" "nls_iso8859_1" "overlay" "virtio_rng" "qemu_fw_cfg"
+    "autofs4" "virtio_rng" "qemu_fw_cfg"
   ];
 
   usr = step "usr" {
@@ -70,7 +71,8 @@ let
     modules = lib.concatStringsSep "," (lib.unique (baseInitrdModules
       ++ config.boot.initrd.availableKernelModules ++ config.boot.initrd.kernelModules));
     binaries = lib.concatStringsSep "," config.boot.initrd.binaries;
-  } ''"$runInTools" python3 "$builders/image.py" initrd --usr "$base" --base "$base" --manifest "$manifestPath" --os-release "$osReleasePath" --modules "$modules" --binaries "$binaries" --out "$out"'';
+    inherit (config.boot.initrd) compressor;
+  } ''"$runInTools" python3 "$builders/image.py" initrd --usr "$base" --base "$base" --manifest "$manifestPath" --os-release "$osReleasePath" --modules "$modules" --binaries "$binaries" --compressor "$compressor" --out "$out"'';
 
   diskConfig = {
     inherit name version;
@@ -84,7 +86,7 @@ let
 
   image = step "image" {
     inherit usr;
-    initrd = "${initrd}/initrd.cpio.zst";
+    initrd = "${initrd}/initrd.img";
     config = builtins.toJSON diskConfig;
     passAsFile = [ "config" ];
   } ''"$runInTools" python3 "$builders/image.py" disk --usr "$usr" --initrd "$initrd" --config "$configPath" --out "$out"'';

@@ -99,7 +99,7 @@ def lay_out(toplevel: Path, out_dir: Path) -> BuildResult:
     links = {
         "disk.raw": image_dir / "disk.raw",
         manifest["uki"]: image_dir / manifest["uki"],
-        "initrd.cpio.zst": toplevel / "initrd" / "initrd.cpio.zst",
+        "initrd.img": toplevel / "initrd" / "initrd.img",
         "manifest.json": image_dir / "manifest.json",
     }
     for name, target in links.items():
@@ -112,6 +112,6 @@ def lay_out(toplevel: Path, out_dir: Path) -> BuildResult:
         toplevel=toplevel,
         image=out_dir / "disk.raw",
         uki=out_dir / manifest["uki"],
-        initrd=out_dir / "initrd.cpio.zst",
+        initrd=out_dir / "initrd.img",
         manifest=manifest,
     )

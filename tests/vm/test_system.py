@@ -111,6 +111,17 @@ def test_verity_backs_usr(machine: Machine) -> None:
     assert usrhash[1] in machine.succeed("dmsetup table usr")
 
 
+def test_setuid_programs_keep_their_mode(machine: Machine) -> None:
+    # The Nix store drops setuid bits; the image builder puts back what the packages asked for.
+    modes = machine.succeed("stat -c '%a %U:%G %n' /usr/bin/su /usr/bin/mount /usr/sbin/unix_chkpwd")
+    assert modes.split("\n")[:3] == [
+        "4755 root:root /usr/bin/su",
+        "4755 root:root /usr/bin/mount",
+        "2755 root:shadow /usr/sbin/unix_chkpwd",
+    ]
+    assert "nosuid" not in machine.succeed("findmnt -no OPTIONS /usr")
+
+
 def test_boot_counter_consumed_and_blessed(machine: Machine, system: BuildResult) -> None:
     name = system.manifest["uki"].removesuffix(".efi")
     assert system.manifest["esp_entry"].endswith(f"{name}+3.efi")

@@ -24,6 +24,7 @@ import stat
 import struct
 import subprocess
 import sys
+import tarfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
@@ -117,6 +118,49 @@ def restore_modes(root: Path) -> None:
                 path.chmod(0o755 if path.stat().st_mode & stat.S_IXUSR else 0o644)
 
 
+def read_special_modes(modes_file: Path) -> dict[str, tuple[int, int, int]]:
+    """The /usr entries of a packages' special-modes file (`path mode uid gid` lines): the
+    setuid and setgid bits and owners that the Nix store drops. /etc and /var entries are made
+    at boot by tmpfiles and sysusers."""
+    modes = {}
+    if modes_file.is_file():
+        for line in modes_file.read_text().splitlines():
+            fields = line.split()
+            if len(fields) == 4 and fields[0].startswith("/usr/"):
+                modes[fields[0].removeprefix("/usr/")] = (
+                    int(fields[1], 8), int(fields[2]), int(fields[3]))
+    return modes
+
+
+def write_usr_tar(tree: Path, modes: dict[str, tuple[int, int, int]], archive: Path) -> None:
+    """A reproducible tar of tree/usr (names relative to /usr, as the partition is mounted
+    there; modes keyed the same way): sorted names, owner root, mtime SOURCE_DATE_EPOCH, and
+    the special modes. A tar, because a Nix build may not chmod a file setuid (the build's
+    seccomp filter refuses it) while a tar header can say anything."""
+
+    def normalise(info: tarfile.TarInfo) -> tarfile.TarInfo:
+        info.uid = info.gid = 0
+        info.uname = info.gname = ""
+        info.mtime = EPOCH
+        special = modes.get(info.name)
+        if special and info.isfile():
+            info.mode, info.uid, info.gid = special
+        return info
+
+    def walk(directory: Path) -> Iterator[Path]:
+        yield directory
+        for entry in sorted(directory.iterdir()):
+            if entry.is_dir() and not entry.is_symlink():
+                yield from walk(entry)
+            else:
+                yield entry
+
+    with tarfile.open(archive, "w", format=tarfile.PAX_FORMAT) as tar:
+        for path in walk(tree / "usr"):
+            tar.add(path, arcname=str(path.relative_to(tree / "usr")), recursive=False,
+                    filter=normalise)
+
+
 def normalise_mtimes(root: Path) -> None:
     """Same content, same image: every mtime is SOURCE_DATE_EPOCH."""
     for dirpath, dirnames, filenames in os.walk(root):
@@ -185,8 +229,13 @@ def make_usr(base: Path, manifest: dict[str, dict[str, str]], os_release: Path, 
     copy_tree(base / "usr", usr)
     for rel in TRIM:
         remove(usr / rel)
-    # The kernel goes into the UKI, not into /usr; keep it beside the tree for the disk step.
+    # The kernel goes into the UKI, not into /usr; keep it beside the tree for the disk step,
+    # with the modes the store cannot keep (setuid mount, su, ...), which that step applies.
     copy_tree(base / "boot", out / "boot")
+    modes = base / "nix-support/special-modes"
+    if modes.is_file():
+        (out / "nix-support").mkdir(exist_ok=True)
+        shutil.copyfile(modes, out / "nix-support/special-modes")
 
     log("Making the factory /etc")
     factory = usr / "share/factory/etc"
@@ -375,6 +424,10 @@ INITRD_BINARIES = [
 INITRD_DLOPEN = ["libkmod.so.2", "liblzma.so.5", "libzstd.so.1", "libcryptsetup.so.12",
                  "libseccomp.so.2"]
 
+# udev's helpers that stage 1 of a server has a use for (persistent names of ATA and SCSI
+# disks); cdrom_id, fido_id, v4l_id, mtd_probe, iocost and dmi_memory_id are left to /usr.
+INITRD_UDEV_HELPERS = ["ata_id", "scsi_id"]
+
 INITRD_DATA = [
     "usr/lib/systemd/system",
     "usr/lib/systemd/system-preset",
@@ -388,6 +441,15 @@ INITRD_DATA = [
 
 # Units that cannot work in stage 1 (D-Bus is not there).
 INITRD_UNIT_EXCLUDE = ("dbus", "systemd-logind", "systemd-networkd", "systemd-resolved")
+
+# The kernel unpacks either. xz with the x86 branch filter is the smallest (about 12 % below
+# zstd -19 for the default initrd), the kernel's xz decoder only knows CRC32 checks, and one
+# thread keeps the archive reproducible. zstd unpacks several times faster.
+INITRD_COMPRESSORS = {
+    "xz": ["xz", "-q", "--check=crc32", "--x86", "--lzma2=preset=9e,dict=32MiB", "-T1"],
+    "zstd": ["zstd", "-q", "-19", "-T0", "--rm"],
+}
+INITRD_SUFFIXES = {"xz": ".xz", "zstd": ".zst"}
 
 INITRD_ETC = ["passwd", "group", "shadow", "gshadow", "ld.so.conf", "ld.so.conf.d",
               "modprobe.d", "mke2fs.conf", "nsswitch.conf"]
@@ -439,6 +501,7 @@ def make_initrd(
     os_release: Path,
     modules: list[str],
     binaries: list[str],
+    compressor: str,
     out: Path,
 ) -> None:
     root = Path(os.environ.get("TMPDIR", "/tmp")) / "initrd-root"
@@ -454,8 +517,8 @@ def make_initrd(
     if missing:
         die(f"initrd binaries not in the usr tree: {', '.join(missing)}")
     wanted += [lib for name in INITRD_DLOPEN if (lib := find_library(usr, name))]
-    helpers = [p for p in (usr / "usr/lib/udev").iterdir() if p.is_file() and os.access(p, os.X_OK)]
-    wanted += helpers
+    wanted += [usr / "usr/lib/udev" / helper for helper in INITRD_UDEV_HELPERS
+               if (usr / "usr/lib/udev" / helper).exists()]
     wanted.append(usr / "usr/lib64/ld-linux-x86-64.so.2")
     for path in sorted(elf_closure(usr, wanted)):
         copy_into(usr, root, path)
@@ -501,13 +564,16 @@ def make_initrd(
     run("ldconfig", "-r", root)
     normalise_mtimes(root)
 
-    log("Packing the cpio archive (zstd)")
+    log(f"Packing the cpio archive ({compressor})")
     out.mkdir(parents=True, exist_ok=True)
     cpio = out / "initrd.cpio"
     write_cpio(root, cpio)
-    run("zstd", "-q", "-19", "-T0", "--rm", cpio, "-o", out / "initrd.cpio.zst")
-    sizes = {"unpacked": tree_size(root), "compressed": (out / "initrd.cpio.zst").stat().st_size}
-    (out / "initrd.json").write_text(json.dumps({"kernel": version, "bytes": sizes}, indent=2))
+    archive = out / "initrd.img"  # one name whatever the compressor: ukify does not care
+    run(*INITRD_COMPRESSORS[compressor], cpio)
+    (out / f"initrd.cpio{INITRD_SUFFIXES[compressor]}").rename(archive)
+    sizes = {"unpacked": tree_size(root), "compressed": archive.stat().st_size}
+    (out / "initrd.json").write_text(
+        json.dumps({"kernel": version, "compressor": compressor, "bytes": sizes}, indent=2))
     shutil.rmtree(root)
 
 
@@ -572,10 +638,14 @@ def size_bytes(text: str) -> int:
     return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
 
 
+# image.compression → mkfs.erofs: lz4 is written with the lz4hc encoder (same decoder, denser).
+EROFS_COMPRESSION = {"lz4": ["-zlz4hc,level=12"], "lzma": ["-zlzma,level=109"], "none": []}
+
+
 def repart_definitions(directory: Path, cfg: dict[str, object], esp: Path, usr: Path) -> None:
+    """usr is the erofs image that repart copies into the usr slot and protects with verity."""
     name, version = cfg["name"], cfg["version"]
     usr_size, verity_size = cfg["usrSlotSize"], cfg["usrVeritySlotSize"]
-    compression = "" if cfg["compression"] == "none" else f"Compression={cfg['compression']}\n"
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "00-esp.conf").write_text(
         "[Partition]\nType=esp\nLabel=ESP\nFormat=vfat\n"
@@ -585,8 +655,8 @@ def repart_definitions(directory: Path, cfg: dict[str, object], esp: Path, usr: 
     # use 512-byte blocks, an 8x larger hash tree (probe notes, pitfall 2).
     blocks = "VerityDataBlockSizeBytes=4096\nVerityHashBlockSizeBytes=4096\n"
     (directory / "10-usr.conf").write_text(
-        f"[Partition]\nType=usr\nLabel={name}_{version}\nFormat=erofs\n{compression}"
-        f"CopyFiles={usr}/usr:/\nVerity=data\nVerityMatchKey=usr\n{blocks}"
+        f"[Partition]\nType=usr\nLabel={name}_{version}\n"
+        f"CopyBlocks={usr}\nVerity=data\nVerityMatchKey=usr\n{blocks}"
         f"SizeMinBytes={usr_size}\nSizeMaxBytes={usr_size}\nReadOnly=yes\n"
     )
     (directory / "11-usr-verity.conf").write_text(
@@ -618,8 +688,16 @@ def make_disk(usr: Path, initrd: Path, cfg: dict[str, object], out: Path) -> Non
     log("Copying /usr with ordinary permissions")
     copy_tree(usr / "usr", tree / "usr")
     restore_modes(tree)
+    modes = read_special_modes(usr / "nix-support/special-modes")
+    log(f"Making the usr file system (erofs, {cfg['compression']}); special modes: "
+        f"{', '.join(f'/usr/{m}' for m in sorted(modes)) or 'none'}")
+    write_usr_tar(tree, modes, work / "usr.tar")
+    erofs = work / "usr.erofs"
+    run("mkfs.erofs", "--quiet", "--tar=f", *EROFS_COMPRESSION[str(cfg["compression"])],
+        f"-U{uuid.uuid5(uuid.NAMESPACE_URL, f'sonix:{name}_{version}:usr')}", f"-T{EPOCH}",
+        "--all-time", erofs, work / "usr.tar")
     normalise_mtimes(tree)
-    repart_definitions(definitions, cfg, esp, tree)
+    repart_definitions(definitions, cfg, esp, erofs)
     out.mkdir(parents=True, exist_ok=True)
     disk = out / "disk.raw"
     # Partition UUIDs and filesystem UUIDs from a seed: same inputs, same image.
@@ -733,6 +811,7 @@ def main() -> None:
     p.add_argument("--os-release", type=Path, required=True)
     p.add_argument("--modules", default="")
     p.add_argument("--binaries", default="")
+    p.add_argument("--compressor", choices=sorted(INITRD_COMPRESSORS), default="xz")
     p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("disk")
     p.add_argument("--usr", type=Path, required=True)
@@ -748,7 +827,8 @@ def main() -> None:
         manifest = json.loads(args.manifest.read_text())["initrdUsrFiles"]
         modules = [m for m in args.modules.split(",") if m]
         binaries = [b for b in args.binaries.split(",") if b]
-        make_initrd(args.usr, args.base, manifest, args.os_release, modules, binaries, args.out)
+        make_initrd(args.usr, args.base, manifest, args.os_release, modules, binaries,
+                    args.compressor, args.out)
     else:
         make_disk(args.usr, args.initrd, json.loads(args.config.read_text()), args.out)
 
