@@ -113,7 +113,8 @@ def test_verity_backs_usr(machine: Machine) -> None:
 
 def test_setuid_programs_keep_their_mode(machine: Machine) -> None:
     # The Nix store drops setuid bits; the image builder puts back what the packages asked for.
-    modes = machine.succeed("stat -c '%a %U:%G %n' /usr/bin/su /usr/bin/mount /usr/sbin/unix_chkpwd")
+    programs = "/usr/bin/su /usr/bin/mount /usr/sbin/unix_chkpwd"
+    modes = machine.succeed(f"stat -c '%a %U:%G %n' {programs}")
     assert modes.split("\n")[:3] == [
         "4755 root:root /usr/bin/su",
         "4755 root:root /usr/bin/mount",
