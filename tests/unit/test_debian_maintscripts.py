@@ -153,3 +153,76 @@ def test_dpkg_status_from_control_files(tmp_path: Path) -> None:
         "Package: mawk\nStatus: install ok installed\nVersion: 1.0\nArchitecture: amd64\n"
         "Description: x\n y\n\n"
     )
+
+
+UNIX_PROFILE = """\
+Name: Unix authentication
+Default: yes
+Priority: 256
+Auth-Type: Primary
+Auth:
+\t[success=end default=ignore]\tpam_unix.so nullok try_first_pass
+Auth-Initial:
+\t[success=end default=ignore]\tpam_unix.so nullok
+Session-Type: Additional
+Session:
+\trequired\tpam_unix.so
+"""
+
+EXTRA_PROFILE = """\
+Name: A second primary module, lower priority
+Default: yes
+Priority: 128
+Auth-Type: Primary
+Auth:
+\t[success=end default=ignore]\tpam_extra.so use_first_pass
+Session-Type: Additional
+Session-Interactive-Only: yes
+Session:
+\toptional\tpam_mkhomedir.so
+"""
+
+AUTH_TEMPLATE = """\
+# here are the per-package modules (the "Primary" block)
+$auth_primary
+auth\trequisite\t\t\tpam_deny.so
+# and here are more per-package modules (the "Additional" block)
+$auth_additional
+# end of pam-auth-update config
+"""
+
+
+def test_pam_auth_update_writes_common_files_like_debian(tmp_path: Path) -> None:
+    configs, templates = tmp_path / "usr/share/pam-configs", tmp_path / "usr/share/pam"
+    configs.mkdir(parents=True)
+    templates.mkdir(parents=True)
+    (configs / "unix").write_text(UNIX_PROFILE)
+    (configs / "extra").write_text(EXTRA_PROFILE)
+    (configs / "off").write_text("Name: Off\nDefault: no\nPriority: 999\nAuth-Type: Primary\n"
+                                 "Auth:\n\trequired\tpam_off.so\n")
+    (templates / "common-auth").write_text(AUTH_TEMPLATE)
+    (templates / "common-auth.md5sums").write_text("ignored\n")
+    (templates / "common-session").write_text(AUTH_TEMPLATE.replace("auth", "session"))
+    (templates / "common-session-noninteractive").write_text(
+        AUTH_TEMPLATE.replace("auth", "session"))
+
+    assert maintscripts.pam_auth_update(tmp_path) == [
+        "common-auth", "common-session", "common-session-noninteractive"]
+    auth = (tmp_path / "etc/pam.d/common-auth").read_text().splitlines()
+    # Highest priority first, with its -Initial lines; `end` jumps past the rest of the block.
+    assert auth[1:3] == [
+        "auth\t[success=2 default=ignore]\tpam_unix.so nullok",
+        "auth\t[success=1 default=ignore]\tpam_extra.so use_first_pass",
+    ]
+    assert "pam_off.so" not in "\n".join(auth)
+    session = (tmp_path / "etc/pam.d/common-session").read_text().splitlines()
+    # No primary session module: a pam_permit line keeps the stack's jumps intact.
+    assert session[1] == "session\t[default=1]\t\t\tpam_permit.so"
+    assert session[4:6] == ["session\trequired\tpam_unix.so", "session\toptional\tpam_mkhomedir.so"]
+    quiet = (tmp_path / "etc/pam.d/common-session-noninteractive").read_text()
+    assert "pam_unix.so" in quiet and "pam_mkhomedir.so" not in quiet
+
+
+def test_pam_auth_update_without_libpam_runtime_does_nothing(tmp_path: Path) -> None:
+    assert maintscripts.pam_auth_update(tmp_path) == []
+    assert not (tmp_path / "etc").exists()

@@ -11,7 +11,10 @@ script does their lasting effects, deterministically, on a tree that pkgs/defaul
 4. `depmod`: modules.dep & co. for every kernel under /usr/lib/modules (the kernel's postinst);
 5. `sysusers`: the users and groups of /usr/lib/sysusers.d (systemd's trigger), which also
    writes /etc/shadow and /etc/gshadow;
-6. `dpkg_status`: /var/lib/dpkg/status, what dpkg would have recorded as installed.
+6. `dpkg_status`: /var/lib/dpkg/status, what dpkg would have recorded as installed;
+7. `pam_auth_update`: /etc/pam.d/common-{auth,account,password,session,...} from the profiles
+   in /usr/share/pam-configs (libpam-runtime's postinst runs `pam-auth-update --package`;
+   without these files every PAM service, login included, aborts).
 
 It runs inside the Nix build with the locked tools' python3 (bubblewrap, see `runInTools` in
 pkgs/default.nix) and uses only the standard library. Because the sonix package is not there,
@@ -226,6 +229,87 @@ def dpkg_status(root: Path, package_dirs: Sequence[Path]) -> int:
     return len(stanzas)
 
 
+def parse_pam_profile(text: str) -> dict[str, str]:
+    """A /usr/share/pam-configs profile: `Field: value` lines, module lines indented below
+    their field. Session-noninteractive is derived from Session unless the profile says
+    `Session-Interactive-Only: yes`, as pam-auth-update does."""
+    profile: dict[str, str] = {}
+    field = ""
+    for line in text.splitlines():
+        if line[:1].isspace() or not line.strip():
+            if field and line.strip():
+                profile[field] = (profile[field] + "\n" + line.strip()).strip("\n")
+            continue
+        name, _, value = line.partition(":")
+        field = name.strip().removesuffix("-Final")
+        profile[field] = value.strip()
+    if profile.get("Session-Interactive-Only") != "yes":
+        for suffix in ("-Type", "", "-Initial"):
+            if f"Session{suffix}" in profile:
+                profile[f"Session-noninteractive{suffix}"] = profile[f"Session{suffix}"]
+    return profile
+
+
+def pam_block(
+    profiles: Sequence[dict[str, str]], kind: str, block: str, pam_type: str
+) -> list[str]:
+    """The lines of one block ("Primary" or "Additional") of a common-* file. A profile's
+    first module in the stack uses its `-Initial` lines; `end` in a control field becomes
+    the number of lines left in the block, so that success jumps past the rest of it."""
+    chosen = [p for p in profiles if p.get(f"{kind}-Type") == block]
+    lines: list[str] = []
+    for position, profile in enumerate(chosen):
+        text = profile.get(f"{kind}-Initial") if position == 0 else None
+        lines += (text or profile.get(kind, "")).split("\n")
+    lines = [line for line in lines if line.strip()]
+    if block == "Primary" and not lines:
+        return [f"{pam_type}\t[default=1]\t\t\tpam_permit.so"]
+    count = len(lines) - (1 if block == "Additional" else 0)
+    out = []
+    for line in lines:
+        # CONTROL MODULE [OPTIONS]; CONTROL is a word or a bracketed [value=action ...] list.
+        if line.startswith("["):
+            control, rest = line[: line.index("]") + 1], line[line.index("]") + 1:].split()
+        else:
+            control, *rest = line.split()
+        module, options = rest[0], rest[1:]
+        control = control.replace("end", str(count))
+        out.append(f"{pam_type}\t{control}\t{' '.join([module, *options])}")
+        count -= 1
+    return out
+
+
+def pam_auth_update(root: Path) -> list[str]:
+    """/etc/pam.d/common-* from libpam-runtime's templates and the enabled (`Default: yes`)
+    profiles, highest `Priority` first. Returns the files written."""
+    templates = root / "usr/share/pam"
+    configs = root / "usr/share/pam-configs"
+    if not templates.is_dir() or not configs.is_dir():
+        return []
+    profiles = [parse_pam_profile(p.read_text()) for p in sorted(configs.iterdir()) if p.is_file()]
+    enabled = sorted((p for p in profiles if p.get("Default") == "yes"),
+                     key=lambda p: (-int(p.get("Priority", "0")), p.get("Name", "")))
+    written = []
+    for template in sorted(templates.glob("common-*")):
+        if template.suffix == ".md5sums":
+            continue
+        kind_name = template.name.removeprefix("common-")  # auth, session-noninteractive, ...
+        kind = kind_name[:1].upper() + kind_name[1:]
+        pam_type = kind_name.removesuffix("-noninteractive")
+        out: list[str] = []
+        for line in template.read_text().splitlines():
+            if line.startswith("$") and line.endswith(("_primary", "_additional")):
+                block = "Primary" if line.endswith("_primary") else "Additional"
+                out += pam_block(enabled, kind, block, pam_type)
+            else:
+                out.append(line)
+        target = root / "etc/pam.d" / template.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text("\n".join(out) + "\n")
+        written.append(template.name)
+    return written
+
+
 def special_modes(root: Path) -> list[str]:
     """Modes that the Nix store cannot keep, for files this script made (`path mode uid gid`,
     the format of the packages' nix-support/special-modes)."""
@@ -251,6 +335,7 @@ def configure(root: Path, package_dirs: Sequence[Path]) -> None:
         ("depmod", lambda: depmod(root)),
         ("sysusers", lambda: sysusers(root)),
         ("dpkg status", lambda: dpkg_status(root, package_dirs)),
+        ("pam-auth-update", lambda: pam_auth_update(root)),
     ]
     for title, step in steps:
         result = step()
