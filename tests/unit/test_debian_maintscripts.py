@@ -226,3 +226,15 @@ def test_pam_auth_update_writes_common_files_like_debian(tmp_path: Path) -> None
 def test_pam_auth_update_without_libpam_runtime_does_nothing(tmp_path: Path) -> None:
     assert maintscripts.pam_auth_update(tmp_path) == []
     assert not (tmp_path / "etc").exists()
+
+
+def test_base_files_installs_profile_and_motd_once(tmp_path: Path) -> None:
+    defaults = tmp_path / "usr/share/base-files"
+    defaults.mkdir(parents=True)
+    (defaults / "profile").write_text("PATH=/usr/bin\n")
+    (defaults / "motd").write_text("welcome\n")
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/motd").write_text("ours\n")
+    assert maintscripts.base_files(tmp_path) == ["/etc/profile"]
+    assert (tmp_path / "etc/profile").read_text() == "PATH=/usr/bin\n"
+    assert (tmp_path / "etc/motd").read_text() == "ours\n"

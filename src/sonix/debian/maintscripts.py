@@ -14,7 +14,9 @@ script does their lasting effects, deterministically, on a tree that pkgs/defaul
 6. `dpkg_status`: /var/lib/dpkg/status, what dpkg would have recorded as installed;
 7. `pam_auth_update`: /etc/pam.d/common-{auth,account,password,session,...} from the profiles
    in /usr/share/pam-configs (libpam-runtime's postinst runs `pam-auth-update --package`;
-   without these files every PAM service, login included, aborts).
+   without these files every PAM service, login included, aborts);
+8. `base_files`: /etc/profile and /etc/motd from /usr/share/base-files (base-files' postinst;
+   without /etc/profile a login shell has no PATH for users and no prompt).
 
 It runs inside the Nix build with the locked tools' python3 (bubblewrap, see `runInTools` in
 pkgs/default.nix) and uses only the standard library. Because the sonix package is not there,
@@ -310,6 +312,17 @@ def pam_auth_update(root: Path) -> list[str]:
     return written
 
 
+def base_files(root: Path) -> list[str]:
+    """The files base-files' postinst installs from its defaults when they are missing."""
+    written = []
+    for default, target in (("profile", "etc/profile"), ("motd", "etc/motd")):
+        source, dest = root / "usr/share/base-files" / default, root / target
+        if source.is_file() and not dest.exists():
+            shutil.copyfile(source, dest)
+            written.append(f"/{target}")
+    return written
+
+
 def special_modes(root: Path) -> list[str]:
     """Modes that the Nix store cannot keep, for files this script made (`path mode uid gid`,
     the format of the packages' nix-support/special-modes)."""
@@ -336,6 +349,7 @@ def configure(root: Path, package_dirs: Sequence[Path]) -> None:
         ("sysusers", lambda: sysusers(root)),
         ("dpkg status", lambda: dpkg_status(root, package_dirs)),
         ("pam-auth-update", lambda: pam_auth_update(root)),
+        ("base-files defaults", lambda: base_files(root)),
     ]
     for title, step in steps:
         result = step()
