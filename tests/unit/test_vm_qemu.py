@@ -8,6 +8,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -71,7 +72,8 @@ def test_image_argv_with_firmware_forwards_and_credentials() -> None:
     assert "-mon chardev=serial0,mode=readline" in joined
     assert (
         "-netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22,"
-        "guestfwd=tcp:10.0.2.100:80-tcp:127.0.0.1:8080 -device virtio-net-pci,netdev=net0"
+        f"guestfwd=tcp:10.0.2.100:80-cmd:{sys.executable} -m sonix.vm.relay 8080 "
+        "-device virtio-net-pci,netdev=net0"
     ) in joined
     assert "-smbios type=11,value=io.systemd.credential:sonix.report=1" in joined
     assert "-smbios type=11,value=io.systemd.credential:a=x,,y" in joined

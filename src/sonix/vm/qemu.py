@@ -14,6 +14,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -261,9 +262,9 @@ class PortForward:
 class GuestForward:
     """Guest connects to `guest_addr:guest_port`, QEMU connects to host 127.0.0.1:`host_port`.
 
-    The host side is always loopback: tests never reach anything else. QEMU connects to the
-    host port when it starts (it refuses to start when nothing listens there) and carries one
-    connection at a time: start the host service first.
+    The host side is always loopback: tests never reach anything else. Each guest connection
+    gets its own host connection (QEMU starts `sonix.vm.relay` per connection), so HTTP
+    clients work, and the host service may start after the VM.
     """
 
     guest_addr: str
@@ -387,8 +388,9 @@ def _network_args(spec: VmSpec) -> list[str]:
         for fwd in spec.port_forwards:
             options.append(f"hostfwd={fwd.protocol}:127.0.0.1:{fwd.host_port}-:{fwd.guest_port}")
         for gfwd in spec.guest_forwards:
+            relay = f"{sys.executable} -m sonix.vm.relay {gfwd.host_port}"
             options.append(
-                f"guestfwd=tcp:{gfwd.guest_addr}:{gfwd.guest_port}-tcp:127.0.0.1:{gfwd.host_port}"
+                f"guestfwd=tcp:{gfwd.guest_addr}:{gfwd.guest_port}-cmd:{_escape(relay)}"
             )
         argv += ["-netdev", ",".join(options), "-device", "virtio-net-pci,netdev=net0"]
     for index, nic in enumerate(spec.nics, start=1):
