@@ -12,6 +12,7 @@
   ./system/users.nix
   ./system/networking.nix
   ./system/repart.nix
+  ./system/health.nix
   ./services/journald.nix
   # Inert unless the host passes the `sonix.report` credential (`sonix run --check`).
   ./testing/boot-report.nix
