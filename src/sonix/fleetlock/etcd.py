@@ -46,12 +46,10 @@ def _b64(data: str | bytes) -> str:
 
 def _prefix_end(prefix: str) -> bytes:
     """The `range_end` that makes a range request cover every key starting with `prefix`:
-    the prefix with its last byte incremented (bytes 0xff are dropped first)."""
+    the prefix with its last byte incremented (UTF-8 never has a byte 0xff to carry over)."""
     raw = bytearray(prefix.encode())
-    while raw and raw[-1] == 0xFF:
-        raw.pop()
     if not raw:
-        return b"\0"  # every key
+        return b"\0"  # etcd's "every key"
     raw[-1] += 1
     return bytes(raw)
 
