@@ -313,6 +313,33 @@ class Machine:
             self.send_monitor_command("sendkey ctrl-alt-delete")
             self.booted_at = time.monotonic()
 
+    def wait_for_reboot(
+        self, timeout: float = DEFAULT_TIMEOUT, *, console: str | None = None
+    ) -> None:
+        """Wait for a reboot that the guest starts by itself (an update agent, a failed health
+        check) until the backdoor of the next boot answers.
+
+        Call it right after the command that makes the guest reboot (start such a unit with
+        `systemctl start --no-block`), before the old system is down: what the old boot's
+        backdoor still says is skipped. When the guest may boot several times (boot counting
+        trying a release again), `console` is a regex that only the wanted boot prints, e.g.
+        r"Welcome to .*sonix 2 "; the backdoor of that boot is the one waited for.
+        """
+        with ui.step(f"{self.name}: waiting for the guest to reboot"):
+            deadline = time.monotonic() + timeout
+            if self._backdoor is not None:
+                self._backdoor.skip_to_end()
+            self._connected = False
+            if self._serial is not None:
+                self._console_pos = self._serial.mark()
+            self.booted_at = time.monotonic()
+            if console is not None:
+                self.wait_for_console_text(console, timeout)
+                # PID 1 prints its welcome long before the backdoor unit starts.
+                if self._backdoor is not None:
+                    self._backdoor.skip_to_end()
+            self.connect(max(1.0, deadline - time.monotonic()))
+
     def stop(self) -> None:
         """Kill QEMU if it still runs (end of a test) and release sockets."""
         if self._process is not None and self._process.poll() is None:

@@ -1,0 +1,162 @@
+"""The update agent's pure parts (src/sonix/agents): versions, maintenance windows, boot entry
+names, the GPT editor, and reading a UKI. Installing and activating are VM-tested
+(tests/vm/test_updates.py)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import struct
+import uuid
+import zlib
+from pathlib import Path
+
+import pytest
+
+from sonix.agents import gpt, update
+from sonix.agents.update import Window
+
+UTC = dt.UTC
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("2", "1"), ("1.10", "1.9"), ("10", "9"), ("1.0.1", "1.0"), ("2026.11.24", "2026.11.3"),
+     ("1b", "1a")],
+)
+def test_versions_compare_like_systemd(a: str, b: str) -> None:
+    assert update.newer(a, b)
+    assert not update.newer(b, a)
+    assert not update.newer(a, a)
+
+
+def test_window_on_listed_days_and_across_midnight() -> None:
+    window = Window(days=("Sat",), start="23:30", minutes=60, time_zone="UTC")
+    saturday = dt.datetime(2026, 11, 28, 23, 45, tzinfo=UTC)  # a Saturday
+    assert update.in_window(window, saturday)[0]
+    assert update.in_window(window, saturday + dt.timedelta(minutes=30))[0]  # Sunday 00:15
+    assert not update.in_window(window, saturday + dt.timedelta(minutes=50))[0]
+    inside, why = update.in_window(window, saturday - dt.timedelta(days=1))
+    assert not inside and "outside the maintenance window (Sat 23:30 for 60 min, UTC)" == why
+
+
+def test_window_in_a_time_zone() -> None:
+    window = Window(days=(), start="02:00", minutes=30, time_zone="Europe/Berlin")
+    # 01:10 UTC is 02:10 in Berlin in winter.
+    assert update.in_window(window, dt.datetime(2026, 12, 1, 1, 10, tzinfo=UTC))[0]
+    assert not update.in_window(window, dt.datetime(2026, 12, 1, 2, 10, tzinfo=UTC))[0]
+
+
+def test_boot_entries_parse_counters(tmp_path: Path) -> None:
+    linux = tmp_path / "EFI/Linux"
+    linux.mkdir(parents=True)
+    for name in ("sonix_1.efi", "sonix_2+2-1.efi", "sonix_3+0-2.efi", "other_9.efi"):
+        (linux / name).touch()
+    entries = {e.version: e for e in update.boot_entries(tmp_path, "sonix")}
+    assert sorted(entries) == ["1", "2", "3"]
+    assert (entries["1"].left, entries["2"].left, entries["2"].done) == (None, 2, 1)
+    assert entries["3"].bad and not entries["2"].bad
+
+
+def test_config_override_wins(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps(
+        {"name": "sonix", "channel": "http://x/", "keyrings": ["/k.gpg"], "tries": 2}))
+    (tmp_path / "b.json").write_text(json.dumps({"channel": "http://y/c", "strategy": "off"}))
+    cfg = update.load_config((tmp_path / "a.json", tmp_path / "b.json", tmp_path / "none"))
+    assert (cfg.channel, cfg.strategy, cfg.tries) == ("http://y/c/", "off", 2)
+    (tmp_path / "b.json").write_text("{")
+    with pytest.raises(update.UpdateError, match=r"b.json is not valid JSON"):
+        update.load_config((tmp_path / "a.json", tmp_path / "b.json"))
+
+
+def test_state_is_replaced_atomically(tmp_path: Path) -> None:
+    path = tmp_path / "state/state.json"
+    update.save_state({"failed": {"3": {}}}, path)
+    assert update.load_state(path) == {"failed": {"3": {}}}
+    path.write_text("{broken")
+    assert update.load_state(path) == {}
+    assert [p.name for p in path.parent.iterdir()] == ["state.json"]
+
+
+# ---- GPT -----------------------------------------------------------------------------------
+
+
+def make_gpt(path: Path, parts: list[tuple[uuid.UUID, uuid.UUID, int, int, str]],
+             sectors: int = 8192) -> None:
+    """A disk image with a GPT (both copies) holding `parts` (type, uuid, first, last, name)."""
+    table = bytearray(128 * 128)
+    for i, (ptype, puuid, first, last, name) in enumerate(parts):
+        struct.pack_into("<16s16sQQQ72s", table, i * 128, ptype.bytes_le, puuid.bytes_le,
+                         first, last, 0, name.encode("utf-16-le").ljust(72, b"\0"))
+
+    def header(current: int, backup: int, entries: int) -> bytes:
+        raw = bytearray(struct.pack(
+            "<8sIII4xQQQQ16sQIII", b"EFI PART", 0x10000, 92, 0, current, backup, 34,
+            sectors - 34, uuid.uuid4().bytes_le, entries, 128, 128, zlib.crc32(table)))
+        struct.pack_into("<I", raw, 16, zlib.crc32(raw))
+        return bytes(raw)
+
+    with path.open("wb") as f:
+        f.truncate(sectors * 512)
+        f.seek(512)
+        f.write(header(1, sectors - 1, 2))
+        f.seek(2 * 512)
+        f.write(table)
+        f.seek((sectors - 33) * 512)
+        f.write(table)
+        f.seek((sectors - 1) * 512)
+        f.write(header(sectors - 1, 1, sectors - 33))
+
+
+def test_gpt_update_changes_uuid_and_name_in_both_tables(tmp_path: Path) -> None:
+    disk = tmp_path / "disk.raw"
+    a, b = uuid.uuid4(), uuid.uuid4()
+    make_gpt(disk, [(gpt.TYPE_ESP, uuid.uuid4(), 34, 999, "ESP"),
+                    (gpt.TYPE_USR, a, 1000, 2999, "sonix_1"),
+                    (gpt.TYPE_USR, b, 3000, 4999, "_empty")])
+    new = uuid.UUID("5bb68a18-cc5b-c82a-5c7a-ff2f678701bd")
+    gpt.update(disk, {3: (new, "sonix_2")})
+    parts = gpt.read(disk)
+    assert [(p.number, p.uuid, p.name) for p in parts[1:]] == [(2, a, "sonix_1"),
+                                                               (3, new, "sonix_2")]
+    assert parts[2].size == 2000 * 512 and parts[2].offset == 3000 * 512
+    # The backup table says the same.
+    data = bytearray(disk.read_bytes())
+    backup_table = data[(8192 - 33) * 512:(8192 - 1) * 512]
+    assert backup_table == data[2 * 512:34 * 512]
+    fd = os.open(disk, os.O_RDONLY)
+    try:
+        assert gpt._read_header(fd, 8191).lba == 8191  # CRC32 of the backup header is good
+    finally:
+        os.close(fd)
+
+
+def test_gpt_rejects_a_damaged_table(tmp_path: Path) -> None:
+    disk = tmp_path / "disk.raw"
+    make_gpt(disk, [(gpt.TYPE_USR, uuid.uuid4(), 100, 199, "x")])
+    with disk.open("r+b") as f:
+        f.seek(2 * 512 + 40)
+        f.write(b"\xff")
+    with pytest.raises(gpt.GptError, match="entries have a bad CRC32"):
+        gpt.read(disk)
+
+
+def test_find_slots_pairs_a_and_b(tmp_path: Path) -> None:
+    usrhash = "5bb68a18cc5bc82a5c7aff2f678701bd22a54ff35891a02d1557caf1929574d2"
+    (tmp_path / "sys/vda").mkdir(parents=True)
+    (tmp_path / "sys/loop0").mkdir()
+    (tmp_path / "dev").mkdir()
+    make_gpt(tmp_path / "dev/vda", [
+        (gpt.TYPE_ESP, uuid.uuid4(), 34, 999, "ESP"),
+        (gpt.TYPE_USR, uuid.UUID(usrhash[:32]), 1000, 2999, "sonix_1"),
+        (gpt.TYPE_USR_VERITY, uuid.UUID(usrhash[32:]), 3000, 3099, "sonix_1_verity"),
+        (gpt.TYPE_USR, uuid.uuid4(), 3100, 5099, "_empty"),
+        (gpt.TYPE_USR_VERITY, uuid.uuid4(), 5100, 5199, "_empty"),
+    ])  # fmt: skip
+    slots = update.find_slots(usrhash, tmp_path / "sys", tmp_path / "dev")
+    assert (slots.booted_usr.number, slots.other_usr.number, slots.other_verity.number) == (
+        2, 4, 5)
+    assert slots.device(slots.other_usr) == tmp_path / "dev/vda4"
+    with pytest.raises(update.UpdateError, match="no disk has the booted usr partition"):
+        update.find_slots("0" * 64, tmp_path / "sys", tmp_path / "dev")
