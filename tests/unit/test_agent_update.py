@@ -38,7 +38,7 @@ def test_window_on_listed_days_and_across_midnight() -> None:
     assert update.in_window(window, saturday + dt.timedelta(minutes=30))[0]  # Sunday 00:15
     assert not update.in_window(window, saturday + dt.timedelta(minutes=50))[0]
     inside, why = update.in_window(window, saturday - dt.timedelta(days=1))
-    assert not inside and "outside the maintenance window (Sat 23:30 for 60 min, UTC)" == why
+    assert not inside and why == "outside the maintenance window (Sat 23:30 for 60 min, UTC)"
 
 
 def test_window_in_a_time_zone() -> None:
