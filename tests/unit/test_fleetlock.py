@@ -1,5 +1,5 @@
 """FleetLock: request parsing, the slot logic against an in-memory etcd, the HTTP answers,
-and the command line's argument types. The real etcd is in tests/integration/test_fleetlock.py.
+and the command line's argument types. The real etcd is in tests/integration/test_fleetlock_etcd.py.
 """
 
 from __future__ import annotations

@@ -1,0 +1,238 @@
+"""`sonix fleetlock-server` against a real etcd on loopback (the `testing` package set).
+
+One etcd serves the whole module; every test keeps its keys under a prefix of its own. Lock
+servers run as `sonix fleetlock-server` processes, as in production, on free ports
+(`--listen 127.0.0.1:0`; the server prints its URL on stdout once it listens).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from sonix.fleetlock.etcd import EtcdClient, EtcdUnavailable
+from sonix.fleetlock.semaphore import Semaphore, SlotConfig
+from sonix.testing.etcd import EtcdServer, etcd_server, free_ports
+
+LOCK = {"fleet-lock-protocol": "true"}
+
+
+@pytest.fixture(scope="module")
+def etcd_url() -> Iterator[str]:
+    with etcd_server() as url:
+        yield url
+
+
+@pytest.fixture
+def prefix(request: pytest.FixtureRequest) -> str:
+    return f"/test/{request.node.name}/"
+
+
+class LockServer:
+    """A `sonix fleetlock-server` process; its stderr (the decision log) in `log`."""
+
+    def __init__(self, root: Path, log: Path, args: list[str]) -> None:
+        self.log = log
+        with open(log, "ab") as stderr:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "sonix", "fleetlock-server", *args],
+                stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, cwd=root,
+                env={**os.environ, "SONIX_ROOT": str(root)}, text=True,
+            )  # fmt: skip
+        self.url = self._read_url(timeout=20)
+
+    def _read_url(self, timeout: float) -> str:
+        assert self.process.stdout is not None
+        ready, _, _ = select.select([self.process.stdout], [], [], timeout)
+        line = self.process.stdout.readline().strip() if ready else ""
+        if not line.startswith("http://"):
+            self.stop()
+            raise AssertionError(f"lock server did not start:\n{self.log.read_text()}")
+        return line
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    def stop(self) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        status = self.process.wait(10)
+        if self.process.stdout:
+            self.process.stdout.close()
+        return status
+
+
+@pytest.fixture
+def start_server(
+    root: Path, tmp_path: Path, etcd_url: str, prefix: str
+) -> Iterator[Callable[..., LockServer]]:
+    servers: list[LockServer] = []
+
+    def start(*args: str, listen: str = "127.0.0.1:0", etcd: str = etcd_url) -> LockServer:
+        log = tmp_path / f"server{len(servers)}.log"
+        server = LockServer(
+            root, log, ["--listen", listen, "--etcd", etcd, "--prefix", prefix, *args]
+        )
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def post(url: str, path: str, client_id: str, group: str = "default",
+         headers: dict[str, str] | None = None, data: bytes | None = None,
+         ) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    payload = data if data is not None else json.dumps(
+        {"client_params": {"id": client_id, "group": group}}
+    ).encode()
+    return request(url + path, payload, LOCK if headers is None else headers)
+
+
+def request(url: str, data: bytes | None = None,
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+    req = urllib.request.Request(url, data=data, headers=headers or {})
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+    try:
+        with opener.open(req, timeout=20) as response:
+            return response.status, json.load(response)
+    except urllib.error.HTTPError as error:
+        return error.code, json.load(error)
+
+
+def holders(url: str, group: str) -> list[str]:
+    status, reply = request(url + "/v1/status")
+    assert status == 200
+    found: list[str] = reply["groups"].get(group, {}).get("holders", [])
+    return found
+
+
+def compete(urls: list[str], clients: int, group: str) -> dict[str, int]:
+    """`clients` machines ask for a slot at the same moment, spread over the servers."""
+    statuses: dict[str, int] = {}
+    barrier = threading.Barrier(clients)
+
+    def client(index: int) -> None:
+        barrier.wait()
+        status, _ = post(urls[index % len(urls)], "/v1/pre-reboot", f"m{index}", group)
+        statuses[f"m{index}"] = status
+
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return statuses
+
+
+def test_two_servers_never_grant_more_than_the_slots(
+    start_server: Callable[..., LockServer],
+) -> None:
+    servers = [start_server("--group", "web=2"), start_server("--group", "web=2")]
+    urls = [server.url for server in servers]
+    for _ in range(3):
+        statuses = compete(urls, 16, "web")
+        winners = sorted(name for name, status in statuses.items() if status == 200)
+        assert len(winners) == 2, statuses
+        assert sorted(statuses.values()) == [200] * 2 + [409] * 14
+        assert sorted(holders(urls[0], "web")) == winners
+        assert sorted(holders(urls[1], "web")) == winners
+        # The winners reboot and come back, through the other server this time.
+        for index, winner in enumerate(winners):
+            assert post(urls[index % 2], "/v1/steady-state", winner, "web")[0] == 200
+        assert holders(urls[0], "web") == []
+
+
+def test_restart_keeps_the_lock(start_server: Callable[..., LockServer]) -> None:
+    first = start_server()
+    assert post(first.url, "/v1/pre-reboot", "a")[0] == 200
+    assert first.stop() == 0
+    assert "fleetlock-server: stopped" in first.log.read_text()
+
+    second = start_server(listen=f"127.0.0.1:{first.port}")
+    assert second.url == first.url
+    status, reply = post(second.url, "/v1/pre-reboot", "b")
+    assert status == 409 and reply["kind"] == "failed_lock"
+    assert "held by a" in reply["value"]
+    assert post(second.url, "/v1/pre-reboot", "a")[0] == 200  # recursive: still a's slot
+    assert post(second.url, "/v1/steady-state", "a")[0] == 200
+    assert post(second.url, "/v1/steady-state", "a")[0] == 200  # nothing held: still fine
+    assert post(second.url, "/v1/pre-reboot", "b")[0] == 200
+    log = second.log.read_text()
+    assert "pre-reboot default/b from 127.0.0.1: refused: all slots taken (1/1 held: a)" in log
+    assert "steady-state default/a from 127.0.0.1: released (0/1 held: none)" in log
+
+
+def test_group_slot_counts(start_server: Callable[..., LockServer]) -> None:
+    server = start_server("--group", "default=1", "--group", "web=2", "--slots", "3")
+    granted = {
+        group: sum(post(server.url, "/v1/pre-reboot", f"m{i}", group)[0] == 200 for i in range(5))
+        for group in ("default", "web", "db")
+    }
+    assert granted == {"default": 1, "web": 2, "db": 3}
+    _, reply = request(server.url + "/v1/status")
+    assert reply["default_slots"] == 3
+    assert reply["groups"]["web"] == {"slots": 2, "holders": ["m0", "m1"]}
+    assert reply["groups"]["db"] == {"slots": 3, "holders": ["m0", "m1", "m2"]}
+
+
+def test_bad_requests(start_server: Callable[..., LockServer]) -> None:
+    server = start_server()
+    cases = [
+        ({}, None, "missing_protocol_header", "fleet-lock-protocol: true"),
+        (LOCK, b"not json", "invalid_body", "body is not JSON"),
+        (LOCK, b'{"client_params": {"group": "default"}}', "invalid_client_params", "id"),
+        (LOCK, b'{"client_params": {"id": "a", "group": "a b"}}', "invalid_client_params",
+         "group"),
+    ]  # fmt: skip
+    for headers, data, kind, text in cases:
+        status, reply = post(server.url, "/v1/pre-reboot", "a", headers=headers, data=data)
+        assert (status, reply["kind"]) == (400, kind)
+        assert text in reply["value"]
+    assert holders(server.url, "default") == []
+
+
+def test_etcd_unreachable_at_start(root: Path, tmp_path: Path) -> None:
+    [port] = free_ports(1)
+    result = subprocess.run(
+        [sys.executable, "-m", "sonix", "fleetlock-server", "--listen", "127.0.0.1:0",
+         "--etcd", f"http://127.0.0.1:{port}"],
+        capture_output=True, text=True, cwd=root, timeout=30, check=False,
+    )  # fmt: skip
+    assert result.returncode == 1
+    assert f"etcd is not reachable at http://127.0.0.1:{port}" in result.stderr
+    assert "hint: start etcd first" in result.stderr
+    assert result.stdout == ""
+
+
+def test_etcd_restart_loses_no_lock(tmp_path: Path, prefix: str) -> None:
+    """While etcd is down the server answers 503 (Zincati retries); afterwards the lock is
+    still there. Also: a dead first endpoint is skipped for the next one."""
+    with EtcdServer(tmp_path / "etcd") as etcd:
+        [dead] = free_ports(1)
+        client = EtcdClient([f"http://127.0.0.1:{dead}", etcd.url], timeout=2)
+        semaphore = Semaphore(client, SlotConfig(), prefix=prefix)
+        assert semaphore.lock("default", "a").granted
+        etcd.stop()
+        with pytest.raises(EtcdUnavailable):
+            semaphore.lock("default", "b")
+        started = time.monotonic()
+        etcd.start()
+        assert time.monotonic() - started < 20
+        assert not semaphore.lock("default", "b").granted
+        assert semaphore.status()["default"].holders == ("a",)
