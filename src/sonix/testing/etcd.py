@@ -20,6 +20,7 @@ import contextlib
 import functools
 import json
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -216,12 +217,16 @@ def etcd_server(state_dir: Path | None = None, *, timeout: float = START_TIMEOUT
 
 
 def main() -> int:
-    """Run a throwaway etcd until Ctrl-C; its URL on stdout."""
+    """Run a throwaway etcd until Ctrl-C or SIGTERM; its URL on stdout."""
+    # Also when started in the background by a shell, which would have SIGINT ignored.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     state = Path(tempfile.mkdtemp(prefix="sonix-etcd-"))
     try:
         with EtcdServer(state) as server:
             print(server.url, flush=True)
-            ui.info(f"etcd {server.url}, data in {server.data_dir}; Ctrl-C stops it")
+            ui.info(f"etcd {server.url}, data in {server.data_dir} (removed at exit)")
+            ui.info("Ctrl-C stops it")
             with contextlib.suppress(KeyboardInterrupt):
                 server.wait()
     except (EtcdFailed, ui.SonixError) as error:
