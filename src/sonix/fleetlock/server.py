@@ -153,6 +153,7 @@ class FleetLockServer(ThreadingHTTPServer):
 
 class FleetLockHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: every reply carries Content-Length
+    timeout = 60  # seconds a connection may stay silent before its thread lets it go
     server: FleetLockServer
 
     def do_POST(self) -> None:

@@ -18,20 +18,18 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import shutil
 import signal
 import socket
 import subprocess
 import sys
 import tempfile
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
 from sonix import nix, paths, ui
+from sonix.fleetlock.etcd import EtcdClient, EtcdError
 from sonix.testing.retry import WaitTimeout, retry
 from sonix.vm import qemu
 
@@ -74,12 +72,11 @@ def free_ports(count: int) -> list[int]:
 
 def healthy(url: str, timeout: float = 2.0) -> bool:
     """Whether etcd at `url` answers /health with a leader."""
-    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
-        with opener.open(f"{url}/health", timeout=timeout) as response:
-            return bool(json.load(response).get("health") == "true")
-    except (OSError, ValueError):
+        EtcdClient([url], timeout=timeout).health()
+    except EtcdError:
         return False
+    return True
 
 
 class EtcdServer:
