@@ -1,0 +1,594 @@
+"""A channel directory: versioned release files, one SHA256SUMS over them, its signature.
+
+The layout, the file names and the release manifest are the contract with the update agent
+(docs/updates.md, "Channel layout"); this module writes exactly that and nothing else, so any
+static web server can serve a channel. Signing is passed in as a function (see
+`sonix.release.signing`), so everything here works on plain files and is tested without gpg.
+
+Publishing is atomic per file: every file is written under a temporary name in the channel
+(same file system), flushed, and renamed into place; the release's data files first, its
+manifest after them, SHA256SUMS and its signature last, and the files of dropped releases are
+deleted only after the new SHA256SUMS is in place. A client that reads the channel while it
+changes sees either the old or the new SHA256SUMS, and every file that one names exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import fcntl
+import functools
+import hashlib
+import json
+import os
+import re
+import string
+import struct
+import tempfile
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, BinaryIO
+
+from sonix import ui
+from sonix.agents import uki
+
+FORMAT = 1
+SUMS = "SHA256SUMS"
+SIGNATURE = "SHA256SUMS.gpg"
+DEFAULT_KEEP = 3
+
+# image.name (modules/system/image.nix) and the versions docs/updates.md allows in file names.
+NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
+VERSION_RE = re.compile(r"[A-Za-z0-9._+-]+")
+
+# The roles of a release's files, in the order they are published (the manifest comes after
+# them: a manifest in the channel means its files are complete).
+SUFFIXES = {"uki": "efi", "usr": "usr", "verity": "verity"}
+
+BLOCK = 4096  # dm-verity data and hash block size of sonix images (docs/image.md)
+CHUNK = 1 << 20
+TEMP_PREFIX = ".sonix-"
+TEMP_SUFFIX = ".tmp"
+
+# https://docs.kernel.org/filesystems/erofs.html: the superblock sits 1024 bytes into the
+# device; `blocks` counts the file system's blocks of 2**blkszbits bytes.
+EROFS_MAGIC = 0xE0F5E1E2
+EROFS_SUPERBLOCK = 1024
+
+# repart's names for the partition types (the build manifest's `partitions[].type`).
+USR_TYPE = "usr-x86-64"
+VERITY_TYPE = "usr-x86-64-verity"
+
+Signer = Callable[[Path, Path], None]
+"""sign(data, signature): writes a detached signature of data (and checks it)."""
+
+
+# ---- versions ------------------------------------------------------------------------------
+
+
+def compare_versions(a: str, b: str) -> int:
+    """-1, 0 or 1 as version a is older than, equal to or newer than b: the UAPI version format
+    specification (https://uapi-group.org/specifications/specs/version_format_specification/)
+    as systemd 257 implements it (`systemd-analyze compare-versions`), which decides the
+    corner cases where the two differ: the unit tests hold pairs checked against it."""
+    i = j = 0
+    while True:
+        # Characters outside the set only separate.
+        while i < len(a) and a[i] not in _VERSION_CHARS:
+            i += 1
+        while j < len(b) and b[j] not in _VERSION_CHARS:
+            j += 1
+        # `~` (pre-release) sorts lower than anything, even the end of the other string.
+        x, y = _at(a, i), _at(b, j)
+        if x == "~" or y == "~":
+            if x != "~":
+                return 1
+            if y != "~":
+                return -1
+            i, j = i + 1, j + 1
+        # Otherwise the string with more left is newer.
+        if i >= len(a) or j >= len(b):
+            return int(i < len(a)) - int(j < len(b))
+        # Then `-`, `^` and `.`, in that order: the string with one is older (so `1^` is
+        # newer than `1` but older than `1.0` and `1a`: the caret sorts higher than the end).
+        for separator in "-^.":
+            x, y = _at(a, i), _at(b, j)
+            if x == separator or y == separator:
+                if x != separator:
+                    return 1
+                if y != separator:
+                    return -1
+                i, j = i + 1, j + 1
+        x, y = _at(a, i), _at(b, j)
+        if x in _DIGITS or y in _DIGITS:
+            # A number (even 0) is newer than none; numbers compare as numbers.
+            ni, nj = _span(a, i, _DIGITS), _span(b, j, _DIGITS)
+            if ni == i or nj == j:
+                return 1 if nj == j else -1
+            left, right = int(a[i:ni]), int(b[j:nj])
+            order = int(left > right) - int(left < right)
+        else:
+            # Letters compare as ASCII (A < a); a longer run of letters is newer.
+            ni, nj = _span(a, i, _LETTERS), _span(b, j, _LETTERS)
+            order = int(a[i:ni] > b[j:nj]) - int(a[i:ni] < b[j:nj])
+        if order:
+            return order
+        i, j = ni, nj
+
+
+_DIGITS = frozenset(string.digits)
+_LETTERS = frozenset(string.ascii_letters)
+_VERSION_CHARS = _DIGITS | _LETTERS | frozenset("~^.-")
+
+
+def _at(text: str, index: int) -> str:
+    """The character at index, or "" past the end (like C's terminating NUL)."""
+    return text[index] if index < len(text) else ""
+
+
+def _span(text: str, start: int, accept: frozenset[str]) -> int:
+    end = start
+    while end < len(text) and text[end] in accept:
+        end += 1
+    return end
+
+
+version_key = functools.cmp_to_key(compare_versions)
+
+
+def release_stem(name: str, version: str) -> str:
+    return f"{name}_{version}"
+
+
+def file_names(name: str, version: str) -> dict[str, str]:
+    """Role (uki, usr, verity, manifest) → file name, in publishing order."""
+    stem = release_stem(name, version)
+    names = {role: f"{stem}.{suffix}" for role, suffix in SUFFIXES.items()}
+    names["manifest"] = f"{stem}.json"
+    return names
+
+
+# ---- reading a built image -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Slot:
+    """A partition of the built image, as repart reported it (the build manifest)."""
+
+    offset: int
+    size: int
+    uuid: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Image:
+    """A built image, as far as a release needs it (validated by `image_from_build`)."""
+
+    name: str
+    version: str
+    usrhash: str
+    kernel: str
+    cmdline: str
+    disk: Path
+    uki: Path
+    usr: Slot
+    verity: Slot
+
+
+def image_from_build(manifest: dict[str, Any], disk: Path, uki_path: Path) -> Image:
+    """The parts of a build (its manifest.json, disk image and UKI) that make a release, with
+    the checks that keep a broken image out of a channel."""
+    name, version = str(manifest["name"]), str(manifest["version"])
+    if not NAME_RE.fullmatch(name):
+        raise ui.die(f"image name {name!r} cannot name channel files", hint="see image.name")
+    if not VERSION_RE.fullmatch(version):
+        raise ui.die(
+            f"image version {version!r} cannot name channel files: a channel allows only "
+            "letters, digits and . _ + - in versions (docs/updates.md)",
+            hint="choose another image.version, e.g. 2026.11.24.1",
+        )
+    usrhash = str(manifest["usrhash"]).lower()
+    if not re.fullmatch(r"[0-9a-f]{64}", usrhash):
+        raise ui.die(f"the build manifest's usrhash {usrhash!r} is not a sha256 root hash")
+    # The initrd finds both partitions from usrhash= alone: their UUIDs are its two halves.
+    usr = _slot(manifest, USR_TYPE, str(uuid.UUID(usrhash[:32])))
+    verity = _slot(manifest, VERITY_TYPE, str(uuid.UUID(usrhash[32:])))
+    cmdline = uki.cmdline(uki_path)
+    if f"usrhash={usrhash}" not in cmdline.split():
+        raise ui.die(f"the UKI {uki_path} does not boot usrhash={usrhash} (its command line: "
+                     f"{cmdline!r})", hint="rebuild the image")
+    return Image(name, version, usrhash, str(manifest["kernel"]), cmdline, disk, uki_path,
+                 usr, verity)
+
+
+def _slot(manifest: dict[str, Any], kind: str, want_uuid: str) -> Slot:
+    found = [p for p in manifest.get("partitions", [])
+             if str(p.get("uuid", "")).lower() == want_uuid]
+    if len(found) != 1 or found[0].get("type") != kind:
+        raise ui.die(
+            f"the image has no {kind} partition with UUID {want_uuid} (a half of usrhash)",
+            hint="the build manifest and the partition table disagree; rebuild the image",
+        )
+    part = found[0]
+    return Slot(int(part["offset"]), int(part["raw_size"]), want_uuid, str(part["label"]))
+
+
+def erofs_size(disk: BinaryIO, offset: int) -> int:
+    """Bytes used by the erofs file system that starts at offset (its superblock says)."""
+    disk.seek(offset + EROFS_SUPERBLOCK)
+    superblock = disk.read(64)
+    if len(superblock) < 64 or struct.unpack_from("<I", superblock, 0)[0] != EROFS_MAGIC:
+        raise ui.die("the usr partition does not start with an erofs file system")
+    blkszbits = superblock[12]
+    (blocks,) = struct.unpack_from("<I", superblock, 36)
+    return int(blocks) << int(blkszbits)
+
+
+def _data_ranges(disk: BinaryIO, start: int, end: int) -> Iterator[tuple[int, int]]:
+    """The parts of [start, end) that may hold data: holes of a sparse file are skipped
+    (SEEK_DATA/SEEK_HOLE; where a file system lacks them everything counts as data)."""
+    fd = disk.fileno()
+    pos = start
+    while pos < end:
+        try:
+            data = os.lseek(fd, pos, os.SEEK_DATA)
+        except OSError:  # ENXIO: no data after pos
+            return
+        if data >= end:
+            return
+        hole = min(os.lseek(fd, data, os.SEEK_HOLE), end)
+        yield data, hole
+        pos = hole
+
+
+def first_nonzero(disk: BinaryIO, start: int, end: int) -> int | None:
+    """The offset of the first non-zero byte in [start, end), or None."""
+    fd = disk.fileno()
+    for begin, stop in _data_ranges(disk, start, end):
+        pos = begin
+        while pos < stop:
+            chunk = os.pread(fd, min(CHUNK, stop - pos), pos)
+            if not chunk:
+                break
+            if chunk.count(0) != len(chunk):
+                return pos + len(chunk) - len(chunk.lstrip(b"\0"))
+            pos += len(chunk)
+    return None
+
+
+def used_blocks_end(disk: BinaryIO, start: int, end: int) -> int:
+    """Bytes from start to the end of the last 4 KiB block in [start, end) that is not all
+    zeros (0 if there is none)."""
+    fd = disk.fileno()
+    last = 0
+    for begin, stop in _data_ranges(disk, start, end):
+        pos = begin
+        while pos < stop:
+            chunk = os.pread(fd, min(CHUNK, stop - pos), pos)
+            if not chunk:
+                break
+            used = len(chunk.rstrip(b"\0"))
+            if used:
+                last = pos + used - start
+            pos += len(chunk)
+    return -(-last // BLOCK) * BLOCK
+
+
+# ---- writing a release ---------------------------------------------------------------------
+
+
+@dataclass
+class Staged:
+    """A release written under temporary names in the channel, not yet published."""
+
+    manifest: dict[str, Any]
+    temp: dict[str, Path] = field(default_factory=dict)  # final name → temporary file
+
+    def discard(self) -> None:
+        for path in self.temp.values():
+            path.unlink(missing_ok=True)
+        self.temp.clear()
+
+
+def stage(image: Image, channel: Path, created: datetime.datetime | None = None) -> Staged:
+    """Write the release's files into the channel under temporary names and make its manifest.
+    The usr slot must be empty after the erofs file system (the agent writes zeros there)."""
+    names = file_names(image.name, image.version)
+    staged = Staged(manifest={})
+    try:
+        with image.disk.open("rb") as disk:
+            usr_size = erofs_size(disk, image.usr.offset)
+            if usr_size > image.usr.size:
+                raise ui.die(f"the usr file system ({usr_size} bytes) is larger than its slot "
+                             f"({image.usr.size} bytes)", hint="rebuild the image")
+            stray = first_nonzero(disk, image.usr.offset + usr_size,
+                                  image.usr.offset + image.usr.size)
+            if stray is not None:
+                raise ui.die(
+                    f"the usr slot of {image.disk} is not empty after its erofs file system "
+                    f"(a non-zero byte at {stray - image.usr.offset} of {image.usr.size}): a "
+                    "release carries the file system only and machines pad it with zeros, so "
+                    "the verity hash would not match",
+                    hint="the image builder must leave the rest of the usr slot zero",
+                )
+            verity_size = used_blocks_end(disk, image.verity.offset,
+                                          image.verity.offset + image.verity.size)
+            if verity_size == 0:
+                raise ui.die("the usr-verity partition is empty", hint="rebuild the image")
+            usr = _write_temp(channel, names["usr"], _read_range(disk, image.usr.offset,
+                                                                usr_size), staged)
+            verity = _write_temp(channel, names["verity"], _read_range(
+                disk, image.verity.offset, verity_size), staged)
+        with image.uki.open("rb") as f:
+            efi = _write_temp(channel, names["uki"], _read_range(f, 0, os.fstat(f.fileno())
+                                                                 .st_size), staged)
+        staged.manifest = make_manifest(image, efi, usr, verity, uki.boot_digests(image.uki),
+                                        created)
+        data = (json.dumps(staged.manifest, indent=2) + "\n").encode()
+        _write_temp(channel, names["manifest"], iter([data]), staged)
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def make_manifest(
+    image: Image,
+    efi: tuple[int, str],
+    usr: tuple[int, str],
+    verity: tuple[int, str],
+    boot: dict[str, str],
+    created: datetime.datetime | None = None,
+) -> dict[str, Any]:
+    """The release manifest of docs/updates.md; efi, usr and verity are (size, sha256)."""
+    names = file_names(image.name, image.version)
+    when = created or datetime.datetime.now(datetime.UTC)
+    return {
+        "format": FORMAT,
+        "name": image.name,
+        "version": image.version,
+        "usrhash": image.usrhash,
+        "kernel": image.kernel,
+        "cmdline": image.cmdline,
+        "created": when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "files": {
+            "uki": {"name": names["uki"], "size": efi[0], "sha256": efi[1]},
+            "usr": {"name": names["usr"], "size": usr[0], "sha256": usr[1],
+                    "slot_size": image.usr.size, "partition_uuid": image.usr.uuid,
+                    "label": image.usr.label},
+            "verity": {"name": names["verity"], "size": verity[0], "sha256": verity[1],
+                       "slot_size": image.verity.size, "partition_uuid": image.verity.uuid,
+                       "label": image.verity.label},
+        },
+        "boot": {"linux_sha256": boot["linux_sha256"], "initrd_sha256": boot["initrd_sha256"]},
+    }
+
+
+def _read_range(f: BinaryIO, offset: int, length: int) -> Iterator[bytes]:
+    fd = f.fileno()
+    pos, end = offset, offset + length
+    while pos < end:
+        chunk = os.pread(fd, min(CHUNK, end - pos), pos)
+        if not chunk:
+            raise ui.die(f"{getattr(f, 'name', 'a file')} ends at {pos}, before {end}")
+        yield chunk
+        pos += len(chunk)
+
+
+def _write_temp(channel: Path, final: str, chunks: Iterator[bytes], staged: Staged
+                ) -> tuple[int, str]:
+    """Write chunks to a new temporary file in the channel: (size, sha256)."""
+    fd, name = tempfile.mkstemp(dir=channel, prefix=f"{TEMP_PREFIX}{final}.", suffix=TEMP_SUFFIX)
+    staged.temp[final] = Path(name)
+    digest, size = hashlib.sha256(), 0
+    with os.fdopen(fd, "wb") as out:
+        for chunk in chunks:
+            out.write(chunk)
+            digest.update(chunk)
+            size += len(chunk)
+        out.flush()
+        os.fchmod(out.fileno(), 0o644)  # web servers read channels as another user
+        os.fsync(out.fileno())
+    return size, digest.hexdigest()
+
+
+def _replace(temp: Path, target: Path) -> None:
+    os.replace(temp, target)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+# ---- the channel ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Release:
+    """A release in the channel: its manifest, read from `<name>_<version>.json`."""
+
+    name: str
+    version: str
+    manifest: dict[str, Any]
+
+    @property
+    def files(self) -> list[str]:
+        return list(file_names(self.name, self.version).values())
+
+
+@contextlib.contextmanager
+def locked(channel: Path) -> Iterator[None]:
+    """Hold the channel for one writer (flock on the directory itself: no lock file for web
+    servers to serve), and clear what an interrupted writer left behind."""
+    fd = os.open(channel, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ui.die(f"another sonix release is writing to {channel}",
+                         hint="wait for it to finish") from None
+        for leftover in channel.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+            leftover.unlink(missing_ok=True)
+        yield
+    finally:
+        os.close(fd)
+
+
+def read_releases(channel: Path) -> list[Release]:
+    """The releases in a channel, from their manifests. Other JSON files are left alone."""
+    releases = []
+    for path in sorted(channel.glob("*.json")):
+        try:
+            manifest = json.loads(path.read_text())
+            name, version = manifest["name"], manifest["version"]
+        except (ValueError, KeyError, TypeError):
+            ui.info(f"warning: {path.name} is not a release manifest; leaving it alone")
+            continue
+        if path.name != f"{release_stem(name, version)}.json":
+            ui.info(f"warning: {path.name} names release {name} {version}; leaving it alone")
+            continue
+        if manifest.get("format") != FORMAT:
+            raise ui.die(f"{path} has manifest format {manifest.get('format')!r}, this sonix "
+                         f"writes format {FORMAT}", hint="publish with a newer sonix")
+        releases.append(Release(name, version, manifest))
+    return releases
+
+
+def select(releases: list[Release], name: str, keep: int) -> tuple[list[Release], list[Release]]:
+    """(kept, dropped): the newest `keep` releases of `name`, and every release of other
+    names (a channel may carry several images; --keep trims the one being released)."""
+    if keep < 1:
+        raise ui.die(f"--keep must be at least 1 (got {keep})")
+    mine = sorted((r for r in releases if r.name == name),
+                  key=lambda r: version_key(r.version), reverse=True)
+    others = [r for r in releases if r.name != name]
+    return others + mine[:keep], mine[keep:]
+
+
+def format_sums(digests: dict[str, str]) -> str:
+    """sha256sum's format, sorted by file name: `<hex>  <file>` (two spaces: text mode)."""
+    return "".join(f"{digests[name]}  {name}\n" for name in sorted(digests))
+
+
+def parse_sums(text: str) -> dict[str, str]:
+    """File name → sha256 of a SHA256SUMS file (sha256sum's text or binary `*` marker)."""
+    digests = {}
+    for number, line in enumerate(text.splitlines(), 1):
+        match = re.fullmatch(r"([0-9a-fA-F]{64}) [ *](.+)", line)
+        if not match:
+            raise ValueError(f"{SUMS} line {number} is not `<sha256>  <file>`: {line!r}")
+        digests[match.group(2)] = match.group(1).lower()
+    return digests
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _comparable(manifest: dict[str, Any]) -> dict[str, Any]:
+    return {key: value for key, value in manifest.items() if key != "created"}
+
+
+@dataclass(frozen=True)
+class Published:
+    """What `publish` did."""
+
+    release: Release
+    new: bool  # False: the same release was in the channel already
+    kept: list[Release]
+    dropped: list[Release]
+
+
+def publish(channel: Path, staged: Staged, keep: int, sign: Signer) -> Published:
+    """Put a staged release into the channel (call under `locked`): its files, then the
+    SHA256SUMS of every kept release with its signature, then drop old releases."""
+    name, version = staged.manifest["name"], staged.manifest["version"]
+    releases = read_releases(channel)
+    existing = next((r for r in releases if (r.name, r.version) == (name, version)), None)
+    if existing is not None:
+        if _comparable(existing.manifest) != _comparable(staged.manifest):
+            raise ui.die(
+                f"{name} {version} is already published in {channel} with different content",
+                hint="a published version never changes: bump image.version and release again",
+            )
+        staged.discard()  # identical: keep the published files (and their creation time)
+        release = existing
+    else:
+        newest = max((r for r in releases if r.name == name),
+                     key=lambda r: version_key(r.version), default=None)
+        if newest is not None and compare_versions(version, newest.version) <= 0:
+            raise ui.die(
+                f"{name} {version} is not newer than {newest.version}, the newest release in "
+                f"{channel}: machines only move to newer versions",
+                hint=f"set image.version above {newest.version} and release again",
+            )
+        for final, temp in list(staged.temp.items()):  # data files first, manifest last
+            _replace(temp, channel / final)
+            del staged.temp[final]
+        release = Release(name, version, staged.manifest)
+        releases.append(release)
+    kept, dropped = select(releases, name, keep)
+    write_sums(channel, kept, sign)
+    for old in dropped:
+        for file in old.files:
+            (channel / file).unlink(missing_ok=True)
+    _fsync_dir(channel)
+    return Published(release, existing is None, kept, dropped)
+
+
+def write_sums(channel: Path, kept: list[Release], sign: Signer) -> None:
+    """SHA256SUMS over every file of the kept releases, signed, renamed into place last.
+    Files are hashed again and must match their manifests (and the manifests the previous
+    SHA256SUMS): a file changed on disk is never signed."""
+    previous: dict[str, str] = {}
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        previous = parse_sums((channel / SUMS).read_text())
+    digests = {}
+    for release in kept:
+        names = file_names(release.name, release.version)
+        for role in SUFFIXES:
+            entry = release.manifest["files"][role]
+            if entry["name"] != names[role]:
+                raise ui.die(f"the manifest of {release.name} {release.version} names "
+                             f"{entry['name']!r} for its {role} file, not {names[role]!r}")
+            digests[names[role]] = _checked_hash(channel / names[role], entry["sha256"],
+                                                 "its manifest")
+        manifest = names["manifest"]
+        digests[manifest] = _checked_hash(channel / manifest, previous.get(manifest), SUMS)
+    text = format_sums(digests).encode()
+    staged = Staged(manifest={})
+    try:
+        _write_temp(channel, SUMS, iter([text]), staged)
+        fd, name = tempfile.mkstemp(dir=channel, prefix=f"{TEMP_PREFIX}{SIGNATURE}.",
+                                    suffix=TEMP_SUFFIX)
+        os.close(fd)
+        staged.temp[SIGNATURE] = Path(name)
+        sign(staged.temp[SUMS], staged.temp[SIGNATURE])
+        os.chmod(staged.temp[SIGNATURE], 0o644)
+        _replace(staged.temp.pop(SUMS), channel / SUMS)
+        _replace(staged.temp.pop(SIGNATURE), channel / SIGNATURE)
+    finally:
+        staged.discard()
+
+
+def _checked_hash(path: Path, expected: str | None, source: str) -> str:
+    if not path.is_file():
+        raise ui.die(f"{path} is missing from the channel",
+                     hint="restore it, or delete the release's other files too")
+    actual = sha256_file(path)
+    if expected is not None and actual != expected:
+        raise ui.die(f"{path} does not match {source} (sha256 {actual}, expected {expected}): "
+                     "it changed after it was published",
+                     hint="restore the published file; never edit a channel by hand")
+    return actual
