@@ -168,7 +168,7 @@ class FleetLockHandler(BaseHTTPRequestHandler):
             decide = semaphore.lock if what == "pre-reboot" else semaphore.unlock
             decision = self._ask_etcd(lambda: decide(params.group, params.id))
         except RequestError as error:
-            self._fail(f"{what or path}", error)
+            self._fail(what or f"POST {path}", error)
             return
         holders = ", ".join(decision.holders) or "none"
         self.server.log(
