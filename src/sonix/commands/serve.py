@@ -44,12 +44,11 @@ def parse_range(header: str, size: int) -> tuple[int, int] | None:
         return None
     if match[1]:
         start = int(match[1])
-        last = int(match[2]) if match[2] else size - 1
-        if last < start:
+        if match[2] and int(match[2]) < start:
             return None
         if start >= size:
             raise Unsatisfiable
-        return start, min(last + 1, size)
+        return start, min(int(match[2]) + 1, size) if match[2] else size
     suffix = int(match[2])
     if suffix == 0 or size == 0:
         raise Unsatisfiable

@@ -395,10 +395,6 @@ def _write_temp(channel: Path, final: str, chunks: Iterator[bytes], staged: Stag
     return size, digest.hexdigest()
 
 
-def _replace(temp: Path, target: Path) -> None:
-    os.replace(temp, target)
-
-
 def _fsync_dir(directory: Path) -> None:
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -511,8 +507,11 @@ class Published:
 
 
 def publish(channel: Path, staged: Staged, keep: int, sign: Signer) -> Published:
-    """Put a staged release into the channel (call under `locked`): its files, then the
-    SHA256SUMS of every kept release with its signature, then drop old releases."""
+    """Put a staged release into the channel (call under `locked`). SHA256SUMS of every kept
+    release is written and signed first, under temporary names; then the release's files are
+    renamed into place (data files, then the manifest), then SHA256SUMS and its signature,
+    and only then are dropped releases deleted. A failure before the renames (a signing
+    error) leaves the channel as it was."""
     name, version = staged.manifest["name"], staged.manifest["version"]
     releases = read_releases(channel)
     existing = next((r for r in releases if (r.name, r.version) == (name, version)), None)
@@ -533,13 +532,19 @@ def publish(channel: Path, staged: Staged, keep: int, sign: Signer) -> Published
                 f"{channel}: machines only move to newer versions",
                 hint=f"set image.version above {newest.version} and release again",
             )
-        for final, temp in list(staged.temp.items()):  # data files first, manifest last
-            _replace(temp, channel / final)
-            del staged.temp[final]
         release = Release(name, version, staged.manifest)
         releases.append(release)
     kept, dropped = select(releases, name, keep)
-    write_sums(channel, kept, sign)
+    signed = Staged(manifest={})
+    try:
+        sign_sums(channel, checksums(channel, kept, staged.temp), sign, signed)
+        for final, temp in list(staged.temp.items()):  # data files first, manifest last
+            os.replace(temp, channel / final)
+            del staged.temp[final]
+        for final in (SUMS, SIGNATURE):
+            os.replace(signed.temp.pop(final), channel / final)
+    finally:
+        signed.discard()
     for old in dropped:
         for file in old.files:
             (channel / file).unlink(missing_ok=True)
@@ -547,10 +552,10 @@ def publish(channel: Path, staged: Staged, keep: int, sign: Signer) -> Published
     return Published(release, existing is None, kept, dropped)
 
 
-def write_sums(channel: Path, kept: list[Release], sign: Signer) -> None:
-    """SHA256SUMS over every file of the kept releases, signed, renamed into place last.
-    Files are hashed again and must match their manifests (and the manifests the previous
-    SHA256SUMS): a file changed on disk is never signed."""
+def checksums(channel: Path, kept: list[Release], pending: dict[str, Path]) -> dict[str, str]:
+    """File name → sha256 of every file of the kept releases (`pending`: files not yet renamed
+    into place). Every file is hashed again and must match its manifest, and every manifest
+    the previous SHA256SUMS: a file changed on disk is never signed."""
     previous: dict[str, str] = {}
     with contextlib.suppress(FileNotFoundError, ValueError):
         previous = parse_sums((channel / SUMS).read_text())
@@ -562,33 +567,33 @@ def write_sums(channel: Path, kept: list[Release], sign: Signer) -> None:
             if entry["name"] != names[role]:
                 raise ui.die(f"the manifest of {release.name} {release.version} names "
                              f"{entry['name']!r} for its {role} file, not {names[role]!r}")
-            digests[names[role]] = _checked_hash(channel / names[role], entry["sha256"],
+            path = pending.get(names[role], channel / names[role])
+            digests[names[role]] = _checked_hash(path, names[role], entry["sha256"],
                                                  "its manifest")
         manifest = names["manifest"]
-        digests[manifest] = _checked_hash(channel / manifest, previous.get(manifest), SUMS)
-    text = format_sums(digests).encode()
-    staged = Staged(manifest={})
-    try:
-        _write_temp(channel, SUMS, iter([text]), staged)
-        fd, name = tempfile.mkstemp(dir=channel, prefix=f"{TEMP_PREFIX}{SIGNATURE}.",
-                                    suffix=TEMP_SUFFIX)
-        os.close(fd)
-        staged.temp[SIGNATURE] = Path(name)
-        sign(staged.temp[SUMS], staged.temp[SIGNATURE])
-        os.chmod(staged.temp[SIGNATURE], 0o644)
-        _replace(staged.temp.pop(SUMS), channel / SUMS)
-        _replace(staged.temp.pop(SIGNATURE), channel / SIGNATURE)
-    finally:
-        staged.discard()
+        path = pending.get(manifest, channel / manifest)
+        digests[manifest] = _checked_hash(path, manifest, previous.get(manifest), SUMS)
+    return digests
 
 
-def _checked_hash(path: Path, expected: str | None, source: str) -> str:
+def sign_sums(channel: Path, digests: dict[str, str], sign: Signer, staged: Staged) -> None:
+    """SHA256SUMS and its signature under temporary names (in staged.temp)."""
+    _write_temp(channel, SUMS, iter([format_sums(digests).encode()]), staged)
+    fd, name = tempfile.mkstemp(dir=channel, prefix=f"{TEMP_PREFIX}{SIGNATURE}.",
+                                suffix=TEMP_SUFFIX)
+    os.close(fd)
+    staged.temp[SIGNATURE] = Path(name)
+    sign(staged.temp[SUMS], staged.temp[SIGNATURE])
+    os.chmod(staged.temp[SIGNATURE], 0o644)
+
+
+def _checked_hash(path: Path, name: str, expected: str | None, source: str) -> str:
     if not path.is_file():
-        raise ui.die(f"{path} is missing from the channel",
+        raise ui.die(f"{name} is missing from the channel",
                      hint="restore it, or delete the release's other files too")
     actual = sha256_file(path)
     if expected is not None and actual != expected:
-        raise ui.die(f"{path} does not match {source} (sha256 {actual}, expected {expected}): "
+        raise ui.die(f"{name} does not match {source} (sha256 {actual}, expected {expected}): "
                      "it changed after it was published",
                      hint="restore the published file; never edit a channel by hand")
     return actual
