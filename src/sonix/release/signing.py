@@ -152,7 +152,8 @@ def sign(key: SigningKey, data: Path, signature: Path) -> None:
 
 def verify(keyring: Path, data: Path, signature: Path) -> bool:
     """What a machine does first (docs/updates.md): `gpgv --keyring KEYRING SIG DATA`."""
-    keyring, data, signature = keyring.absolute(), data.absolute(), signature.absolute()
+    # Resolved: the sandbox sees only the directories bound into it, not symlink targets.
+    keyring, data, signature = keyring.resolve(), data.resolve(), signature.resolve()
     result = _in_tools(["gpgv", "--keyring", keyring, signature, data],
                        ro=[keyring.parent, data.parent, signature.parent], check=False)
     if result.returncode != 0:
