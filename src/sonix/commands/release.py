@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from sonix import build
+from sonix import build, ui
 from sonix.release import channel, release_build, signing
 
 
@@ -42,7 +42,8 @@ def positive(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    key = signing.ensure_key(args.key)
+    with ui.step("Checking the signing key"):
+        key = signing.ensure_key(args.key)
     result = build.build_system(args.config)
     release_build(result, args.channel, key, args.keep)
     print(args.channel.absolute())

@@ -28,6 +28,9 @@ def release_build(result: BuildResult, directory: Path, key: signing.SigningKey,
     directory = directory.absolute()
     directory.mkdir(parents=True, exist_ok=True)
     with channel.locked(directory):
+        # Refused before 100 MB are copied; publish() checks again.
+        channel.check_newer(directory, channel.read_releases(directory), image.name,
+                            image.version)
         with ui.step(f"Writing {image.name} {image.version} into {directory}"):
             staged = channel.stage(image, directory)
         try:

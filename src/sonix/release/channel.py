@@ -524,14 +524,7 @@ def publish(channel: Path, staged: Staged, keep: int, sign: Signer) -> Published
         staged.discard()  # identical: keep the published files (and their creation time)
         release = existing
     else:
-        newest = max((r for r in releases if r.name == name),
-                     key=lambda r: version_key(r.version), default=None)
-        if newest is not None and compare_versions(version, newest.version) <= 0:
-            raise ui.die(
-                f"{name} {version} is not newer than {newest.version}, the newest release in "
-                f"{channel}: machines only move to newer versions",
-                hint=f"set image.version above {newest.version} and release again",
-            )
+        check_newer(channel, releases, name, version)
         release = Release(name, version, staged.manifest)
         releases.append(release)
     kept, dropped = select(releases, name, keep)
@@ -550,6 +543,21 @@ def publish(channel: Path, staged: Staged, keep: int, sign: Signer) -> Published
             (channel / file).unlink(missing_ok=True)
     _fsync_dir(channel)
     return Published(release, existing is None, kept, dropped)
+
+
+def check_newer(channel: Path, releases: list[Release], name: str, version: str) -> None:
+    """A new version must be newer than the image's newest release in the channel (a version
+    that is there already is not new: `publish` compares its content instead)."""
+    if any((r.name, r.version) == (name, version) for r in releases):
+        return
+    newest = max((r for r in releases if r.name == name),
+                 key=lambda r: version_key(r.version), default=None)
+    if newest is not None and compare_versions(version, newest.version) <= 0:
+        raise ui.die(
+            f"{name} {version} is not newer than {newest.version}, the newest release in "
+            f"{channel}: machines only move to newer versions",
+            hint=f"set image.version above {newest.version} and release again",
+        )
 
 
 def checksums(channel: Path, kept: list[Release], pending: dict[str, Path]) -> dict[str, str]:
