@@ -30,7 +30,7 @@ CONFIG = ROOT / "tests/vm/configs/minimal-test.nix"
 @dataclass(frozen=True)
 class Published:
     build: BuildResult
-    key: signing.SigningKey
+    key: signing.Key
     directory: Path
 
     @property

@@ -1,6 +1,6 @@
 """sonix release on small fake images: manifest fields, trimming, SHA256SUMS, keep, refusals,
 and the channel server's byte ranges. gpg is replaced by a fake signer (its argv is checked at
-the run chokepoint); tests/integration/test_release.py signs for real."""
+the run chokepoint); tests/integration/test_release_channel.py signs for real."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from typing import Any
 import pytest
 
 from sonix import ui
-from sonix.commands import serve
-from sonix.release import channel, signing
+from sonix.commands.serve import parse_listen
+from sonix.release import channel, serve, signing
 
 MiB = 1 << 20
 USR_OFFSET, USR_SLOT = 1 * MiB, 4 * MiB
@@ -394,7 +394,7 @@ def test_signing_runs_gpg_and_gpgv_in_the_tools_tree(tmp_path: Path,
 
     monkeypatch.setattr(signing, "tools_runner", lambda: Path("/run-in-tools"))
     monkeypatch.setattr(signing.process, "run", run)
-    key = signing.SigningKey(tmp_path / "keys", ("F" * 40,))
+    key = signing.Key(tmp_path / "keys", ("F" * 40,))
     signing.sign(key, tmp_path / "ch" / "SUMS", tmp_path / "ch" / "SUMS.gpg")
     home, ch = str(tmp_path / "keys"), str(tmp_path / "ch")
     assert calls[0] == [
@@ -477,7 +477,7 @@ def test_server_has_no_listings_hidden_files_or_escapes(served: str, path: str) 
 
 
 def test_listen_addresses() -> None:
-    assert serve.parse_listen("127.0.0.1:8000") == ("127.0.0.1", 8000)
-    assert serve.parse_listen("[::1]:0") == ("::1", 0)
+    assert parse_listen("127.0.0.1:8000") == ("127.0.0.1", 8000)
+    assert parse_listen("[::1]:0") == ("::1", 0)
     with pytest.raises(Exception, match="HOST:PORT"):
-        serve.parse_listen("8000")
+        parse_listen("8000")

@@ -18,7 +18,7 @@ from sonix.build import BuildResult
 from sonix.release import channel, signing
 
 
-def release_build(result: BuildResult, directory: Path, key: signing.SigningKey,
+def release_build(result: BuildResult, directory: Path, key: signing.Key,
                   keep: int = channel.DEFAULT_KEEP) -> channel.Published:
     """Add the build's release to the channel directory (created if missing), sign it, and
     drop releases beyond the newest `keep`."""
@@ -35,10 +35,7 @@ def release_build(result: BuildResult, directory: Path, key: signing.SigningKey,
             staged = channel.stage(image, directory)
         try:
             with ui.step("Signing SHA256SUMS and publishing"):
-                published = channel.publish(
-                    directory, staged, keep,
-                    lambda data, signature: signing.sign(key, data, signature),
-                )
+                published = channel.publish(directory, staged, keep, signing.signer(key))
         finally:
             staged.discard()
     if not published.new:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from sonix import nix, paths, process, ui
+from sonix.release.channel import Signer
 
 TRUSTED = "trusted.gpg"
 USER_ID = "sonix channel signing key"
@@ -40,7 +41,7 @@ def default_key_dir() -> Path:
 
 
 @dataclass(frozen=True)
-class SigningKey:
+class Key:
     """A key directory with at least one secret key and its trusted.gpg."""
 
     home: Path
@@ -101,7 +102,7 @@ def secret_fingerprints(home: Path) -> tuple[str, ...]:
     return tuple(found)
 
 
-def ensure_key(home: Path | None = None) -> SigningKey:
+def ensure_key(home: Path | None = None) -> Key:
     """The signing key in `home` (default .sonix/keys/channel), created on first use: a new
     ed25519 key without a passphrase when the directory is missing or empty, and trusted.gpg
     when it is missing."""
@@ -121,7 +122,7 @@ def ensure_key(home: Path | None = None) -> SigningKey:
             hint="give --key a GNUPGHOME with your signing key, or an empty or new directory "
             "for a new key",
         )
-    key = SigningKey(home, fingerprints)
+    key = Key(home, fingerprints)
     if not key.trusted.exists():
         temp = home / f".{TRUSTED}.tmp"
         gpg(home, "--yes", "--output", temp, "--export", *fingerprints)
@@ -136,7 +137,7 @@ def ensure_key(home: Path | None = None) -> SigningKey:
     return key
 
 
-def sign(key: SigningKey, data: Path, signature: Path) -> None:
+def sign(key: Key, data: Path, signature: Path) -> None:
     """A detached binary signature of data, checked with gpgv against trusted.gpg."""
     data, signature = data.absolute(), signature.absolute()
     gpg(key.home, "--yes", "--detach-sign", "--output", signature, data,
@@ -148,6 +149,11 @@ def sign(key: SigningKey, data: Path, signature: Path) -> None:
             hint=f"{key.trusted} lacks the signing key: delete it and run again to export it "
             "(and give machines the new file)",
         )
+
+
+def signer(key: Key) -> Signer:
+    """`sign` with this key, in the shape `channel.publish` takes."""
+    return lambda data, signature: sign(key, data, signature)
 
 
 def verify(keyring: Path, data: Path, signature: Path) -> bool:
