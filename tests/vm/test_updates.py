@@ -1,0 +1,222 @@
+"""Automatic updates on one VM (issue 5), in order, sharing its boots:
+
+1. v1 → v2 from a signed channel served on the host's loopback, strategy `immediate`: the agent
+   installs v2 into the inactive slot, reboots, v2 boots from slot B and is blessed.
+2. Tampered channel: a bad signature, then a usr image whose bytes differ from the manifest:
+   both rejected, and the partition table and boot entries stay as they were.
+3. v3 whose health check fails, strategy `maintenance-window`: outside the window the reboot is
+   deferred; inside it v3 boots, fails its check on both tries, and systemd-boot falls back to
+   v2. The agent reports the rollback and does not install v3 again.
+
+The images are built once per session; the channel is a directory served by `sonix serve`'s
+server on 127.0.0.1, reached by the guest at http://10.0.2.100/ (QEMU guestfwd).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import threading
+from collections.abc import Callable, Iterator
+from http.server import ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from sonix.build import BuildResult
+from sonix.release import release_build, signing
+from sonix.release.serve import handler_for
+from sonix.testing.driver import Driver
+from sonix.testing.machine import Machine
+from sonix.vm import qemu
+
+pytestmark = pytest.mark.vm
+
+CONFIGS = Path(__file__).parent / "configs"
+BOOT_TIMEOUT = 900
+GiB = 1 << 30
+
+
+@pytest.fixture(scope="module")
+def key(tmp_path_factory: pytest.TempPathFactory) -> signing.Key:
+    return signing.ensure_key(tmp_path_factory.mktemp("key") / "channel")
+
+
+@pytest.fixture(scope="module")
+def release_config(
+    key: signing.Key, tmp_path_factory: pytest.TempPathFactory
+) -> Callable[[str, str], Path]:
+    """A configuration file for release `version` of the updates test machine."""
+    directory = tmp_path_factory.mktemp("configs")
+
+    def config(version: str, extra: str = "") -> Path:
+        path = directory / f"updates-{version}.nix"
+        path.write_text(
+            "{ ... }: {\n"
+            f"  imports = [ {CONFIGS / 'updates-test.nix'} ];\n"
+            f'  image.version = "{version}";\n'
+            f"  updates.trustedKeys = [ {key.trusted} ];\n"
+            f"{extra}}}\n"
+        )
+        return path
+
+    return config
+
+
+@pytest.fixture(scope="module")
+def releases(
+    build_config: Callable[[Path], BuildResult], release_config: Callable[[str, str], Path]
+) -> dict[str, BuildResult]:
+    failing = '  health.checks.broken.command = "echo this release is broken; exit 1";\n'
+    return {
+        "1": build_config(release_config("1", "")),
+        "2": build_config(release_config("2", "")),
+        "3": build_config(release_config("3", failing)),
+    }
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
+    """An empty channel directory served on a free loopback port."""
+    directory = tmp_path_factory.mktemp("channel")
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(directory))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield directory, server.server_address[1]
+    server.shutdown()
+
+
+def publish(result: BuildResult, directory: Path, key: signing.Key) -> None:
+    release_build(result, directory, key)
+
+
+@pytest.fixture(scope="module")
+def machine(
+    releases: dict[str, BuildResult], channel: tuple[Path, int], driver: Driver
+) -> Machine:
+    _, port = channel
+    m = driver.machine(
+        "updates", image=releases["1"].image, disk_size=4 * GiB, memory_mib=1536,
+        guest_forwards=(qemu.GuestForward("10.0.2.100", 80, port),),
+    )  # fmt: skip
+    m.start()
+    m.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
+    return m
+
+
+def booted_version(machine: Machine) -> str:
+    return machine.succeed(". /usr/lib/os-release && echo $IMAGE_VERSION").strip()
+
+
+def status(machine: Machine) -> dict[str, object]:
+    report: dict[str, object] = json.loads(machine.succeed("sonix status --json"))
+    return report
+
+
+def partition_table(machine: Machine) -> str:
+    """The GPT entries on the guest's disk (read with the agent's own reader)."""
+    return machine.succeed(
+        "python3 -c 'import sys; sys.path.insert(0, \"/usr/lib/sonix\"); "
+        "from agents import gpt; print(*gpt.read(\"/dev/vda\"), sep=\"\\n\")'"
+    )
+
+
+def test_update_to_v2_immediately(
+    machine: Machine, releases: dict[str, BuildResult], channel: tuple[Path, int],
+    key: signing.Key,
+) -> None:  # fmt: skip
+    assert booted_version(machine) == "1"
+    machine.wait_for_unit("sonix-update-steady-state.service", timeout=BOOT_TIMEOUT)
+    publish(releases["2"], channel[0], key)
+
+    machine.succeed("systemctl start --no-block sonix-update.service")
+    machine.wait_for_reboot(timeout=BOOT_TIMEOUT)
+    assert booted_version(machine) == "2"
+    machine.wait_for_unit("sonix-update-steady-state.service", timeout=BOOT_TIMEOUT)
+    # Blessed: the counter is gone from the entry's name; v1 stays as the fallback.
+    machine.wait_until_succeeds("test -e /boot/EFI/Linux/sonix_2.efi", timeout=BOOT_TIMEOUT)
+    assert machine.succeed("ls /boot/EFI/Linux").split() == ["sonix_1.efi", "sonix_2.efi"]
+    report = status(machine)
+    assert report["booted"] == "2"
+    assert "pending" not in report
+    assert "sonix_1" in str(report["other_slot"])
+    assert machine.succeed("findmnt -no SOURCE /usr").strip() == "/dev/mapper/usr"
+    journal = machine.succeed("journalctl -b -1 -u sonix-update.service --no-pager")
+    assert "activating sonix 2 by reboot" in journal
+
+
+def test_tampered_channel_is_rejected_and_nothing_written(
+    machine: Machine, channel: tuple[Path, int], releases: dict[str, BuildResult],
+    key: signing.Key, tmp_path: Path,
+) -> None:  # fmt: skip
+    directory, _ = channel
+    pristine, with_v3 = tmp_path / "pristine", tmp_path / "with-v3"
+    shutil.copytree(directory, pristine)
+    publish(releases["3"], directory, key)
+    shutil.copytree(directory, with_v3)
+    before = (partition_table(machine), machine.succeed("ls -l /boot/EFI/Linux"))
+    try:
+        # 1. SHA256SUMS changed after signing: gpgv refuses it, nothing is downloaded.
+        sums = directory / "SHA256SUMS"
+        sums.write_text(sums.read_text() + "# tampered\n")
+        out = machine.fail("sonix update run 2>&1")
+        assert "signature is not valid" in out
+        assert "signature is not valid" in status(machine)["last_check"]["result"]  # type: ignore[index]
+        assert (partition_table(machine), machine.succeed("ls -l /boot/EFI/Linux")) == before
+
+        # 2. Signature and manifest intact, but the usr image's bytes differ (a corrupted
+        #    mirror): the download's hash gives it away before anything points to the slot.
+        shutil.copyfile(with_v3 / "SHA256SUMS", sums)
+        with (directory / "sonix_3.usr").open("r+b") as f:
+            f.seek(4096 * 3)
+            f.write(b"tampered")
+        out = machine.fail("sonix update run 2>&1")
+        assert "not installed" in out
+        # The inactive slot was written (and is marked empty), but no boot entry points to it
+        # and the partition table does not name v3.
+        assert machine.succeed("ls /boot/EFI/Linux").split() == ["sonix_2.efi"]
+        table = partition_table(machine)
+        assert "sonix_3" not in table and "_empty" in table
+    finally:
+        shutil.rmtree(directory)
+        shutil.copytree(pristine, directory)
+
+
+def test_failing_v3_waits_for_the_window_then_rolls_back(
+    machine: Machine, channel: tuple[Path, int], releases: dict[str, BuildResult],
+    key: signing.Key,
+) -> None:  # fmt: skip
+    publish(releases["3"], channel[0], key)
+    hour = int(machine.succeed("date -u +%H").strip())
+    closed = f"{(hour + 12) % 24:02d}:00"
+    machine.succeed(
+        "mkdir -p /etc/sonix && echo '{\"strategy\": \"maintenance-window\", \"window\": "
+        f"{{\"start\": \"{closed}\", \"minutes\": 60, \"timeZone\": \"UTC\"}}}}' "
+        "> /etc/sonix/update.json"
+    )
+    out = machine.succeed("sonix update run 2>&1")
+    assert "reboot deferred: outside the maintenance window" in out
+    assert status(machine)["pending"]["version"] == "3"  # type: ignore[index]
+
+    opened = f"{hour:02d}:00"
+    machine.succeed(
+        "echo '{\"strategy\": \"maintenance-window\", \"window\": "
+        f"{{\"start\": \"{opened}\", \"minutes\": 120, \"timeZone\": \"UTC\"}}}}' "
+        "> /etc/sonix/update.json"
+    )
+    machine.succeed("systemctl start --no-block sonix-update.service")
+    # v3 boots twice (boot.loader.tries = 2), fails its health check each time; then v2.
+    machine.wait_for_reboot(timeout=3 * BOOT_TIMEOUT, console=r"Welcome to .*sonix 2 ")
+    assert booted_version(machine) == "2"
+    machine.wait_for_unit("sonix-update-assess.service")
+    report = status(machine)
+    rollback = report["last_rollback"]
+    assert isinstance(rollback, dict)
+    assert rollback["version"] == "3" and rollback["rolled_back_to"] == "2"
+    assert "sonix-health-broken.service" in rollback["reason"]
+    assert "3" in report["failed"]  # type: ignore[operator]
+    # The next check finds v3 again and leaves it alone.
+    out = machine.succeed("sonix update run 2>&1")
+    assert "not installing release(s) that failed here before: 3" in out
+    # v1's entry went when its slot was rewritten (for v3), v3's after the rollback.
+    assert machine.succeed("ls /boot/EFI/Linux").split() == ["sonix_2.efi"]
