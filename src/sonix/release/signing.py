@@ -110,7 +110,7 @@ def ensure_key(home: Path | None = None) -> Key:
     created = False
     if not home.exists() or not any(home.iterdir()):
         home.mkdir(mode=0o700, parents=True, exist_ok=True)
-        home.chmod(0o700)  # gpg refuses a home directory others can read
+        home.chmod(0o700)  # gpg warns about a home directory others can read
         with ui.step(f"Creating a signing key in {home}"):
             gpg(home, "--passphrase", "", "--quick-generate-key", USER_ID, "ed25519", "sign",
                 "never")
@@ -131,7 +131,7 @@ def ensure_key(home: Path | None = None) -> Key:
         ui.info(
             f"New channel signing key {fingerprints[0]}, without a passphrase: whoever can "
             f"read {home} can sign releases. Machines trust it through "
-            f"updates.trustedKeys = {key.trusted}. To sign with a real key instead, pass "
+            f"updates.trustedKeys = [ {key.trusted} ]. To sign with a real key instead, pass "
             "--key DIR with a GNUPGHOME that holds it (docs/updates.md)."
         )
     return key
@@ -139,7 +139,7 @@ def ensure_key(home: Path | None = None) -> Key:
 
 def sign(key: Key, data: Path, signature: Path) -> None:
     """A detached binary signature of data, checked with gpgv against trusted.gpg."""
-    data, signature = data.absolute(), signature.absolute()
+    data, signature = data.resolve(), signature.resolve()  # the sandbox sees no link targets
     gpg(key.home, "--yes", "--detach-sign", "--output", signature, data,
         rw=[signature.parent], hint="the key must sign without a passphrase prompt "
         "(sonix release runs gpg in batch mode)")
