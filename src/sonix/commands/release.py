@@ -20,7 +20,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "image.version fails. Prints the channel directory.",
     )
     parser.add_argument("config", type=Path, help="the configuration, e.g. examples/server.nix")
-    parser.add_argument("--channel", type=Path, required=True,
+    parser.add_argument("--channel", type=Path, required=True, metavar="DIR",
                         help="the channel directory (created if missing)")
     parser.add_argument(
         "--key", type=Path, default=None, metavar="DIR",
