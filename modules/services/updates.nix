@@ -160,6 +160,7 @@ in
       "lib/sonix/agents/uki.py".source = agents + "/uki.py";
       "lib/sonix/agents/gpt.py".source = agents + "/gpt.py";
       "lib/sonix/agents/update.py".source = agents + "/update.py";
+      "lib/sonix/agents/versions.py".source = agents + "/versions.py";
       "bin/sonix" = {
         mode = "0755";
         text = ''

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from . import gpt, uki
+from .versions import compare_versions, version_key
 
 CONFIG = Path("/usr/lib/sonix/update.json")  # from the configuration (modules/services/updates.nix)
 CONFIG_OVERRIDE = Path("/etc/sonix/update.json")  # machine-local (provisioning, the admin)
@@ -133,18 +134,11 @@ def now() -> str:
 
 
 # ------------------------------------------------------------------------------------------
-# Versions, compared the way systemd compares them (numbers as numbers, the rest as text)
-
-
-def version_key(version: str) -> list[tuple[int, int | str]]:
-    parts: list[tuple[int, int | str]] = []
-    for run in re.findall(r"\d+|[A-Za-z]+|[^A-Za-z\d]", version):
-        parts.append((1, int(run)) if run.isdigit() else (0, run))
-    return parts
+# Versions: systemd's order (versions.py, shared with `sonix release`)
 
 
 def newer(a: str, b: str) -> bool:
-    return version_key(a) > version_key(b)
+    return compare_versions(a, b) > 0
 
 
 # ------------------------------------------------------------------------------------------
