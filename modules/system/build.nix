@@ -46,6 +46,17 @@ let
     IMAGE_VERSION=${version}
     HOME_URL="https://example.invalid/sonix"
   '';
+  # The initrd's os-release names no version: two releases with the same packages and initrd
+  # options then share one initrd (no rebuild when only the version changes), and an update
+  # agent sees from equal kernel and initrd digests that a soft-reboot can activate a release.
+  initrdRelease = ''
+    NAME="sonix"
+    PRETTY_NAME="sonix (Debian 13 based)"
+    ID=sonix
+    ID_LIKE=debian
+    IMAGE_ID=${name}
+    HOME_URL="https://example.invalid/sonix"
+  '';
 
   # Always in the initrd: what finds, verifies and mounts /usr, and creates the root on a
   # virtio disk (probe notes §15). Built-in ones (ext4, virtio_pci, ...) are skipped. Stage 1
@@ -65,7 +76,9 @@ let
   # The initrd is made from the package tree and its own files only, so that changing the
   # configuration of the booted system (units, /etc, users) does not rebuild it.
   initrd = step "initrd" {
-    inherit base osRelease;
+    name = "${name}-initrd";  # no version: see initrdRelease
+    inherit base;
+    osRelease = initrdRelease;
     manifest = builtins.toJSON { inherit (config.system.buildManifest) initrdUsrFiles; };
     passAsFile = [ "manifest" "osRelease" ];
     modules = lib.concatStringsSep "," (lib.unique (baseInitrdModules

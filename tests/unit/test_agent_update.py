@@ -143,20 +143,35 @@ def test_gpt_rejects_a_damaged_table(tmp_path: Path) -> None:
 
 
 def test_find_slots_pairs_a_and_b(tmp_path: Path) -> None:
-    usrhash = "5bb68a18cc5bc82a5c7aff2f678701bd22a54ff35891a02d1557caf1929574d2"
-    (tmp_path / "sys/vda").mkdir(parents=True)
-    (tmp_path / "sys/loop0").mkdir()
     (tmp_path / "dev").mkdir()
     make_gpt(tmp_path / "dev/vda", [
         (gpt.TYPE_ESP, uuid.uuid4(), 34, 999, "ESP"),
-        (gpt.TYPE_USR, uuid.UUID(usrhash[:32]), 1000, 2999, "sonix_1"),
-        (gpt.TYPE_USR_VERITY, uuid.UUID(usrhash[32:]), 3000, 3099, "sonix_1_verity"),
+        (gpt.TYPE_USR, uuid.uuid4(), 1000, 2999, "sonix_1"),
+        (gpt.TYPE_USR_VERITY, uuid.uuid4(), 3000, 3099, "sonix_1_verity"),
         (gpt.TYPE_USR, uuid.uuid4(), 3100, 5099, "_empty"),
         (gpt.TYPE_USR_VERITY, uuid.uuid4(), 5100, 5199, "_empty"),
     ])  # fmt: skip
-    slots = update.find_slots(usrhash, tmp_path / "sys", tmp_path / "dev")
+    slots = update.find_slots({("vda", 4), ("vda", 5)}, tmp_path / "dev")
     assert (slots.booted_usr.number, slots.other_usr.number, slots.other_verity.number) == (
-        2, 4, 5)
-    assert slots.device(slots.other_usr) == tmp_path / "dev/vda4"
-    with pytest.raises(update.UpdateError, match="no disk has the booted usr partition"):
-        update.find_slots("0" * 64, tmp_path / "sys", tmp_path / "dev")
+        4, 2, 3)
+    assert slots.device(slots.other_usr) == tmp_path / "dev/vda2"
+    with pytest.raises(update.UpdateError, match="is a usr partition"):
+        update.find_slots({("vda", 1)}, tmp_path / "dev")
+
+
+def test_usr_partitions_follow_the_mount_to_the_verity_device(tmp_path: Path) -> None:
+    # A fake /sys: the device of the "/usr" mount (here: tmp_path's own file system) is a
+    # device-mapper node whose slaves are two partitions of vda.
+    sys = tmp_path / "sys"
+    disk = sys / "devices/pci0000:00/virtio1/block/vda"
+    for number in (2, 3):
+        (disk / f"vda{number}").mkdir(parents=True)
+        (disk / f"vda{number}/partition").write_text(f"{number}\n")
+    dm = sys / "devices/virtual/block/dm-0"
+    (dm / "slaves").mkdir(parents=True)
+    for number in (2, 3):
+        (dm / f"slaves/vda{number}").symlink_to(disk / f"vda{number}")
+    st = os.stat(tmp_path)
+    (sys / "dev/block").mkdir(parents=True)
+    (sys / "dev/block" / f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}").symlink_to(dm)
+    assert update.usr_partitions(tmp_path, sys) == {("vda", 2), ("vda", 3)}

@@ -7,15 +7,18 @@ and machines created from it. Deselect with `-m "not vm"`.
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from sonix import nix
+from sonix.build import BuildResult
+from sonix.release import signing
 from sonix.testing import Driver, driver_for
 
 FIXTURES = Path(__file__).parent / "fixtures"
+CONFIGS = Path(__file__).parent / "configs"
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -37,3 +40,40 @@ def selftest_system() -> Path:
 def driver(request: pytest.FixtureRequest) -> Iterator[Driver]:
     """One Driver per test module; state kept under .sonix/vm-tests/ only when a test failed."""
     yield from driver_for(request)
+
+
+# ---- updates: one signing key and one build per release version for the whole session -------
+
+
+@pytest.fixture(scope="session")
+def channel_key(tmp_path_factory: pytest.TempPathFactory) -> signing.Key:
+    return signing.ensure_key(tmp_path_factory.mktemp("key") / "channel")
+
+
+# Release versions of configs/updates-test.nix, and what each adds to it.
+RELEASE_EXTRAS = {
+    "4": '  health.checks.broken.command = "echo this release is broken; exit 1";\n',
+}
+
+
+@pytest.fixture(scope="session")
+def update_release(
+    build_config: Callable[[Path], BuildResult], channel_key: signing.Key,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Callable[[str], BuildResult]:  # fmt: skip
+    """The build of release `version` of the updates test machine (configs/updates-test.nix
+    with image.version and this session's channel key; v4 has a failing health check)."""
+    directory = tmp_path_factory.mktemp("update-configs")
+
+    def release(version: str) -> BuildResult:
+        path = directory / f"updates-{version}.nix"
+        path.write_text(
+            "{ ... }: {\n"
+            f"  imports = [ {CONFIGS / 'updates-test.nix'} ];\n"
+            f'  image.version = "{version}";\n'
+            f"  updates.trustedKeys = [ {channel_key.trusted} ];\n"
+            f"{RELEASE_EXTRAS.get(version, '')}}}\n"
+        )
+        return build_config(path)
+
+    return release

@@ -4,9 +4,12 @@
    installs v2 into the inactive slot, reboots, v2 boots from slot B and is blessed.
 2. Tampered channel: a bad signature, then a usr image whose bytes differ from the manifest:
    both rejected, and the partition table and boot entries stay as they were.
-3. v3 whose health check fails, strategy `maintenance-window`: outside the window the reboot is
-   deferred; inside it v3 boots, fails its check on both tries, and systemd-boot falls back to
-   v2. The agent reports the rollback and does not install v3 again.
+3. Power cuts (QEMU killed) while v3 is installed: after the usr image is written, after the
+   partition table names v3, and after v3's boot entry is in place. Every boot after a cut is
+   healthy: v2 until the install completed, then v3 (pending, and blessed on that boot).
+4. v4 whose health check fails, strategy `maintenance-window`: outside the window the reboot is
+   deferred; inside it v4 boots, fails its check on both tries, and systemd-boot falls back to
+   v3. The agent reports the rollback and does not install v4 again.
 
 The images are built once per session; the channel is a directory served by `sonix serve`'s
 server on 127.0.0.1, reached by the guest at http://10.0.2.100/ (QEMU guestfwd).
@@ -16,78 +19,40 @@ from __future__ import annotations
 
 import json
 import shutil
-import threading
-from collections.abc import Callable, Iterator
-from http.server import ThreadingHTTPServer
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from channels import UpdateRelease, publish, serve_directory
 
 from sonix.build import BuildResult
-from sonix.release import release_build, signing
-from sonix.release.serve import handler_for
+from sonix.release import signing
 from sonix.testing.driver import Driver
 from sonix.testing.machine import Machine
 from sonix.vm import qemu
 
 pytestmark = pytest.mark.vm
 
-CONFIGS = Path(__file__).parent / "configs"
 BOOT_TIMEOUT = 900
 GiB = 1 << 30
 
 
 @pytest.fixture(scope="module")
-def key(tmp_path_factory: pytest.TempPathFactory) -> signing.Key:
-    return signing.ensure_key(tmp_path_factory.mktemp("key") / "channel")
+def key(channel_key: signing.Key) -> signing.Key:
+    return channel_key
 
 
 @pytest.fixture(scope="module")
-def release_config(
-    key: signing.Key, tmp_path_factory: pytest.TempPathFactory
-) -> Callable[[str, str], Path]:
-    """A configuration file for release `version` of the updates test machine."""
-    directory = tmp_path_factory.mktemp("configs")
-
-    def config(version: str, extra: str = "") -> Path:
-        path = directory / f"updates-{version}.nix"
-        path.write_text(
-            "{ ... }: {\n"
-            f"  imports = [ {CONFIGS / 'updates-test.nix'} ];\n"
-            f'  image.version = "{version}";\n'
-            f"  updates.trustedKeys = [ {key.trusted} ];\n"
-            f"{extra}}}\n"
-        )
-        return path
-
-    return config
-
-
-@pytest.fixture(scope="module")
-def releases(
-    build_config: Callable[[Path], BuildResult], release_config: Callable[[str, str], Path]
-) -> dict[str, BuildResult]:
-    failing = '  health.checks.broken.command = "echo this release is broken; exit 1";\n'
-    return {
-        "1": build_config(release_config("1", "")),
-        "2": build_config(release_config("2", "")),
-        "3": build_config(release_config("3", failing)),
-    }
+def releases(update_release: UpdateRelease) -> dict[str, BuildResult]:
+    return {version: update_release(version) for version in ("1", "2", "3", "4")}
 
 
 @pytest.fixture(scope="module")
 def channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
     """An empty channel directory served on a free loopback port."""
     directory = tmp_path_factory.mktemp("channel")
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(directory))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield directory, server.server_address[1]
-    server.shutdown()
-
-
-def publish(result: BuildResult, directory: Path, key: signing.Key) -> None:
-    release_build(result, directory, key)
+    for port in serve_directory(directory):
+        yield directory, port
 
 
 @pytest.fixture(scope="module")
@@ -182,11 +147,33 @@ def test_tampered_channel_is_rejected_and_nothing_written(
         shutil.copytree(pristine, directory)
 
 
-def test_failing_v3_waits_for_the_window_then_rolls_back(
+def test_power_cuts_during_the_install_leave_a_healthy_machine(
     machine: Machine, channel: tuple[Path, int], releases: dict[str, BuildResult],
     key: signing.Key,
 ) -> None:  # fmt: skip
     publish(releases["3"], channel[0], key)
+    for step, expect in (("usr-written", "2"), ("table-updated", "2"), ("entry-installed", "3")):
+        machine.succeed("rm -f /run/sonix-update/stopped-at")
+        machine.succeed(f"(SONIX_UPDATE_STOP_AT={step} sonix update run >/dev/null 2>&1 &)")
+        machine.wait_until_succeeds("test -e /run/sonix-update/stopped-at", timeout=600)
+        machine.crash()
+        machine.start()
+        machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
+        assert booted_version(machine) == expect, f"power cut at {step}"
+        state = machine.succeed("systemctl is-system-running --wait || true", timeout=600)
+        failed = machine.succeed("systemctl --failed --no-legend --plain")
+        assert state.strip() == "running", f"after a power cut at {step}: {state}\n{failed}"
+    # The boot after the last cut was v3's first try; its health checks pass: blessed.
+    machine.wait_for_unit("sonix-update-steady-state.service", timeout=BOOT_TIMEOUT)
+    machine.wait_until_succeeds("test -e /boot/EFI/Linux/sonix_3.efi", timeout=BOOT_TIMEOUT)
+    assert "pending" not in status(machine)
+
+
+def test_failing_v4_waits_for_the_window_then_rolls_back(
+    machine: Machine, channel: tuple[Path, int], releases: dict[str, BuildResult],
+    key: signing.Key,
+) -> None:  # fmt: skip
+    publish(releases["4"], channel[0], key)
     hour = int(machine.succeed("date -u +%H").strip())
     closed = f"{(hour + 12) % 24:02d}:00"
     machine.succeed(
@@ -196,7 +183,7 @@ def test_failing_v3_waits_for_the_window_then_rolls_back(
     )
     out = machine.succeed("sonix update run 2>&1")
     assert "reboot deferred: outside the maintenance window" in out
-    assert status(machine)["pending"]["version"] == "3"  # type: ignore[index]
+    assert status(machine)["pending"]["version"] == "4"  # type: ignore[index]
 
     opened = f"{hour:02d}:00"
     machine.succeed(
@@ -205,18 +192,18 @@ def test_failing_v3_waits_for_the_window_then_rolls_back(
         "> /etc/sonix/update.json"
     )
     machine.succeed("systemctl start --no-block sonix-update.service")
-    # v3 boots twice (boot.loader.tries = 2), fails its health check each time; then v2.
-    machine.wait_for_reboot(timeout=3 * BOOT_TIMEOUT, console=r"Welcome to .*sonix 2 ")
-    assert booted_version(machine) == "2"
+    # v4 boots twice (boot.loader.tries = 2), fails its health check each time; then v3.
+    machine.wait_for_reboot(timeout=3 * BOOT_TIMEOUT, console=r"Welcome to .*sonix 3 ")
+    assert booted_version(machine) == "3"
     machine.wait_for_unit("sonix-update-assess.service")
     report = status(machine)
     rollback = report["last_rollback"]
     assert isinstance(rollback, dict)
-    assert rollback["version"] == "3" and rollback["rolled_back_to"] == "2"
+    assert rollback["version"] == "4" and rollback["rolled_back_to"] == "3"
     assert "sonix-health-broken.service" in rollback["reason"]
-    assert "3" in report["failed"]  # type: ignore[operator]
-    # The next check finds v3 again and leaves it alone.
+    assert "4" in report["failed"]  # type: ignore[operator]
+    # The next check finds v4 again and leaves it alone.
     out = machine.succeed("sonix update run 2>&1")
-    assert "not installing release(s) that failed here before: 3" in out
-    # v1's entry went when its slot was rewritten (for v3), v3's after the rollback.
-    assert machine.succeed("ls /boot/EFI/Linux").split() == ["sonix_2.efi"]
+    assert "not installing release(s) that failed here before: 4" in out
+    # v2's entry went when its slot was rewritten (for v4), v4's after the rollback.
+    assert machine.succeed("ls /boot/EFI/Linux").split() == ["sonix_3.efi"]

@@ -23,6 +23,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 import urllib.error
 import urllib.request
 import uuid
@@ -152,11 +153,21 @@ def booted_version(os_release: Path = Path("/usr/lib/os-release")) -> str:
     raise UpdateError(f"{os_release} has no IMAGE_VERSION")
 
 
-def booted_usrhash(cmdline: Path = Path("/proc/cmdline")) -> str:
-    found = re.search(r"\busrhash=([0-9a-f]{64})\b", cmdline.read_text())
+def usr_partitions(usr: Path = Path("/usr"), sys: Path = Path("/sys")) -> set[tuple[str, int]]:
+    """(disk, partition number) of the partitions behind the mounted /usr: the dm-verity
+    device's data and hash partitions. Read from the mount, not from `usrhash=`, because after
+    a soft-reboot the kernel command line still names the release booted before."""
+    st = os.stat(usr)
+    device = (sys / "dev/block" / f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}").resolve()
+    below = sorted((device / "slaves").iterdir()) if (device / "slaves").is_dir() else [device]
+    found = set()
+    for part in below:
+        part = part.resolve()
+        if (part / "partition").is_file():
+            found.add((part.parent.name, int((part / "partition").read_text())))
     if not found:
-        raise UpdateError("the kernel command line has no usrhash=: not a sonix image")
-    return found[1]
+        raise UpdateError(f"cannot tell which partition /usr is mounted from ({device})")
+    return found
 
 
 @dataclass(frozen=True)
@@ -173,29 +184,25 @@ class Slots:
                     f"{disk}{partition.number}")
 
 
-def find_slots(usrhash: str, sys_block: Path = Path("/sys/block"),
-               dev: Path = Path("/dev")) -> Slots:
-    """The disk whose GPT has the booted usr partition (UUID = first half of usrhash), and
-    its two usr slots; slots pair up in table order (usr A, verity A, usr B, verity B)."""
-    booted = uuid.UUID(usrhash[:32])
-    for entry in sorted(sys_block.iterdir()):
-        if entry.name.startswith(("loop", "dm-", "ram", "zram", "sr")):
-            continue
-        disk = dev / entry.name
+def find_slots(booted: set[tuple[str, int]], dev: Path = Path("/dev")) -> Slots:
+    """The disk with the booted usr partition (`booted`: see usr_partitions) and its two usr
+    slots; slots pair up in table order (usr A, verity A, usr B, verity B)."""
+    for disk_name in sorted({name for name, _ in booted}):
+        disk = dev / disk_name
         try:
             table = gpt.read(disk)
-        except (OSError, gpt.GptError):
-            continue
+        except (OSError, gpt.GptError) as e:
+            raise UpdateError(f"cannot read the partition table of {disk}: {e}") from e
         usr = [p for p in table if p.type == gpt.TYPE_USR]
         verity = [p for p in table if p.type == gpt.TYPE_USR_VERITY]
-        index = next((i for i, p in enumerate(usr) if p.uuid == booted), None)
+        index = next((i for i, p in enumerate(usr) if (disk_name, p.number) in booted), None)
         if index is None:
             continue
         if len(usr) != 2 or len(verity) != 2:
             raise UpdateError(f"{disk} has {len(usr)} usr and {len(verity)} usr-verity "
                               "partitions; A/B updates need two of each")
         return Slots(disk, usr[index], verity[index], usr[1 - index], verity[1 - index])
-    raise UpdateError(f"no disk has the booted usr partition {booted}")
+    raise UpdateError(f"none of {sorted(booted)} is a usr partition")
 
 
 def find_esp() -> Path:
@@ -305,6 +312,19 @@ def stream(url: str, out: BinaryIO, expect_size: int, expect_sha256: str) -> Non
 # Installing a release
 
 
+def checkpoint(step: str) -> None:
+    """Fault injection for the power-cut tests (tests/vm/test_updates.py): with
+    SONIX_UPDATE_STOP_AT=<step> in its environment the agent says where it is in
+    /run/sonix-update/stopped-at and waits there, to be killed with the whole machine."""
+    if os.environ.get("SONIX_UPDATE_STOP_AT") == step:
+        marker = Path("/run/sonix-update/stopped-at")
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.write_text(step + "\n")
+        log(f"stopped at {step} (SONIX_UPDATE_STOP_AT)", 4)
+        while True:
+            time.sleep(3600)
+
+
 def write_slot(cfg: Config, device: Path, part: gpt.Partition, spec: dict[str, Any]) -> None:
     """The release file, then zeros to the end of the slot (verity hashes all of it)."""
     if spec["slot_size"] != part.size:
@@ -334,7 +354,7 @@ def write_slot(cfg: Config, device: Path, part: gpt.Partition, spec: dict[str, A
 
 def install(cfg: Config, state: dict[str, Any], manifest: dict[str, Any]) -> Entry:
     version, files = manifest["version"], manifest["files"]
-    slots = find_slots(booted_usrhash())
+    slots = find_slots(usr_partitions())
     esp = find_esp()
     booted = booted_version()
     log(f"installing {cfg.name} {version} into {slots.device(slots.other_usr)}")
@@ -345,6 +365,8 @@ def install(cfg: Config, state: dict[str, Any], manifest: dict[str, Any]) -> Ent
         if entry.version != booted:
             entry.path.unlink()
             log(f"removed boot entry {entry.path.name} (its slot is about to be rewritten)")
+    for partial in (esp / "EFI/Linux").glob(".*.efi.partial"):  # from an interrupted install
+        partial.unlink()
     sync_dir(esp / "EFI/Linux")
     gpt.update(slots.disk, {
         slots.other_usr.number: (slots.other_usr.uuid, EMPTY_LABEL),
@@ -352,7 +374,9 @@ def install(cfg: Config, state: dict[str, Any], manifest: dict[str, Any]) -> Ent
     })  # fmt: skip
 
     # 2. The slot's data and hash tree, checked.
+    checkpoint("slot-emptied")
     write_slot(cfg, slots.device(slots.other_usr), slots.other_usr, files["usr"])
+    checkpoint("usr-written")
     write_slot(cfg, slots.device(slots.other_verity), slots.other_verity, files["verity"])
 
     # 3. The UKI next to its final place, checked.
@@ -371,12 +395,14 @@ def install(cfg: Config, state: dict[str, Any], manifest: dict[str, Any]) -> Ent
         slots.other_verity.number: (uuid.UUID(files["verity"]["partition_uuid"]),
                                     files["verity"]["label"]),
     })  # fmt: skip
+    checkpoint("table-updated")
 
     # 5. Last, the boot entry, with a boot counter: from here on the new release boots.
     counter = f"+{cfg.tries}" if cfg.tries > 0 else ""
     final = directory / f"{cfg.name}_{version}{counter}.efi"
     os.replace(partial, final)
     sync_dir(directory)
+    checkpoint("entry-installed")
     state["pending"] = {"version": version, "installed": now(), "entry": final.name}
     save_state(state)
     log(f"installed {cfg.name} {version} as {final.name}")
@@ -568,7 +594,7 @@ def status(cfg: Config, state: dict[str, Any]) -> dict[str, Any]:
     report: dict[str, Any] = {"booted": booted, "channel": cfg.channel,
                               "strategy": cfg.strategy}
     try:
-        slots = find_slots(booted_usrhash())
+        slots = find_slots(usr_partitions())
         report["booted_slot"] = {"device": str(slots.device(slots.booted_usr)),
                                  "label": slots.booted_usr.name}
         report["other_slot"] = {"device": str(slots.device(slots.other_usr)),
