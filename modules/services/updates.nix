@@ -34,7 +34,7 @@ in
       description = ''
         The channel's URL: a directory of releases as `sonix release` writes it and any static
         web server (or `sonix serve`) serves it. A machine can follow another channel without a
-        rebuild: `/etc/sonix/update.json` (`{"channel": "…"}`) overrides the values baked into
+        rebuild: `/etc/sonix/update.json` (`{"channel": "https://..."}`) overrides the values baked into
         the image.
       '';
     };
@@ -88,8 +88,12 @@ in
       default = "auto";
       description = ''
         How a release is activated: `auto` lets the agent pick the cheapest correct way and
-        log why (today that is always a reboot; soft-reboot and kexec are planned for when
-        only /usr, or only the kernel and initrd, changed), `reboot` always reboots.
+        say why in the journal: `systemctl soft-reboot` into the new /usr when the kernel,
+        initrd and command line are unchanged, kexec (kexec-tools is added to the image) when
+        they changed, a reboot otherwise. `reboot` always goes through the firmware and
+        systemd-boot. Releases activated without systemd-boot are assessed by the agent: it
+        blesses the entry after boot-complete.target, and a failed health check reboots into
+        systemd-boot's own trial of the release.
       '';
     };
 
@@ -153,6 +157,7 @@ in
     ];
 
     environment.packages = [ pkgs.gpgv ]
+      ++ optional (cfg.activation == "auto") pkgs.kexec-tools
       ++ optional (cfg.strategy == "maintenance-window" && cfg.maintenanceWindow.timeZone != "UTC") pkgs.tzdata;
 
     system.usrFiles = {

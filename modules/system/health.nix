@@ -13,7 +13,10 @@ let
     mkdir -p /var/lib/sonix/health
     printf '%s\n' "$1" > "/var/lib/sonix/health/failed-$IMAGE_VERSION"
     echo "<3>health check $1 failed on $IMAGE_ID $IMAGE_VERSION" >&2
-    if [ -e /sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f ]; then
+    # On trial: systemd-boot counts this boot, or the update agent activated the release
+    # without the firmware (soft-reboot, kexec; /var/lib/sonix-update/trial names it).
+    trial=$(cat /var/lib/sonix-update/trial 2>/dev/null || true)
+    if [ -e /sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f ] || [ "$trial" = "$IMAGE_VERSION" ]; then
       echo "<3>this release is on trial (boot counting): rebooting so the next try, or the previous release, boots" >&2
       ${if cfg.rebootOnFailure then "systemctl --no-block reboot" else "true"}
     fi

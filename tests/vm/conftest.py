@@ -53,6 +53,10 @@ def channel_key(tmp_path_factory: pytest.TempPathFactory) -> signing.Key:
 # Release versions of configs/updates-test.nix, and what each adds to it.
 RELEASE_EXTRAS = {
     "4": '  health.checks.broken.command = "echo this release is broken; exit 1";\n',
+    # Only /usr changes (an /etc file): soft-reboot.
+    "5": '  environment.etc."sonix-test/release".text = "five\\n";\n',
+    # The initrd changes (one more module in it): kexec.
+    "6": '  boot.initrd.availableKernelModules = [ "nvme" ];\n',
 }
 
 

@@ -10,6 +10,11 @@
 4. v4 whose health check fails, strategy `maintenance-window`: outside the window the reboot is
    deferred; inside it v4 boots, fails its check on both tries, and systemd-boot falls back to
    v3. The agent reports the rollback and does not install v4 again.
+5. v5 changes only /usr: activated by soft-reboot (same kernel, same boot ID), blessed by the
+   agent. v6 changes the initrd: activated by kexec (no firmware), blessed by the agent.
+
+Tests 1 to 4 set `activation = reboot` (machine-local override) to go through the firmware
+and systemd-boot's boot counting; 5 uses the default `auto`.
 
 The images are built once per session; the channel is a directory served by `sonix serve`'s
 server on 127.0.0.1, reached by the guest at http://10.0.2.100/ (QEMU guestfwd).
@@ -44,7 +49,7 @@ def key(channel_key: signing.Key) -> signing.Key:
 
 @pytest.fixture(scope="module")
 def releases(update_release: UpdateRelease) -> dict[str, BuildResult]:
-    return {version: update_release(version) for version in ("1", "2", "3", "4")}
+    return {version: update_release(version) for version in ("1", "2", "3", "4", "5", "6")}
 
 
 @pytest.fixture(scope="module")
@@ -92,6 +97,8 @@ def test_update_to_v2_immediately(
 ) -> None:  # fmt: skip
     assert booted_version(machine) == "1"
     machine.wait_for_unit("sonix-update-steady-state.service", timeout=BOOT_TIMEOUT)
+    machine.succeed("mkdir -p /etc/sonix && echo '{\"activation\": \"reboot\"}' "
+                    "> /etc/sonix/update.json")
     publish(releases["2"], channel[0], key)
 
     machine.succeed("systemctl start --no-block sonix-update.service")
@@ -177,7 +184,7 @@ def test_failing_v4_waits_for_the_window_then_rolls_back(
     hour = int(machine.succeed("date -u +%H").strip())
     closed = f"{(hour + 12) % 24:02d}:00"
     machine.succeed(
-        "mkdir -p /etc/sonix && echo '{\"strategy\": \"maintenance-window\", \"window\": "
+        "echo '{\"activation\": \"reboot\", \"strategy\": \"maintenance-window\", \"window\": "
         f"{{\"start\": \"{closed}\", \"minutes\": 60, \"timeZone\": \"UTC\"}}}}' "
         "> /etc/sonix/update.json"
     )
@@ -187,7 +194,7 @@ def test_failing_v4_waits_for_the_window_then_rolls_back(
 
     opened = f"{hour:02d}:00"
     machine.succeed(
-        "echo '{\"strategy\": \"maintenance-window\", \"window\": "
+        "echo '{\"activation\": \"reboot\", \"strategy\": \"maintenance-window\", \"window\": "
         f"{{\"start\": \"{opened}\", \"minutes\": 120, \"timeZone\": \"UTC\"}}}}' "
         "> /etc/sonix/update.json"
     )
@@ -207,3 +214,37 @@ def test_failing_v4_waits_for_the_window_then_rolls_back(
     assert "not installing release(s) that failed here before: 4" in out
     # v2's entry went when its slot was rewritten (for v4), v4's after the rollback.
     assert machine.succeed("ls /boot/EFI/Linux").split() == ["sonix_3.efi"]
+
+
+def test_soft_reboot_when_only_usr_changed_and_kexec_when_the_initrd_did(
+    machine: Machine, channel: tuple[Path, int], releases: dict[str, BuildResult],
+    key: signing.Key,
+) -> None:  # fmt: skip
+    machine.succeed("rm -f /etc/sonix/update.json")  # back to the image's: immediate, auto
+    boot_id = machine.succeed("cat /proc/sys/kernel/random/boot_id")
+    publish(releases["5"], channel[0], key)
+    machine.succeed("systemctl start --no-block sonix-update.service")
+    machine.wait_for_reboot(timeout=BOOT_TIMEOUT, console=r"Welcome to .*sonix 5 ")
+    assert booted_version(machine) == "5"
+    assert machine.succeed("cat /proc/sys/kernel/random/boot_id") == boot_id
+    assert machine.succeed("systemctl show -P SoftRebootsCount").strip() == "1"
+    assert machine.succeed("cat /etc/sonix-test/release") == "five\n"
+    assert machine.succeed("findmnt -no SOURCE /usr").strip() == "/dev/mapper/usr-5"
+    machine.wait_for_unit("sonix-update-steady-state.service", timeout=BOOT_TIMEOUT)
+    assert machine.succeed("ls /boot/EFI/Linux").split() == ["sonix_3.efi", "sonix_5.efi"]
+    journal = machine.succeed("journalctl -u sonix-update.service --no-pager")
+    assert "activating sonix 5 by soft-reboot: kernel, initrd and command line unchanged" in (
+        journal)
+
+    publish(releases["6"], channel[0], key)
+    machine.succeed("systemctl start --no-block sonix-update.service")
+    machine.wait_for_reboot(timeout=BOOT_TIMEOUT, console=r"Welcome to .*sonix 6 ")
+    assert booted_version(machine) == "6"
+    assert machine.succeed("cat /proc/sys/kernel/random/boot_id") != boot_id
+    assert machine.succeed("findmnt -no SOURCE /usr").strip() == "/dev/mapper/usr"
+    machine.wait_for_unit("sonix-update-steady-state.service", timeout=BOOT_TIMEOUT)
+    assert machine.succeed("ls /boot/EFI/Linux").split() == ["sonix_5.efi", "sonix_6.efi"]
+    journal = machine.succeed("journalctl -b -1 -u sonix-update.service --no-pager")
+    assert "activating sonix 6 by kexec: the kernel or initrd changed" in journal
+    # The old kernel handed over to the new one directly (systemd-shutdown says so).
+    assert "Rebooting with kexec" in machine.console_text()

@@ -482,24 +482,84 @@ def may_reboot(cfg: Config, state: dict[str, Any]) -> bool:
     raise UpdateError(f"unknown strategy {cfg.strategy!r}")
 
 
+TRIAL = Path("/var/lib/sonix-update/trial")  # a release activated without systemd-boot
+KEXEC = Path("/usr/sbin/kexec")
+
+
+def without_usrhash(cmdline: str) -> str:
+    return re.sub(r"\s*\busrhash=\S+", "", cmdline).strip()
+
+
 def activation_method(cfg: Config, esp: Path, booted: str, new: Entry) -> tuple[str, str]:
-    """The cheapest activation that is correct, and why. Only reboot is implemented so far:
-    soft-reboot and kexec are chosen by what changed (docs/updates.md) once they are."""
+    """The cheapest activation that is correct, and why:
+    - soft-reboot when the kernel, the initrd and the rest of the command line are the same
+      (only /usr changed: userspace restarts on the running kernel with the new /usr);
+    - kexec when they differ but kexec-tools is there (the firmware is skipped);
+    - reboot otherwise, or when updates.activation says so."""
     if cfg.activation == "reboot":
         return "reboot", "configured (updates.activation = reboot)"
     current = next((e for e in boot_entries(esp, cfg.name) if e.version == booted), None)
     if current is None:
         return "reboot", "the booted release has no boot entry to compare with"
-    same_boot = uki.boot_digests(current.path) == uki.boot_digests(new.path)
-    return "reboot", ("kernel and initrd unchanged, but soft-reboot activation is not "
-                      "implemented yet" if same_boot else "the kernel or initrd changed")
+    if (uki.boot_digests(current.path) == uki.boot_digests(new.path)
+            and without_usrhash(uki.cmdline(current.path)) == without_usrhash(
+                uki.cmdline(new.path))):
+        return "soft-reboot", "kernel, initrd and command line unchanged: only /usr changed"
+    if KEXEC.exists() and Path("/sys/kernel/kexec_loaded").exists():
+        return "kexec", "the kernel or initrd changed; kexec skips the firmware"
+    return "reboot", "the kernel or initrd changed (no kexec-tools in the image)"
+
+
+def prepare_soft_reboot(entry: Entry) -> None:
+    """/run/nextroot: the root file system with the new release's /usr (its dm-verity device,
+    opened with the root hash from the new UKI) mounted on it. systemctl soft-reboot switches
+    into it; the kernel and its command line stay (the next full boot reads the new UKI)."""
+    usrhash = re.search(r"\busrhash=([0-9a-f]{64})\b", uki.cmdline(entry.path))
+    if not usrhash:
+        raise UpdateError(f"{entry.path} has no usrhash= on its command line")
+    slots = find_slots(usr_partitions())
+    name = f"usr-{entry.version}"
+    nextroot = Path("/run/nextroot")
+    subprocess.run(["/usr/lib/systemd/systemd-veritysetup", "attach", name,
+                    str(slots.device(slots.other_usr)), str(slots.device(slots.other_verity)),
+                    usrhash[1]], check=True)
+    nextroot.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "--bind", "/", str(nextroot)], check=True)
+    subprocess.run(["mount", "-t", "erofs", "-o", "ro", f"/dev/mapper/{name}",
+                    str(nextroot / "usr")], check=True)
+
+
+def prepare_kexec(entry: Entry) -> None:
+    """Load the new UKI's kernel, initrd and command line for `systemctl kexec`."""
+    work = Path("/run/sonix-update/kexec")
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "linux").write_bytes(uki.section_bytes(entry.path, ".linux"))
+    (work / "initrd").write_bytes(uki.section_bytes(entry.path, ".initrd"))
+    # --kexec-file-syscall: the kernel checks the new kernel's signature under lockdown.
+    subprocess.run([str(KEXEC), "--kexec-file-syscall", "--load", str(work / "linux"),
+                    f"--initrd={work / 'initrd'}",
+                    f"--command-line={uki.cmdline(entry.path)}"], check=True)
 
 
 def activate(cfg: Config, state: dict[str, Any], entry: Entry) -> None:
     esp = find_esp()
     method, why = activation_method(cfg, esp, booted_version(), entry)
     log(f"activating {cfg.name} {entry.version} by {method}: {why}")
-    state["pending"]["activation"] = {"method": method, "why": why, "at": now()}
+    pending = state.setdefault("pending", {"version": entry.version, "installed": "?",
+                                           "entry": entry.path.name})
+    pending["activation"] = {"method": method, "why": why, "at": now()}
+    if method != "reboot":
+        # systemd-boot does not count this boot: the agent assesses it (cmd_steady_state
+        # blesses the entry; a failed health check reboots into systemd-boot's own trial).
+        TRIAL.parent.mkdir(parents=True, exist_ok=True)
+        TRIAL.write_text(entry.version + "\n")
+        try:
+            (prepare_soft_reboot if method == "soft-reboot" else prepare_kexec)(entry)
+        except (subprocess.CalledProcessError, OSError, uki.NotAUki) as e:
+            TRIAL.unlink(missing_ok=True)
+            warn(f"{method} preparation failed ({e}); activating by reboot instead")
+            method = "reboot"
+            pending["activation"]["method"] = method
     save_state(state)
     subprocess.run(["systemctl", "--no-block", method], check=True)
 
@@ -576,6 +636,16 @@ def cmd_assess(cfg: Config, state: dict[str, Any]) -> int:
 def cmd_steady_state(cfg: Config, state: dict[str, Any]) -> int:
     """After boot-complete.target: the booted release is good (and blessed)."""
     booted = booted_version()
+    if TRIAL.is_file() and TRIAL.read_text().strip() == booted:
+        # Activated by soft-reboot or kexec: systemd-boot did not count this boot, so the
+        # entry is blessed here, as systemd-bless-boot would have (its counter dropped).
+        for entry in boot_entries(find_esp(), cfg.name):
+            if entry.version == booted and entry.left is not None:
+                blessed = entry.path.with_name(f"{cfg.name}_{booted}.efi")
+                os.replace(entry.path, blessed)
+                sync_dir(blessed.parent)
+                log(f"blessed {blessed.name} (activated without a firmware boot)")
+        TRIAL.unlink()
     if state.get("pending", {}).get("version") == booted:
         log(f"{cfg.name} {booted} is good: update complete")
         del state["pending"]
