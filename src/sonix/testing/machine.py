@@ -274,7 +274,9 @@ class Machine:
         if self.image is None or self._process is None or self.is_running():
             return False
         tail = self.console_text()[-4000:]
-        if "reboot: Restarting system" not in tail and "reboot: machine restart" not in tail:
+        # A clean reboot, or a panic with panic=N (the kernel resets after N seconds).
+        markers = ("reboot: Restarting system", "reboot: machine restart", "Rebooting in ")
+        if not any(marker in tail for marker in markers):
             return False
         ui.info(f"{self.name}: the guest rebooted; starting QEMU again (power cycle)")
         self._process.wait()
