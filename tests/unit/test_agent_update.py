@@ -175,3 +175,12 @@ def test_usr_partitions_follow_the_mount_to_the_verity_device(tmp_path: Path) ->
     (sys / "dev/block").mkdir(parents=True)
     (sys / "dev/block" / f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}").symlink_to(dm)
     assert update.usr_partitions(tmp_path, sys) == {("vda", 2), ("vda", 3)}
+
+
+def test_zero_fill_of_a_plain_file_writes_zeros(tmp_path: Path) -> None:
+    path = tmp_path / "slot"
+    path.write_bytes(b"\xff" * 10000)
+    with path.open("r+b", buffering=0) as f:
+        update.zero_fill(f, 100, 10000)
+    data = path.read_bytes()
+    assert data[:100] == b"\xff" * 100 and data[100:] == bytes(9900)
