@@ -419,13 +419,26 @@ def install(cfg: Config, state: dict[str, Any], manifest: dict[str, Any]) -> Ent
     # 5. Last, the boot entry, with a boot counter: from here on the new release boots.
     counter = f"+{cfg.tries}" if cfg.tries > 0 else ""
     final = directory / f"{cfg.name}_{version}{counter}.efi"
-    os.replace(partial, final)
-    sync_dir(directory)
+    durable_rename(partial, final)
     checkpoint("entry-installed")
     state["pending"] = {"version": version, "installed": now(), "entry": final.name}
     save_state(state)
     log(f"installed {cfg.name} {version} as {final.name}")
     return Entry(final, version, cfg.tries if cfg.tries > 0 else None, 0)
+
+
+def durable_rename(source: Path, target: Path) -> None:
+    """Rename on the ESP so that a power cut keeps the new name *and* the file's size. On vfat
+    the size lives in the directory entry, and a rename makes a new entry that is written only
+    with the file's inode: fsync the renamed file, then the directory (a test saw a 0-byte
+    entry after a power cut with only the directory synced)."""
+    os.replace(source, target)
+    fd = os.open(target, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    sync_dir(target.parent)
 
 
 def sync_dir(directory: Path) -> None:
@@ -661,8 +674,7 @@ def cmd_steady_state(cfg: Config, state: dict[str, Any]) -> int:
         for entry in boot_entries(find_esp(), cfg.name):
             if entry.version == booted and entry.left is not None:
                 blessed = entry.path.with_name(f"{cfg.name}_{booted}.efi")
-                os.replace(entry.path, blessed)
-                sync_dir(blessed.parent)
+                durable_rename(entry.path, blessed)
                 log(f"blessed {blessed.name} (activated without a firmware boot)")
         TRIAL.unlink()
     if state.get("pending", {}).get("version") == booted:
