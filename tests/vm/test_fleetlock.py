@@ -71,7 +71,9 @@ def machines(
                            guest_forwards=forwards)
             for name in ("node1", "node2")
         )  # fmt: skip
-        override = json.dumps({"strategy": "fleet-lock",
+        # Firmware reboots: the first machine's downtime is long enough that the second one
+        # surely asks for the slot while it is held.
+        override = json.dumps({"strategy": "fleet-lock", "activation": "reboot",
                                "fleetLock": {"url": "http://10.0.2.101", "group": GROUP}})
         for m in pair:
             m.start()
