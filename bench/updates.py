@@ -43,9 +43,9 @@ RELEASES = {
     "1": "",
     "2": 'environment.etc."bench/release".text = "2\\n";',
     "3": 'environment.etc."bench/release".text = "2\\n"; '
-         'boot.initrd.availableKernelModules = [ "nvme" ];',
+         'boot.initrd.availableKernelModules = [ "vfat" ];',
     "4": 'environment.etc."bench/release".text = "4\\n"; '
-         'boot.initrd.availableKernelModules = [ "nvme" ];',
+         'boot.initrd.availableKernelModules = [ "vfat" ];',
 }
 
 
