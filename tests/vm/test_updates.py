@@ -229,6 +229,8 @@ def test_soft_reboot_when_only_usr_changed_and_kexec_when_the_initrd_did(
     assert booted_version(machine) == "5"
     assert machine.succeed("cat /proc/sys/kernel/random/boot_id") == boot_id
     assert machine.succeed("systemctl show -P SoftRebootsCount").strip() == "1"
+    # The backdoor starts with sysinit.target; /etc is filled by tmpfiles a moment later.
+    machine.wait_for_unit("systemd-tmpfiles-setup.service")
     assert machine.succeed("cat /etc/sonix-test/release") == "five\n"
     assert machine.succeed("findmnt -no SOURCE /usr").strip() == "/dev/mapper/usr-5"
     machine.wait_for_unit("sonix-update-steady-state.service", timeout=BOOT_TIMEOUT)

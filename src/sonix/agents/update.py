@@ -611,9 +611,9 @@ def cmd_run(cfg: Config, state: dict[str, Any], install_allowed: bool = True) ->
             with tempfile.TemporaryDirectory(prefix="sonix-update.") as tmp:
                 sums = verified_sums(cfg, Path(tmp))
             failed = state.get("failed", {})
-            candidates = [v for v in release_versions(sums, cfg.name)
-                          if newer(v, booted) and v not in failed]
-            skipped = [v for v in release_versions(sums, cfg.name) if v in failed]
+            published = release_versions(sums, cfg.name)
+            candidates = [v for v in published if newer(v, booted) and v not in failed]
+            skipped = [v for v in published if v in failed]
             if skipped:
                 log(f"not installing release(s) that failed here before: {', '.join(skipped)}")
             if not candidates:

@@ -174,8 +174,8 @@ def _data_ranges(disk: BinaryIO, start: int, end: int) -> Iterator[tuple[int, in
         pos = hole
 
 
-def first_nonzero(disk: BinaryIO, start: int, end: int) -> int | None:
-    """The offset of the first non-zero byte in [start, end), or None."""
+def _data_chunks(disk: BinaryIO, start: int, end: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, bytes) of what [start, end) holds, in CHUNK pieces, skipping holes."""
     fd = disk.fileno()
     for begin, stop in _data_ranges(disk, start, end):
         pos = begin
@@ -183,27 +183,26 @@ def first_nonzero(disk: BinaryIO, start: int, end: int) -> int | None:
             chunk = os.pread(fd, min(CHUNK, stop - pos), pos)
             if not chunk:
                 break
-            if chunk.count(0) != len(chunk):
-                return pos + len(chunk) - len(chunk.lstrip(b"\0"))
+            yield pos, chunk
             pos += len(chunk)
+
+
+def first_nonzero(disk: BinaryIO, start: int, end: int) -> int | None:
+    """The offset of the first non-zero byte in [start, end), or None."""
+    for pos, chunk in _data_chunks(disk, start, end):
+        if chunk.count(0) != len(chunk):
+            return pos + len(chunk) - len(chunk.lstrip(b"\0"))
     return None
 
 
 def used_blocks_end(disk: BinaryIO, start: int, end: int) -> int:
     """Bytes from start to the end of the last 4 KiB block in [start, end) that is not all
     zeros (0 if there is none)."""
-    fd = disk.fileno()
     last = 0
-    for begin, stop in _data_ranges(disk, start, end):
-        pos = begin
-        while pos < stop:
-            chunk = os.pread(fd, min(CHUNK, stop - pos), pos)
-            if not chunk:
-                break
-            used = len(chunk.rstrip(b"\0"))
-            if used:
-                last = pos + used - start
-            pos += len(chunk)
+    for pos, chunk in _data_chunks(disk, start, end):
+        used = len(chunk.rstrip(b"\0"))
+        if used:
+            last = pos + used - start
     return -(-last // BLOCK) * BLOCK
 
 
