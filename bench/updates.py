@@ -126,9 +126,9 @@ def main() -> int:
             machine.start()
             machine.wait_for_unit("sonix-update-steady-state.service", timeout=TIMEOUT)
             for version, method in (("2", "soft-reboot"), ("3", "kexec"), ("4", "reboot")):
-                if method == "reboot":
-                    machine.succeed("mkdir -p /etc/sonix && "
-                                    "echo '{\"activation\": \"reboot\"}' > /etc/sonix/update.json")
+                if method != "soft-reboot":  # auto would pick reboot for v3 under TCG
+                    machine.succeed("mkdir -p /etc/sonix && echo '{\"activation\": "
+                                    f"\"{method}\"}}' > /etc/sonix/update.json")
                 release_build(builds[version], channel, key)
                 results.append(update(machine, server, version, method))
         server.shutdown()

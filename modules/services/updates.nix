@@ -84,16 +84,19 @@ in
     };
 
     activation = mkOption {
-      type = types.enum [ "auto" "reboot" ];
+      type = types.enum [ "auto" "kexec" "reboot" ];
       default = "auto";
       description = ''
-        How a release is activated: `auto` lets the agent pick the cheapest correct way and
+        How a release is activated. `auto` lets the agent pick the cheapest correct way and
         say why in the journal: `systemctl soft-reboot` into the new /usr when the kernel,
-        initrd and command line are unchanged, kexec (kexec-tools is added to the image) when
-        they changed, a reboot otherwise. `reboot` always goes through the firmware and
-        systemd-boot. Releases activated without systemd-boot are assessed by the agent: it
-        blesses the entry after boot-complete.target, and a failed health check reboots into
-        systemd-boot's own trial of the release.
+        initrd and command line are unchanged; kexec (kexec-tools is added to the image) when
+        they changed; a firmware reboot on a fully emulated CPU (QEMU without KVM), where a
+        kexec'd kernel starts slower than the firmware boots one, or when kexec is not
+        possible. `kexec` is `auto` that always prefers kexec to the firmware. `reboot`
+        always goes through the firmware and systemd-boot. Releases activated without
+        systemd-boot are assessed by the agent: it blesses the entry after
+        boot-complete.target, and a failed health check reboots into systemd-boot's own
+        trial of the release.
       '';
     };
 
@@ -157,7 +160,7 @@ in
     ];
 
     environment.packages = [ pkgs.gpgv ]
-      ++ optional (cfg.activation == "auto") pkgs.kexec-tools
+      ++ optional (cfg.activation != "reboot") pkgs.kexec-tools
       ++ optional (cfg.strategy == "maintenance-window" && cfg.maintenanceWindow.timeZone != "UTC") pkgs.tzdata;
 
     system.usrFiles = {

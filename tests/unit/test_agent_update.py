@@ -13,6 +13,7 @@ import zlib
 from pathlib import Path
 
 import pytest
+from uki_fakes import fake_uki
 
 from sonix.agents import gpt, update
 from sonix.agents.update import Window
@@ -57,6 +58,44 @@ def test_boot_entries_parse_counters(tmp_path: Path) -> None:
     assert sorted(entries) == ["1", "2", "3"]
     assert (entries["1"].left, entries["2"].left, entries["2"].done) == (None, 2, 1)
     assert entries["3"].bad and not entries["2"].bad
+
+
+def activation_config(activation: str) -> update.Config:
+    return update.Config(name="sonix", channel="http://x/", keyrings=(), tries=2,
+                         strategy="immediate", activation=activation, window=None,
+                         fleet_lock_url="", fleet_lock_group="default")
+
+
+@pytest.mark.parametrize(
+    ("activation", "new_initrd", "kexec_tools", "virt", "expected"),
+    [
+        ("auto", b"initrd", True, "kvm", "soft-reboot"),  # only usrhash= differs
+        ("kexec", b"initrd", True, "qemu", "soft-reboot"),
+        ("reboot", b"initrd", True, "kvm", "reboot"),
+        ("auto", b"initrd-2", True, "kvm", "kexec"),
+        ("auto", b"initrd-2", True, "none", "kexec"),  # bare metal
+        ("auto", b"initrd-2", True, "qemu", "reboot"),  # emulated CPU: the firmware is faster
+        ("kexec", b"initrd-2", True, "qemu", "kexec"),
+        ("kexec", b"initrd-2", False, "kvm", "reboot"),  # no kexec-tools in the image
+    ],
+)
+def test_activation_is_the_cheapest_correct_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, activation: str, new_initrd: bytes,
+    kexec_tools: bool, virt: str, expected: str,
+) -> None:  # fmt: skip
+    linux = tmp_path / "EFI/Linux"
+    linux.mkdir(parents=True)
+    fake_uki(linux / "sonix_1.efi", "rw usrhash=" + "1" * 64)
+    fake_uki(linux / "sonix_2+2.efi", "rw usrhash=" + "2" * 64, initrd=new_initrd)
+    kexec = tmp_path / "kexec"
+    if kexec_tools:
+        kexec.touch()
+    monkeypatch.setattr(update, "KEXEC", kexec)
+    monkeypatch.setattr(update, "KEXEC_LOADED", tmp_path)
+    monkeypatch.setattr(update, "emulated_cpu", lambda: virt == "qemu")
+    new = next(e for e in update.boot_entries(tmp_path, "sonix") if e.version == "2")
+    method, why = update.activation_method(activation_config(activation), tmp_path, "1", new)
+    assert method == expected, why
 
 
 def test_config_override_wins(tmp_path: Path) -> None:

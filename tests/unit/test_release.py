@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from uki_fakes import fake_uki
 
 from sonix import ui
 from sonix.commands.serve import parse_listen
@@ -30,23 +31,6 @@ VERITY_OFFSET, VERITY_SLOT = 5 * MiB, 1 * MiB
 
 
 # ---- fakes ---------------------------------------------------------------------------------
-
-
-def fake_uki(path: Path, cmdline: str, linux: bytes = b"kernel", initrd: bytes = b"initrd"
-             ) -> None:
-    """A PE file with .linux, .initrd and .cmdline sections (what agents/uki.py reads)."""
-    sections = [(b".linux", linux), (b".initrd", initrd), (b".cmdline", cmdline.encode())]
-    pe_offset = 64
-    table_at = pe_offset + 24
-    data_at = table_at + 40 * len(sections)
-    head = bytearray(b"MZ" + bytes(62))
-    struct.pack_into("<I", head, 0x3C, pe_offset)
-    head += b"PE\0\0" + struct.pack("<HH12xHH", 0x8664, len(sections), 0, 0)
-    body = b""
-    for name, data in sections:
-        head += struct.pack("<8sIIII16x", name, len(data), 0, len(data), data_at + len(body))
-        body += data
-    path.write_bytes(bytes(head) + body)
 
 
 def fake_image(tmp: Path, *, version: str = "2", fill: int = 1, usr_blocks: int = 3,
