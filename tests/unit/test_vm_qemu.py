@@ -73,12 +73,23 @@ def test_image_argv_with_firmware_forwards_and_credentials() -> None:
     assert (
         "-netdev user,id=net0,restrict=on,hostfwd=tcp:127.0.0.1:2222-:22,"
         f"guestfwd=tcp:10.0.2.100:80-cmd:{sys.executable} -m sonix.vm.relay 8080 "
-        "-device virtio-net-pci,netdev=net0"
+        "-device virtio-net-pci,netdev=net0,mac=52:54:00:12:34:56"
     ) in joined
     assert "-smbios type=11,value=io.systemd.credential:sonix.report=1" in joined
     assert "-smbios type=11,value=io.systemd.credential:a=x,,y" in joined
     assert argv[-1] == "-no-reboot"
     assert "-kernel" not in argv and "-qmp" not in argv
+
+
+def test_user_network_range_for_the_metadata_address() -> None:
+    spec = qemu.VmSpec(
+        name="x", user_network="169.254.169.0/24", user_net_mac="52:54:00:aa:bb:cc",
+        guest_forwards=(qemu.GuestForward("169.254.169.254", 80, 8080),),
+    )  # fmt: skip
+    joined = " ".join(qemu.qemu_argv(spec))
+    assert ("-netdev user,id=net0,net=169.254.169.0/24,restrict=on,"
+            "guestfwd=tcp:169.254.169.254:80") in joined
+    assert "-device virtio-net-pci,netdev=net0,mac=52:54:00:aa:bb:cc" in joined
 
 
 def test_unknown_accelerator_is_refused() -> None:

@@ -99,6 +99,9 @@ class Machine:
             systemd-repart creates the root partition there on first boot).
         nics: NICs on VM-to-VM networks (`Driver.nic()` makes them).
         user_net: a QEMU user-networking NIC (restricted: only the forwards reach the host).
+        user_network: its address range (default QEMU's 10.0.2.0/24); guest forwards must be
+            in it, so "169.254.169.0/24" is how a test forwards the metadata address.
+        user_net_mac: the MAC address of that NIC.
         port_forwards, guest_forwards: host 127.0.0.1 <-> guest TCP forwards.
         credentials: systemd credentials for the guest (SMBIOS type 11).
         poweroff_command: what `shutdown()` runs in the guest.
@@ -118,6 +121,8 @@ class Machine:
         disk_size: int = 2 * qemu.GiB,
         nics: Sequence[qemu.Nic] = (),
         user_net: bool = True,
+        user_network: str | None = None,
+        user_net_mac: str = "52:54:00:12:34:56",
         port_forwards: Sequence[qemu.PortForward] = (),
         guest_forwards: Sequence[qemu.GuestForward] = (),
         credentials: Mapping[str, str] | None = None,
@@ -136,6 +141,8 @@ class Machine:
         self.disk_size = disk_size
         self.nics = tuple(nics)
         self.user_net = user_net
+        self.user_network = user_network
+        self.user_net_mac = user_net_mac
         self.port_forwards = tuple(port_forwards)
         self.guest_forwards = tuple(guest_forwards)
         self.credentials = dict(credentials or {})
@@ -182,6 +189,8 @@ class Machine:
             backdoor=runtime / "backdoor",
             qmp=runtime / "qmp",
             user_net=self.user_net,
+            user_network=self.user_network,
+            user_net_mac=self.user_net_mac,
             port_forwards=self.port_forwards,
             guest_forwards=self.guest_forwards,
             nics=self.nics,

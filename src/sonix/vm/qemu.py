@@ -301,6 +301,11 @@ class VmSpec:
     # QMP monitor: a unix socket that QEMU listens on.
     qmp: Path | None = None
     user_net: bool = True
+    # The user network's address range (QEMU's default 10.0.2.0/24, host .2, DNS .3, DHCP from
+    # .15). A guest forward's address must lie in it: "169.254.169.0/24" lets a test forward
+    # the cloud metadata address 169.254.169.254.
+    user_network: str | None = None
+    user_net_mac: str = "52:54:00:12:34:56"
     # restrict=on: the guest reaches nothing through user networking but the forwards below.
     restrict: bool = True
     port_forwards: tuple[PortForward, ...] = ()
@@ -383,6 +388,8 @@ def _network_args(spec: VmSpec) -> list[str]:
     argv: list[str] = []
     if spec.user_net:
         options = ["user", "id=net0"]
+        if spec.user_network is not None:
+            options.append(f"net={spec.user_network}")
         if spec.restrict:
             options.append("restrict=on")
         for fwd in spec.port_forwards:
@@ -392,7 +399,8 @@ def _network_args(spec: VmSpec) -> list[str]:
             options.append(
                 f"guestfwd=tcp:{gfwd.guest_addr}:{gfwd.guest_port}-cmd:{_escape(relay)}"
             )
-        argv += ["-netdev", ",".join(options), "-device", "virtio-net-pci,netdev=net0"]
+        argv += ["-netdev", ",".join(options),
+                 "-device", f"virtio-net-pci,netdev=net0,mac={spec.user_net_mac}"]
     for index, nic in enumerate(spec.nics, start=1):
         netdev = f"vlan{index}"
         argv += [
