@@ -2,6 +2,7 @@
 [
   ./misc/assertions.nix
   ./system/files.nix
+  ./system/agents.nix
   ./system/image.nix
   ./system/build.nix
   ./system/packages.nix

@@ -5,7 +5,6 @@ let
   inherit (lib) mkOption mkEnableOption types mkIf optional;
   cfg = config.updates;
   days = [ "Mon" "Tue" "Wed" "Thu" "Fri" "Sat" "Sun" ];
-  agents = ../../src/sonix/agents;
   keyFile = i: "lib/sonix/update-keys/${toString i}.gpg";
   agentConfig = {
     inherit (config.image) name;
@@ -163,12 +162,9 @@ in
       ++ optional (cfg.activation != "reboot") pkgs.kexec-tools
       ++ optional (cfg.strategy == "maintenance-window" && cfg.maintenanceWindow.timeZone != "UTC") pkgs.tzdata;
 
+    system.agents = [ "uki" "gpt" "update" "versions" ];
+
     system.usrFiles = {
-      "lib/sonix/agents/__init__.py".source = agents + "/__init__.py";
-      "lib/sonix/agents/uki.py".source = agents + "/uki.py";
-      "lib/sonix/agents/gpt.py".source = agents + "/gpt.py";
-      "lib/sonix/agents/update.py".source = agents + "/update.py";
-      "lib/sonix/agents/versions.py".source = agents + "/versions.py";
       "bin/sonix" = {
         mode = "0755";
         text = ''

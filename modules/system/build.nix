@@ -85,7 +85,8 @@ let
       ++ config.boot.initrd.availableKernelModules ++ config.boot.initrd.kernelModules));
     binaries = lib.concatStringsSep "," config.boot.initrd.binaries;
     inherit (config.boot.initrd) compressor;
-  } ''"$runInTools" python3 "$builders/image.py" initrd --usr "$base" --base "$base" --manifest "$manifestPath" --os-release "$osReleasePath" --modules "$modules" --binaries "$binaries" --compressor "$compressor" --out "$out"'';
+    network = lib.optionalString config.boot.initrd.network.enable "--network";
+  } ''"$runInTools" python3 "$builders/image.py" initrd --usr "$base" --base "$base" --manifest "$manifestPath" --os-release "$osReleasePath" --modules "$modules" --binaries "$binaries" --compressor "$compressor" $network --out "$out"'';
 
   diskConfig = {
     inherit name version;

@@ -91,6 +91,18 @@ in
     };
   };
 
+  options.boot.initrd.network.enable = mkOption {
+    type = types.bool;
+    default = false;
+    description = ''
+      Whether systemd-networkd runs in the initrd (stage 1), with DHCP on every Ethernet
+      interface, so that units before switch-root (provisioning from a metadata service) can
+      reach the network. It stops before switch-root; the booted system's networkd takes the
+      interfaces over. Adds about 1 MiB to the initrd. Names in URLs are not resolved in
+      stage 1: use addresses.
+    '';
+  };
+
   options.systemd.network = {
     enable = mkOption {
       type = types.bool;
@@ -143,6 +155,21 @@ in
       systemd.targets.sockets.wants = [ "systemd-networkd.socket" ];
       # network-online.target waits for networkd's view of "online" (only when something wants it).
       systemd.targets.network-online.wants = [ "systemd-networkd-wait-online.service" ];
+    })
+    (mkIf config.boot.initrd.network.enable {
+      boot.initrd.usrFiles."lib/systemd/network/80-sonix-initrd.network".text = ''
+        # stage 1 (boot.initrd.network): DHCP on every Ethernet interface
+        [Match]
+        Type=ether
+        Kind=!*
+
+        [Network]
+        DHCP=ipv4
+        LinkLocalAddressing=no
+        IPv6AcceptRA=no
+      '';
+      boot.initrd.systemd.targets.initrd.wants = [ "systemd-networkd.service" ];
+      boot.initrd.systemd.targets.sockets.wants = [ "systemd-networkd.socket" ];
     })
     (mkIf (cfg.enable && config.networking.useDHCP) {
       systemd.network.networks."80-sonix-ether" = {

@@ -442,6 +442,13 @@ INITRD_DATA = [
 # Units that cannot work in stage 1 (D-Bus is not there).
 INITRD_UNIT_EXCLUDE = ("dbus", "systemd-logind", "systemd-networkd", "systemd-resolved")
 
+# boot.initrd.network: systemd-networkd in stage 1 (it runs without D-Bus), for provisioning
+# from metadata services. Its .link files come along so that interfaces get their predictable
+# names already in the initrd (an interface that is up cannot be renamed after switch-root),
+# and sysusers makes its systemd-network account in the initrd's /etc/passwd.
+INITRD_NETWORK_BINARIES = ["usr/lib/systemd/systemd-networkd", "usr/bin/networkctl"]
+INITRD_NETWORK_DATA = ["usr/lib/systemd/network"]
+
 # The kernel unpacks either. xz with the x86 branch filter is the smallest (about 12 % below
 # zstd -19 for the default initrd), the kernel's xz decoder only knows CRC32 checks, and one
 # thread keeps the archive reproducible. zstd unpacks several times faster.
@@ -503,6 +510,7 @@ def make_initrd(
     binaries: list[str],
     compressor: str,
     out: Path,
+    network: bool = False,
 ) -> None:
     root = Path(os.environ.get("TMPDIR", "/tmp")) / "initrd-root"
     remove(root)
@@ -512,7 +520,8 @@ def make_initrd(
         (root / link).symlink_to(target)
 
     log("Copying binaries and their libraries")
-    wanted = [usr / b for b in INITRD_BINARIES + [b.lstrip("/") for b in binaries]]
+    extra = INITRD_NETWORK_BINARIES if network else []
+    wanted = [usr / b for b in INITRD_BINARIES + extra + [b.lstrip("/") for b in binaries]]
     missing = [str(p.relative_to(usr)) for p in wanted if not p.exists() and not p.is_symlink()]
     if missing:
         die(f"initrd binaries not in the usr tree: {', '.join(missing)}")
@@ -524,14 +533,15 @@ def make_initrd(
         copy_into(usr, root, path)
 
     log("Copying units, rules and configuration")
-    for rel in INITRD_DATA:
+    for rel in INITRD_DATA + (INITRD_NETWORK_DATA if network else []):
         src = usr / rel
         if src.is_dir():
             copy_tree(src, root / rel)
         elif src.exists():
             copy_into(usr, root, src)
+    excluded = tuple(x for x in INITRD_UNIT_EXCLUDE if not (network and x == "systemd-networkd"))
     for unit in (root / "usr/lib/systemd/system").iterdir():
-        if unit.name.startswith(INITRD_UNIT_EXCLUDE):
+        if unit.name.startswith(excluded):
             remove(unit)
     (root / "etc").mkdir(exist_ok=True)
     for rel in INITRD_ETC:
@@ -542,6 +552,11 @@ def make_initrd(
             copy_tree(chosen, root / "etc" / rel)
         elif chosen.exists():
             shutil.copy2(chosen, root / "etc" / rel)
+    if network:
+        network_conf = root / "usr/lib/sysusers.d/systemd-network.conf"
+        if not network_conf.exists():
+            die("systemd-network.conf is not in usr/lib/sysusers.d: the systemd package changed?")
+        run("systemd-sysusers", f"--root={root}", network_conf)
     shutil.copyfile(os_release, root / "usr/lib/os-release")
     shutil.copyfile(os_release, root / "etc/initrd-release")
     (root / "etc/machine-id").write_text("")
@@ -812,6 +827,7 @@ def main() -> None:
     p.add_argument("--modules", default="")
     p.add_argument("--binaries", default="")
     p.add_argument("--compressor", choices=sorted(INITRD_COMPRESSORS), default="xz")
+    p.add_argument("--network", action="store_true", help="systemd-networkd in the initrd")
     p.add_argument("--out", type=Path, required=True)
     p = sub.add_parser("disk")
     p.add_argument("--usr", type=Path, required=True)
@@ -828,7 +844,7 @@ def main() -> None:
         modules = [m for m in args.modules.split(",") if m]
         binaries = [b for b in args.binaries.split(",") if b]
         make_initrd(args.usr, args.base, manifest, args.os_release, modules, binaries,
-                    args.compressor, args.out)
+                    args.compressor, args.out, network=args.network)
     else:
         make_disk(args.usr, args.initrd, json.loads(args.config.read_text()), args.out)
 
