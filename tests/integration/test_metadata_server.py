@@ -11,11 +11,13 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import replace
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -348,3 +350,39 @@ def test_configuration_errors_say_where(tmp_path: Path) -> None:
     (tmp_path / "config.json").write_text('{"ec2": {"hostname": "a", "colour": "blue"}}')
     with pytest.raises(ConfigError, match=r"ec2\.colour is not known \(known: user-data, "):
         load_config(tmp_path / "config.json")
+
+
+def test_http_request_is_direct_and_redirects_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Redirecting(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = b"target"
+            if self.path == "/config.ign":
+                self.send_response(302)
+                self.send_header("Location", "/objects/config.ign")
+                body = b""
+            else:
+                self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    monkeypatch.setenv("http_proxy", "http://127.0.0.1:9")  # must not be used
+    with ThreadingHTTPServer(("127.0.0.1", 0), Redirecting) as web:
+        thread = threading.Thread(target=web.serve_forever, kwargs={"poll_interval": 0.1})
+        thread.start()
+        try:
+            url = f"http://127.0.0.1:{web.server_address[1]}/config.ign"
+            assert metadata.http_request("GET", url).status == 302  # metadata services
+            answer = metadata.http_request("GET", url, follow_redirects=True)
+            assert (answer.status, answer.body) == (200, b"target")
+            env = machine(tmp_path, "http://127.0.0.1:9")
+            env.cmdline.write_text(f"sonix.config.url={url}\n")
+            assert metadata.discover(env, ["cmdline"]) == Found("cmdline", config=b"target")
+        finally:
+            web.shutdown()
+            thread.join()

@@ -288,7 +288,8 @@ def http_request(
 ) -> Response:
     """One HTTP request, never through a proxy (the proxy variables of the initrd, if any,
     are not for link-local addresses). Any HTTP status is a Response; no answer at all
-    raises Unreachable; a TLS certificate that does not verify raises SourceError."""
+    raises Unreachable; a TLS certificate that does not verify, or an answer larger than
+    MAX_BODY, raises SourceError (retrying would not help)."""
     opener = urllib.request.build_opener(
         urllib.request.ProxyHandler({}), _NoDowngrade() if follow_redirects else _NoRedirect()
     )
@@ -316,7 +317,7 @@ def _lower(items: Any) -> dict[str, str]:
 def _read_limited(response: Any) -> bytes:
     body: bytes = response.read(MAX_BODY + 1)
     if len(body) > MAX_BODY:
-        raise Unreachable(f"answer larger than {MAX_BODY >> 20} MiB")
+        raise SourceError(f"{response.geturl()}: answer larger than {MAX_BODY >> 20} MiB")
     return body
 
 
