@@ -2,4 +2,5 @@
 # options reference, so that all options are documented in one place.
 import ./module-list.nix ++ [
   ./services/updates.nix
+  ./services/provisioning.nix
 ]

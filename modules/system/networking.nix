@@ -91,6 +91,16 @@ in
     };
   };
 
+  options.boot.initrd.network.kernelModules = mkOption {
+    type = types.listOf types.str;
+    default = [ "virtio_net" "ena" "gve" "vmxnet3" ];
+    description = ''
+      Network drivers in the initrd when {option}`boot.initrd.network.enable` is set (udev
+      loads the one the hardware needs): virtio (QEMU/KVM, OpenStack), ENA (EC2), gVNIC
+      (GCE), VMXNET3 (VMware).
+    '';
+  };
+
   options.boot.initrd.network.enable = mkOption {
     type = types.bool;
     default = false;
@@ -168,6 +178,7 @@ in
         LinkLocalAddressing=no
         IPv6AcceptRA=no
       '';
+      boot.initrd.availableKernelModules = config.boot.initrd.network.kernelModules;
       boot.initrd.systemd.targets.initrd.wants = [ "systemd-networkd.service" ];
       boot.initrd.systemd.targets.sockets.wants = [ "systemd-networkd.socket" ];
     })
