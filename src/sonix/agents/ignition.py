@@ -35,9 +35,9 @@ import posixpath
 import re
 import urllib.parse
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 SPEC_VERSIONS = ("3.0.0", "3.1.0", "3.2.0", "3.3.0", "3.4.0", "3.5.0")
 LATEST = SPEC_VERSIONS[-1]
@@ -55,6 +55,7 @@ UNIT_DIR = "/etc/systemd/system"
 WANTED_BY = "multi-user.target"
 
 Version = tuple[int, int, int]
+T = TypeVar("T")
 
 
 # ------------------------------------------------------------------------------------------
@@ -73,7 +74,7 @@ class Problem:
 
 
 class ConfigError(ValueError):
-    """The config is malformed or invalid; `problems` lists every reason, in document order."""
+    """The config is malformed or invalid; `problems` lists every reason, sorted by path."""
 
     def __init__(self, problems: list[Problem]) -> None:
         super().__init__("\n".join(str(p) for p in problems))
@@ -339,13 +340,13 @@ def parse(data: bytes) -> Config:
     checker = _Checker()
     config = checker.config(data)
     if checker.problems or config is None:
-        raise ConfigError(sorted(checker.problems, key=_document_order))
+        raise ConfigError(sorted(checker.problems, key=_path_order))
     return config
 
 
 def validate(data: bytes) -> list[Problem]:
-    """Every problem of the config in `data`, in document order; [] means it would be
-    applied. Exactly the checks of `parse`."""
+    """Every problem of the config in `data`, sorted by path; [] means it would be applied.
+    Exactly the checks of `parse`."""
     try:
         parse(data)
     except ConfigError as error:
@@ -353,7 +354,7 @@ def validate(data: bytes) -> list[Problem]:
     return []
 
 
-def _document_order(problem: Problem) -> list[tuple[int, int | str]]:
+def _path_order(problem: Problem) -> list[tuple[int, int | str]]:
     """Sort key: keys by name, list indices as numbers (`files.2` before `files.10`)."""
     return [(0, int(part)) if part.isdigit() else (1, part)
             for part in problem.path.split(".")]
@@ -562,7 +563,7 @@ class _Checker:
     # ---- meaning
 
     def each(self, section: dict[str, Any], key: str, path: str,
-             build: Any) -> list[tuple[str, Any]]:
+             build: Callable[[dict[str, Any], str], T | None]) -> list[tuple[str, T]]:
         """[(path of the entry, built entry)] for the entries of a list that built cleanly."""
         built = []
         for i, raw in enumerate(section.get(key, [])):
