@@ -646,7 +646,10 @@ def apply(root: Path, plan: Plan, settings: Settings, state: dict[str, Any],
 def run(root: Path, settings: Settings, env: metadata.Environment,
         metadata_file: Path = METADATA_FILE, fetch: Fetch = http_fetch) -> int:
     state = load_state(root)
-    sources = [s for s in settings.sources if not state or s in settings.every_boot]
+    # The first boot asks every source; later boots only the one that provisioned the machine,
+    # and only when its policy is every-boot.
+    sources = (list(settings.sources) if not state
+               else [state["source"]] if state.get("source") in settings.every_boot else [])
     if not sources:
         saved = root / STATE_DIR / "metadata"
         if saved.is_file():

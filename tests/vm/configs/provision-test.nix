@@ -14,6 +14,9 @@
     enable = true;
     # matchbox re-applies its profile at every boot (declarative fleet configuration).
     everyBoot = [ "matchbox" ];
+    # The test serves matchbox here (QEMU forwards it to the host): the same image serves the
+    # EC2 case, where matchbox is never asked.
+    matchbox.url = "http://169.254.169.254:8080";
     # Under TCG the initrd's DHCP alone takes seconds; an absent source is skipped sooner.
     timeout = 60;
   };
