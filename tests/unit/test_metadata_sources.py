@@ -702,3 +702,41 @@ def test_discover_deadline_is_shared(env: Environment, http: FakeHttp, clock: Fa
 def test_sources_in_the_documented_order() -> None:
     assert metadata.DEFAULT_ORDER == ("cmdline", "credentials", "openstack", "ec2", "gce",
                                       "matchbox")
+
+
+# ---- waiting for the initrd's DHCP -----------------------------------------------------------
+
+ROUTES_HEADER = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n"
+
+
+def test_network_sources_wait_for_a_default_route(
+    env: Environment, clock: FakeClock, tmp_path: Path
+) -> None:
+    routes = tmp_path / "route"
+    routes.write_text(ROUTES_HEADER)  # DHCP not done yet: no routes at all
+    waiting = replace(env, routes=routes, network_wait=30.0)
+
+    def dhcp_done_after(seconds: float) -> None:
+        clock.sleeps.append(seconds)
+        clock.now += seconds
+        if sum(clock.sleeps) >= 3:
+            routes.write_text(ROUTES_HEADER + "ens3\t00000000\t0202A9FE\t0003\t0\t0\t1024\t"
+                              "00000000\n")
+
+    assert replace(waiting, sleep=dhcp_done_after).wait_for_network(clock.now + 120)
+    assert 3 <= sum(clock.sleeps) <= 3.5
+
+    routes.write_text(ROUTES_HEADER)
+    start = clock.now
+    assert not waiting.wait_for_network(clock.now + 120)  # no DHCP: give up after 30 s
+    assert clock.now - start == pytest.approx(30, abs=0.6)
+
+
+def test_without_a_network_interface_network_sources_are_not_here(
+    env: Environment, tmp_path: Path, http: FakeHttp
+) -> None:
+    shutil.rmtree(tmp_path / "net")
+    (tmp_path / "net").mkdir()
+    no_nic = replace(env, routes=tmp_path / "route")
+    assert fetch("ec2", no_nic) is None and fetch("gce", no_nic) is None
+    assert http.calls == []

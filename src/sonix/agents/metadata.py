@@ -50,6 +50,7 @@ PROBE_TIMEOUT = 10.0  # seconds a well-known address (ec2, gce) gets to answer a
 REQUEST_TIMEOUT = 5.0  # seconds for one HTTP request
 INITIAL_DELAY = 0.5  # first pause between attempts; doubles ...
 MAX_DELAY = 8.0  # ... up to this
+NETWORK_WAIT = 30.0  # seconds network sources wait for a default route (DHCP) at most
 MAX_BODY = 32 << 20  # bytes; user data is at most 16 KiB on EC2 and 256 KiB on GCE
 
 EC2_URL = "http://169.254.169.254"
@@ -139,6 +140,10 @@ class Environment:
     credentials_dir: Path = Path("/run/credentials/@system")
     disk_by_label: Path = Path("/dev/disk/by-label")
     runtime_dir: Path = Path("/run")  # where the config drive is mounted for a moment
+    # /proc/net/route: network sources wait (up to network_wait s) for a default route, i.e.
+    # for DHCP in the initrd. None: do not wait (tests).
+    routes: Path | None = None
+    network_wait: float = NETWORK_WAIT
     ec2_url: str = EC2_URL
     gce_url: str = GCE_URL
     gce_host: str | None = GCE_HOST  # Host header for GCE; None: the URL's host
@@ -164,6 +169,7 @@ class Environment:
         environ = os.environ if environ is None else environ
         credentials = environ.get("CREDENTIALS_DIRECTORY")
         return cls(
+            routes=Path("/proc/net/route"),
             credentials_dir=Path(credentials) if credentials else cls.credentials_dir,
             matchbox_url=matchbox_url or None,
             probe_timeout=probe_timeout,
@@ -205,6 +211,34 @@ class Environment:
             if address not in macs:
                 macs.append(address)
         return tuple(macs)
+
+    def has_default_route(self) -> bool:
+        if self.routes is None:
+            return True
+        try:
+            lines = self.routes.read_text().splitlines()[1:]
+        except OSError:
+            return False
+        return any(len(f) > 2 and f[1] == "00000000" for f in (line.split() for line in lines))
+
+    def wait_for_network(self, deadline: float) -> bool:
+        """Wait until there is a default route (the initrd's DHCP is done), at most
+        network_wait seconds and not past `deadline`. False at once without a NIC."""
+        if self.routes is None:
+            return True
+        if not self.macs():
+            log("network: no network interface; network sources are not here")
+            return False
+        end = min(deadline, self.clock() + self.network_wait)
+        if not self.has_default_route():
+            log("network: waiting for a default route (DHCP)")
+        while not self.has_default_route():
+            if self.clock() >= end:
+                log(f"network: no default route after {self.network_wait:.0f} s; "
+                    "asking the network sources anyway", 4)
+                return False
+            self.sleep(0.5)
+        return True
 
     def machine_uuid(self) -> str | None:
         """The SMBIOS system UUID (lower case), or None when there is none or it is unset."""
@@ -442,6 +476,7 @@ class CmdlineSource:
         if scheme == "data":
             config = parse_data_url(url)
         elif scheme in ("http", "https"):
+            env.wait_for_network(deadline)
             client = Client(self.name, env, deadline, probe=False)
             response = client.request("GET", url, follow_redirects=True)
             if response.status != 200:
@@ -630,6 +665,10 @@ class NetworkSource:
     probe = True
 
     def fetch(self, env: Environment, deadline: float) -> Found | None:
+        if not env.macs() and env.routes is not None:
+            log(f"{self.name}: not here: no network interface")
+            return None
+        env.wait_for_network(deadline)
         client = Client(self.name, env, deadline, probe=self.probe)
         try:
             return self.fetch_with(client, env)
