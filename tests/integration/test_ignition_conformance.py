@@ -28,7 +28,8 @@ from pathlib import Path
 import pytest
 
 from sonix.agents import ignition
-from sonix.testing.etcd import etcd_tree, tree_command
+from sonix.debian.trees import tree_command
+from sonix.testing.etcd import etcd_tree
 
 ROOT = Path(__file__).resolve().parents[2]
 CORPUS = ROOT / "tests/fixtures/ignition"

@@ -24,6 +24,7 @@ import pytest
 
 from sonix.agents import metadata
 from sonix.agents.metadata import Environment, Found, SourceError
+from sonix.debian.trees import tree_command
 from sonix.provisioning import config_drive
 from sonix.provisioning.metadata_server import (
     ConfigError,
@@ -309,7 +310,7 @@ def test_config_drive_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     env = machine(tmp_path, "http://127.0.0.1:9")
     env.disk_by_label.mkdir()
     (env.disk_by_label / "config-2").symlink_to(image)
-    mcopy = config_drive.tree_command(config_drive.tools_tree(), "mcopy")
+    mcopy = tree_command(config_drive.tools_tree(), "mcopy")
 
     def run(argv: Sequence[str]) -> None:
         if argv[0] == "mount":

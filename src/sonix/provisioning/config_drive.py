@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from sonix import nix, paths, process
+from sonix.debian.trees import tree_command
 
 LABEL = "config-2"
 MTOOLS_ENV = {"MTOOLS_SKIP_CHECK": "1"}  # an image file has no BIOS geometry to check
@@ -36,14 +37,6 @@ def tools_tree() -> Path:
         what="the tools package set (mkfs.fat, mtools)",
     )  # fmt: skip
     return tree
-
-
-def tree_command(tree: Path, program: str) -> list[str]:
-    """argv that runs `program` (usr/bin or usr/sbin) of `tree` with the tree's own libc."""
-    [loader] = sorted(tree.glob("usr/lib/*-linux-gnu/ld-linux*.so.*"))
-    binary = next((tree / d / program for d in ("usr/bin", "usr/sbin")
-                   if (tree / d / program).exists()), tree / "usr/bin" / program)
-    return [str(loader), "--library-path", str(loader.parent), str(binary)]
 
 
 def openstack_meta_data(

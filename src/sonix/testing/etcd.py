@@ -29,6 +29,7 @@ from pathlib import Path
 from types import TracebackType
 
 from sonix import nix, paths, ui
+from sonix.debian.trees import tree_command
 from sonix.fleetlock.etcd import EtcdClient, EtcdError
 from sonix.testing.retry import WaitTimeout, retry
 from sonix.vm import qemu
@@ -51,12 +52,6 @@ def etcd_tree() -> Path:
         what="the testing package set (etcd)",
     )  # fmt: skip
     return tree
-
-
-def tree_command(tree: Path, program: str) -> list[str]:
-    """argv that runs `/usr/bin/<program>` of `tree` with the tree's own libc."""
-    [loader] = sorted(tree.glob("usr/lib/*-linux-gnu/ld-linux*.so.*"))
-    return [str(loader), "--library-path", str(loader.parent), str(tree / "usr/bin" / program)]
 
 
 def free_ports(count: int) -> list[int]:
