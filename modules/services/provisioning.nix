@@ -141,6 +141,7 @@ in
         RemainAfterExit = true;
         ExecStart = lib.concatStringsSep " " python;
         ImportCredential = [ "sonix.provision.*" ];
+        SyslogIdentifier = "sonix-provision";
         StandardOutput = "journal+console";
         StandardError = "journal+console";
         # The network sources' own deadline, plus fetching the files a config names.

@@ -709,7 +709,7 @@ def test_sources_in_the_documented_order() -> None:
 ROUTES_HEADER = "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\n"
 
 
-def test_network_sources_wait_for_a_default_route(
+def test_network_sources_wait_for_dhcp(
     env: Environment, clock: FakeClock, tmp_path: Path
 ) -> None:
     routes = tmp_path / "route"
@@ -720,13 +720,14 @@ def test_network_sources_wait_for_a_default_route(
         clock.sleeps.append(seconds)
         clock.now += seconds
         if sum(clock.sleeps) >= 3:
-            routes.write_text(ROUTES_HEADER + "ens3\t00000000\t0202A9FE\t0003\t0\t0\t1024\t"
-                              "00000000\n")
+            # slirp's 169.254.169.0/24: a subnet route, no gateway
+            routes.write_text(ROUTES_HEADER + "ens3\t00A9FEA9\t00000000\t0001\t0\t0\t1024\t"
+                              "00FFFFFF\n")
 
     assert replace(waiting, sleep=dhcp_done_after).wait_for_network(clock.now + 120)
     assert 3 <= sum(clock.sleeps) <= 3.5
 
-    routes.write_text(ROUTES_HEADER)
+    routes.write_text(ROUTES_HEADER + "lo\t0000007F\t00000000\t0001\t0\t0\t0\t000000FF\n")
     start = clock.now
     assert not waiting.wait_for_network(clock.now + 120)  # no DHCP: give up after 30 s
     assert clock.now - start == pytest.approx(30, abs=0.6)

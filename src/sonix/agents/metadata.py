@@ -50,7 +50,7 @@ PROBE_TIMEOUT = 10.0  # seconds a well-known address (ec2, gce) gets to answer a
 REQUEST_TIMEOUT = 5.0  # seconds for one HTTP request
 INITIAL_DELAY = 0.5  # first pause between attempts; doubles ...
 MAX_DELAY = 8.0  # ... up to this
-NETWORK_WAIT = 30.0  # seconds network sources wait for a default route (DHCP) at most
+NETWORK_WAIT = 30.0  # seconds network sources wait for DHCP (a route on a NIC) at most
 MAX_BODY = 32 << 20  # bytes; user data is at most 16 KiB on EC2 and 256 KiB on GCE
 
 EC2_URL = "http://169.254.169.254"
@@ -140,7 +140,7 @@ class Environment:
     credentials_dir: Path = Path("/run/credentials/@system")
     disk_by_label: Path = Path("/dev/disk/by-label")
     runtime_dir: Path = Path("/run")  # where the config drive is mounted for a moment
-    # /proc/net/route: network sources wait (up to network_wait s) for a default route, i.e.
+    # /proc/net/route: network sources wait (up to network_wait s) for a route on a NIC, i.e.
     # for DHCP in the initrd. None: do not wait (tests).
     routes: Path | None = None
     network_wait: float = NETWORK_WAIT
@@ -212,17 +212,19 @@ class Environment:
                 macs.append(address)
         return tuple(macs)
 
-    def has_default_route(self) -> bool:
+    def has_route(self) -> bool:
+        """Whether an interface other than loopback has a route: DHCP gave it an address (a
+        link-local metadata network such as 169.254.169.0/24 may come without a gateway)."""
         if self.routes is None:
             return True
         try:
             lines = self.routes.read_text().splitlines()[1:]
         except OSError:
             return False
-        return any(len(f) > 2 and f[1] == "00000000" for f in (line.split() for line in lines))
+        return any(fields and fields[0] != "lo" for fields in (line.split() for line in lines))
 
     def wait_for_network(self, deadline: float) -> bool:
-        """Wait until there is a default route (the initrd's DHCP is done), at most
+        """Wait until an interface has a route (the initrd's DHCP is done), at most
         network_wait seconds and not past `deadline`. False at once without a NIC."""
         if self.routes is None:
             return True
@@ -230,11 +232,11 @@ class Environment:
             log("network: no network interface; network sources are not here")
             return False
         end = min(deadline, self.clock() + self.network_wait)
-        if not self.has_default_route():
-            log("network: waiting for a default route (DHCP)")
-        while not self.has_default_route():
+        if not self.has_route():
+            log("network: waiting for an address (DHCP)")
+        while not self.has_route():
             if self.clock() >= end:
-                log(f"network: no default route after {self.network_wait:.0f} s; "
+                log(f"network: no address after {self.network_wait:.0f} s; "
                     "asking the network sources anyway", 4)
                 return False
             self.sleep(0.5)
