@@ -1,5 +1,5 @@
 """The provisioning apply stage (src/sonix/agents/provision.py) on a fake root: accounts, files,
-links, units, SSH keys, host name, tmpfiles guard, every-boot removal, and the rule that an
+links, units, SSH keys, host name, tmpfiles.d overrides, every-boot removal, and the rule that an
 invalid or unappliable config writes nothing. Sources are metadata.Found values made here;
 the sources themselves are tested in test_metadata_sources.py, the parser in test_ignition.py,
 and the whole in the initrd by tests/vm/test_provisioning.py."""
@@ -112,9 +112,11 @@ def test_files_directories_links_and_units(root: Path) -> None:
     # The factory link was replaced without `overwrite`, and tmpfiles will not put it back.
     assert not (root / "etc/hostname").is_symlink()
     assert (root / "etc/hostname").read_text() == "web-1\n"
-    guard = (root / "etc/tmpfiles.d/00-provision.conf").read_text()
-    assert "L /etc/hostname - - - - /usr/share/factory/etc/hostname" in guard
-    assert "/etc/tmpfiles.d/00-provision.conf" in state["written"]
+    # The image's tmpfiles file without its L+ for /etc/hostname: it would relink it at boot.
+    override = (root / "etc/tmpfiles.d/00-sonix-etc.conf").read_text().splitlines()
+    assert override[1:] == ["L /etc/hostname - - - - /usr/share/factory/etc/hostname",
+                            "C /etc/motd 0644 root root -", "z /etc/motd 0644 root root -"]
+    assert "/etc/hostname" in state["written"]
     assert "SONIX_PROVISION_SOURCE=credentials" in (root / "run/metadata/sonix").read_text()
 
 
@@ -218,6 +220,26 @@ def test_run_reports_an_invalid_config_and_stops_or_continues(
     lenient = provision.Settings(**{**SETTINGS.__dict__, "on_error": "continue"})
     assert provision.run(root, lenient, env, root / "run/metadata/sonix") == 0
     assert tree(root) == before
+
+
+def test_tmpfiles_overrides_follow_the_booted_image_and_go_when_not_needed(
+    root: Path
+) -> None:
+    image = root / "usr/lib/tmpfiles.d/00-sonix-etc.conf"
+    provision.write_tmpfiles_overrides(root, ["/etc/motd"])
+    override = root / "etc/tmpfiles.d/00-sonix-etc.conf"
+    assert override.read_text().splitlines()[1:] == [
+        "L+ /etc/hostname - - - - /usr/share/factory/etc/hostname",
+        "C /etc/motd 0644 root root -"]  # z would reset the provisioned file's mode
+    # A new release adds a line: the next boot's override has it.
+    image.write_text(image.read_text() + "L+ /etc/issue - - - - /usr/share/factory/etc/issue\n")
+    provision.write_tmpfiles_overrides(root, ["/etc/motd"])
+    assert "L+ /etc/issue" in override.read_text()
+    # Nothing provisioned any more: the override goes; an admin's own file stays.
+    admin = root / "etc/tmpfiles.d/10-admin.conf"
+    admin.write_text("d /srv/data 0755 root root -\n")
+    provision.write_tmpfiles_overrides(root, [])
+    assert not override.exists() and admin.exists()
 
 
 def test_first_boot_policy_provisions_once(

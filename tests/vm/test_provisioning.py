@@ -85,7 +85,7 @@ def test_ec2_user_data_provisions_the_machine(
     machine.start()
     machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
 
-    assert machine.succeed("hostname").strip() == "web-ec2"
+    assert machine.succeed("cat /proc/sys/kernel/hostname").strip() == "web-ec2"
     assert machine.succeed("cat /run/hello") == "hello from ec2\n"  # the unit ran
     assert machine.succeed("stat -c %a /srv/hello.txt").strip() == "640"
     assert machine.succeed("id -nG alice").split() == ["alice", "systemd-journal"]
@@ -109,7 +109,7 @@ def test_ec2_user_data_provisions_the_machine(
     machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
     assert len(server.requests) == asked
     assert "SONIX_EC2_INSTANCE_ID=i-0sonix\n" in machine.succeed("cat /run/metadata/sonix")
-    assert machine.succeed("hostname").strip() == "web-ec2"  # tmpfiles kept it
+    assert machine.succeed("cat /proc/sys/kernel/hostname").strip() == "web-ec2"  # tmpfiles kept it
 
 
 def test_invalid_config_stops_the_boot_then_credentials_without_network(
@@ -138,7 +138,7 @@ def test_invalid_config_stops_the_boot_then_credentials_without_network(
     machine.start()
     machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
     assert machine.succeed("cat /etc/role") == "from credentials\n"
-    assert machine.succeed("hostname").strip() == "cred-1"
+    assert machine.succeed("cat /proc/sys/kernel/hostname").strip() == "cred-1"
     machine.fail("test -e /etc/written-by-the-invalid-config")
     assert "SONIX_PROVISION_SOURCE=credentials" in machine.succeed("cat /run/metadata/sonix")
 
@@ -153,7 +153,7 @@ def test_matchbox_profile_by_mac_at_every_boot(
     machine.start()
     machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
     assert machine.succeed("cat /etc/sonix-role") == "web\n"
-    assert machine.succeed("hostname").strip() == "web-1"
+    assert machine.succeed("cat /proc/sys/kernel/hostname").strip() == "web-1"
     update = json.loads(machine.succeed("cat /etc/sonix/update.json"))
     assert update == {"channel": "http://10.0.2.2:8000/stable/"}
     assert "SONIX_MATCHBOX_PROFILE=web" in machine.succeed("cat /run/metadata/sonix")

@@ -37,10 +37,7 @@ STATE_DIR = "var/lib/sonix/provision"  # state.json and the attributes of the pr
 METADATA_FILE = Path("/run/metadata/sonix")  # the initrd's /run is the system's /run
 UPDATE_OVERRIDE = "etc/sonix/update.json"  # the update agent's machine-local settings
 WANTS = "etc/systemd/system/multi-user.target.wants"
-# Sorts before the image's 00-sonix-etc.conf: for a path named in several tmpfiles.d files the
-# first file by name wins (tmpfiles.d(5)), so the image's L+ lines do not replace what
-# provisioning wrote at every boot.
-TMPFILES_GUARD = "/etc/tmpfiles.d/00-provision.conf"
+TMPFILES_MARK = "# sonix-provision: "  # first line of the tmpfiles.d overrides it writes
 
 
 class ProvisionError(Exception):
@@ -572,38 +569,51 @@ def remove_stale(root: Path, before: Iterable[str], now: set[str]) -> None:
                 log(f"kept {path}: no longer in the configuration but not empty", 4)
 
 
-def image_tmpfiles_lines(root: Path) -> dict[str, list[str]]:
-    """The image's tmpfiles.d lines by path (only /usr/lib/tmpfiles.d: the image's own)."""
-    lines: dict[str, list[str]] = {}
-    directory = root / "usr/lib/tmpfiles.d"
-    for conf in sorted(directory.glob("*.conf")) if directory.is_dir() else []:
-        for line in conf.read_text().splitlines():
-            fields = line.split()
-            if len(fields) >= 2 and not fields[0].startswith("#"):
-                lines.setdefault(fields[1], []).append(line)
-    return lines
-
-
-def guard_from_tmpfiles(root: Path, written: Iterable[str]) -> str | None:
-    """tmpfiles.d lines that keep the image's boot-time lines for the paths provisioning wrote
-    from replacing them (`L+` recreates /etc/hostname as a link into the factory tree at every
-    boot, `z` resets a mode). Each guard line still creates the image's default when the path
-    is missing, so deleting a provisioned file brings the image's version back."""
-    image = image_tmpfiles_lines(root)
-    guards = []
-    for path in sorted(set(written)):
-        for line in image.get(path, []):
-            kind, rest = line.split(None, 1)
-            base = kind.rstrip("+!-=~^")[:1]
-            if base in ("L", "C"):
-                argument = rest.split(None, 5)[5] if len(rest.split(None, 5)) > 5 else ""
-                guards.append(f"{base} {path} - - - - {argument}".rstrip())
-                break
-    if not guards:
+def keep_provisioned(line: str, paths: set[str]) -> str | None:
+    """A tmpfiles.d line of the image, changed so that it leaves a provisioned path alone:
+    `L+`/`C+` (replace at every boot) lose the `+` and still create the image's default when
+    the path is missing; `z`/`Z`/`t`/`T`/`h`/`H` (adjust an existing path) are dropped."""
+    fields = line.split()
+    if len(fields) < 2 or fields[0].startswith("#") or fields[1] not in paths:
+        return line
+    kind = fields[0]
+    if kind[0] in "zZtThH":
         return None
-    return ("# Written by sonix-provision: the paths it provisioned win over the image's\n"
-            "# tmpfiles.d lines for them (see /usr/lib/sonix/agents/provision.py).\n"
-            + "".join(g + "\n" for g in guards))
+    return line.replace(kind, kind.replace("+", ""), 1)
+
+
+def write_tmpfiles_overrides(root: Path, provisioned: Iterable[str]) -> None:
+    """systemd-tmpfiles applies the image's lines at every boot, and an `L+` line (how /etc
+    entries of the image link into its factory tree, /etc/hostname among them) replaces a
+    provisioned file. A line with `+` cannot be outvoted by another file's line for the same
+    path, so the image's file itself is overridden: /etc/tmpfiles.d/<name> is the booted
+    image's /usr/lib/tmpfiles.d/<name> with the provisioned paths' lines made harmless
+    (keep_provisioned). Rewritten at every boot before switch-root, so a new release's lines
+    apply; overrides that are no longer needed are removed, and an admin's own file of the
+    same name is left alone."""
+    paths = set(provisioned)
+    image = root / "usr/lib/tmpfiles.d"
+    target = root / "etc/tmpfiles.d"
+    wanted: dict[str, str] = {}
+    for conf in sorted(image.glob("*.conf")) if image.is_dir() else []:
+        lines = conf.read_text().splitlines()
+        kept = [k for line in lines if (k := keep_provisioned(line, paths)) is not None]
+        if kept != lines:
+            wanted[conf.name] = (f"{TMPFILES_MARK}/usr/lib/tmpfiles.d/{conf.name} without "
+                                 "replacing what provisioning wrote\n"
+                                 + "".join(k + "\n" for k in kept))
+    for existing in sorted(target.glob("*.conf")) if target.is_dir() else []:
+        ours = existing.read_text().startswith(TMPFILES_MARK)
+        if ours and existing.name not in wanted:
+            existing.unlink()
+    for name, text in wanted.items():
+        path = target / name
+        if path.exists() and not path.read_text().startswith(TMPFILES_MARK):
+            log(f"/etc/tmpfiles.d/{name} is the admin's: the image's lines in it may replace "
+                "provisioned files", 4)
+            continue
+        if not path.exists() or path.read_text() != text:
+            write_atomically(path, text.encode())
 
 
 def write_attributes(root: Path, attributes: dict[str, str], metadata_file: Path) -> None:
@@ -628,12 +638,9 @@ def apply(root: Path, plan: Plan, settings: Settings, state: dict[str, Any],
         apply_channel(root, plan.channel)
     if plan.hostname:
         written.append("/etc/hostname")
-    guard = guard_from_tmpfiles(root, written)
-    if guard is not None:
-        write_atomically(inside(root, TMPFILES_GUARD), guard.encode())
-        written.append(TMPFILES_GUARD)
     if plan.source in settings.every_boot:
         remove_stale(root, ours, set(written))
+    write_tmpfiles_overrides(root, written)
     write_attributes(root, plan.attributes, metadata_file)
     return {"source": plan.source, "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             "config_sha256": plan.config_sha256, "written": sorted(set(written)),
@@ -654,6 +661,7 @@ def run(root: Path, settings: Settings, env: metadata.Environment,
         saved = root / STATE_DIR / "metadata"
         if saved.is_file():
             write_atomically(metadata_file, saved.read_bytes())
+        write_tmpfiles_overrides(root, state.get("written", []))
         log(f"provisioned on {state.get('at')} from {state.get('source') or 'nothing'}; "
             "first-boot policy: nothing to do")
         return 0
