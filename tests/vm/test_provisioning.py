@@ -11,6 +11,9 @@ only what the VM gets from outside changes:
    network at all, is provisioned, and nothing of the invalid config is on the disk.
 3. matchbox: the profile is picked by MAC address and applied at every boot; when the profile
    changes, what the old one wrote is removed. It also names the update channel.
+
+Case 2 runs first, alone; then the EC2 and the matchbox machines boot together (at most two VMs
+run at once on this machine kind).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from sonix.provisioning.metadata_server import (
     MetadataServer,
 )
 from sonix.testing.driver import Driver
+from sonix.testing.machine import Machine
 from sonix.vm import qemu
 
 pytestmark = pytest.mark.vm
@@ -63,53 +67,36 @@ def image(build_config: Callable[[Path], BuildResult]) -> Path:
     return build_config(CONFIG).image
 
 
-@pytest.fixture
-def server() -> Iterator[MetadataServer]:
-    with MetadataServer(("127.0.0.1", 0)) as running:
-        yield running
+@pytest.fixture(scope="module")
+def servers() -> Iterator[dict[str, MetadataServer]]:
+    """One fake metadata server per network machine: EC2 only, and matchbox only."""
+    with MetadataServer(("127.0.0.1", 0)) as ec2, MetadataServer(("127.0.0.1", 0)) as matchbox:
+        ec2.ec2 = Ec2Instance(user_data=EC2_USER_DATA.encode(), hostname="web-ec2",
+                              instance_id="i-0sonix", ssh_keys=(ADMIN_KEY,))
+        matchbox.matchbox = Matchbox.load(MATCHBOX)  # group web-1 selects 52:54:00:12:34:56
+        yield {"ec2": ec2, "matchbox": matchbox}
+
+
+@pytest.fixture(scope="module")
+def network_machines(
+    image: Path, driver: Driver, servers: dict[str, MetadataServer]
+) -> dict[str, Machine]:
+    """The EC2 and the matchbox machine, started together: their first boots overlap."""
+    machines = {
+        name: driver.machine(name, image=image, user_network=METADATA_NET,
+                             user_net_mac="52:54:00:12:34:56",
+                             guest_forwards=metadata_forwards(server))
+        for name, server in servers.items()
+    }  # fmt: skip
+    for machine in machines.values():
+        machine.start()
+    return machines
 
 
 def metadata_forwards(server: MetadataServer) -> tuple[qemu.GuestForward, ...]:
     port = int(server.url.rsplit(":", 1)[1])
     return (qemu.GuestForward("169.254.169.254", 80, port),
             qemu.GuestForward("169.254.169.254", 8080, port))
-
-
-def test_ec2_user_data_provisions_the_machine(
-    image: Path, driver: Driver, server: MetadataServer
-) -> None:
-    server.ec2 = Ec2Instance(user_data=EC2_USER_DATA.encode(), hostname="web-ec2",
-                             instance_id="i-0sonix", ssh_keys=(ADMIN_KEY,))
-    machine = driver.machine("ec2", image=image, user_network=METADATA_NET,
-                             guest_forwards=metadata_forwards(server))
-    machine.start()
-    machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
-
-    assert machine.succeed("cat /proc/sys/kernel/hostname").strip() == "web-ec2"
-    assert machine.succeed("cat /run/hello") == "hello from ec2\n"  # the unit ran
-    assert machine.succeed("stat -c %a /srv/hello.txt").strip() == "640"
-    assert machine.succeed("id -nG alice").split() == ["alice", "systemd-journal"]
-    assert machine.succeed("cat /home/alice/.ssh/authorized_keys") == ALICE_KEY + "\n"
-    assert machine.succeed("stat -c '%U %a' /home/alice/.ssh/authorized_keys").strip() == (
-        "alice 600")
-    assert machine.succeed("cat /home/admin/.ssh/authorized_keys") == ADMIN_KEY + "\n"
-    attributes = machine.succeed("cat /run/metadata/sonix")
-    assert "SONIX_EC2_INSTANCE_ID=i-0sonix\n" in attributes
-    assert "SONIX_PROVISION_SOURCE=ec2\n" in attributes
-    # IMDSv2: a token first, then every GET with it.
-    ec2 = server.requests_to("/latest/")
-    assert ec2[0].method == "PUT" and ec2[0].path == "/latest/api/token"
-    assert all("x-aws-ec2-metadata-token" in r.headers for r in ec2[1:] if r.method == "GET")
-    journal = machine.succeed("journalctl -b -u sonix-provision.service --no-pager")
-    assert "configuration from ec2" in journal
-
-    # Later boots: first-boot policy, no source is asked, the attributes are back.
-    asked = len(server.requests)
-    machine.reboot()
-    machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
-    assert len(server.requests) == asked
-    assert "SONIX_EC2_INSTANCE_ID=i-0sonix\n" in machine.succeed("cat /run/metadata/sonix")
-    assert machine.succeed("cat /proc/sys/kernel/hostname").strip() == "web-ec2"  # tmpfiles kept it
 
 
 def test_invalid_config_stops_the_boot_then_credentials_without_network(
@@ -141,16 +128,46 @@ def test_invalid_config_stops_the_boot_then_credentials_without_network(
     assert machine.succeed("cat /proc/sys/kernel/hostname").strip() == "cred-1"
     machine.fail("test -e /etc/written-by-the-invalid-config")
     assert "SONIX_PROVISION_SOURCE=credentials" in machine.succeed("cat /run/metadata/sonix")
+    machine.stop()  # the next tests start two machines at once
+
+
+def test_ec2_user_data_provisions_the_machine(
+    network_machines: dict[str, Machine], servers: dict[str, MetadataServer]
+) -> None:
+    machine, server = network_machines["ec2"], servers["ec2"]
+    machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
+
+    assert machine.succeed("cat /proc/sys/kernel/hostname").strip() == "web-ec2"
+    assert machine.succeed("cat /run/hello") == "hello from ec2\n"  # the unit ran
+    assert machine.succeed("stat -c %a /srv/hello.txt").strip() == "640"
+    assert machine.succeed("id -nG alice").split() == ["alice", "systemd-journal"]
+    assert machine.succeed("cat /home/alice/.ssh/authorized_keys") == ALICE_KEY + "\n"
+    assert machine.succeed("stat -c '%U %a' /home/alice/.ssh/authorized_keys").strip() == (
+        "alice 600")
+    assert machine.succeed("cat /home/admin/.ssh/authorized_keys") == ADMIN_KEY + "\n"
+    attributes = machine.succeed("cat /run/metadata/sonix")
+    assert "SONIX_EC2_INSTANCE_ID=i-0sonix\n" in attributes
+    assert "SONIX_PROVISION_SOURCE=ec2\n" in attributes
+    # IMDSv2: a token first, then every GET with it.
+    ec2 = server.requests_to("/latest/")
+    assert ec2[0].method == "PUT" and ec2[0].path == "/latest/api/token"
+    assert all("x-aws-ec2-metadata-token" in r.headers for r in ec2[1:] if r.method == "GET")
+    journal = machine.succeed("journalctl -b -u sonix-provision.service --no-pager")
+    assert "configuration from ec2" in journal
+
+    # Later boots: first-boot policy, no source is asked, the attributes are back.
+    asked = len(server.requests)
+    machine.reboot()
+    machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
+    assert len(server.requests) == asked
+    assert "SONIX_EC2_INSTANCE_ID=i-0sonix\n" in machine.succeed("cat /run/metadata/sonix")
+    assert machine.succeed("cat /proc/sys/kernel/hostname").strip() == "web-ec2"  # tmpfiles kept it
 
 
 def test_matchbox_profile_by_mac_at_every_boot(
-    image: Path, driver: Driver, server: MetadataServer
+    network_machines: dict[str, Machine], servers: dict[str, MetadataServer]
 ) -> None:
-    server.matchbox = Matchbox.load(MATCHBOX)  # group web-1 selects 52:54:00:12:34:56
-    machine = driver.machine("matchbox", image=image, user_network=METADATA_NET,
-                             user_net_mac="52:54:00:12:34:56",
-                             guest_forwards=metadata_forwards(server))
-    machine.start()
+    machine, server = network_machines["matchbox"], servers["matchbox"]
     machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
     assert machine.succeed("cat /etc/sonix-role") == "web\n"
     assert machine.succeed("cat /proc/sys/kernel/hostname").strip() == "web-1"
@@ -163,6 +180,7 @@ def test_matchbox_profile_by_mac_at_every_boot(
     # The profile changes: the next boot applies the new one and removes the old file.
     web = MatchboxProfile("web", ignition(storage={"files": [
         {"path": "/etc/sonix-role-v2", "contents": {"source": "data:,web%20v2%0A"}}]}).encode())
+    assert server.matchbox is not None
     server.matchbox = Matchbox({**server.matchbox.profiles, "web": web},
                                server.matchbox.groups)
     machine.reboot()
