@@ -123,7 +123,7 @@ let
   conflicts = filter (key:
     lib.length (unique (map (l: l.service) (filter (l: keyOf l == key) listeners))) > 1)
     (unique (map keyOf listeners));
-  usersOf = key: unique (map (l: l.service) (filter (l: keyOf l == key) listeners));
+  usersOf = key: lib.sort (a: b: a < b) (unique (map (l: l.service) (filter (l: keyOf l == key) listeners)));
 
   badRanges = filter (r: r.from > r.to) (cfg.allowedTCPPortRanges ++ cfg.allowedUDPPortRanges
     ++ concatMap (i: i.allowedTCPPortRanges ++ i.allowedUDPPortRanges) (attrValues cfg.interfaces));
