@@ -126,8 +126,14 @@ in
       environment.packages = [ pkgs.systemd-journal-remote ];
       system.usrFiles."lib/systemd/journal-upload.conf.d/50-sonix.conf".text =
         dropin "Upload" { URL = cfg.upload.url; } cfg.upload.extraConfig;
-      # The packaged unit: DynamicUser, After/Wants=network-online.target, restarts with
-      # backoff while the server is unreachable.
+      # The packaged unit (DynamicUser, After/Wants=network-online.target) exits when the
+      # server does not answer and restarts with a growing delay (up to a minute). Its first
+      # restarts come within seconds, so the default start limit (5 starts in 10 s) could
+      # leave it failed for good: a log server that is down at boot must not end the uploads.
+      systemd.services.systemd-journal-upload = {
+        overrideStrategy = "asDropin";
+        unitConfig.StartLimitIntervalSec = 0;
+      };
       systemd.targets.multi-user.wants = [ "systemd-journal-upload.service" ];
     })
   ];

@@ -87,9 +87,7 @@ def test_sshd_config_is_the_whole_file_in_the_factory_etc(ssh_files: dict[str, A
 def test_sshd_is_enabled_with_host_keys_generated_first(ssh_files: dict[str, Any]) -> None:
     assert "ssh.service" in wants(ssh_files, "multi-user.target")
     assert "ssh.socket" not in wants(ssh_files, "sockets.target")
-    assert link(ssh_files, "lib/systemd/system/ssh.service.requires/sonix-ssh-keygen.service") == (
-        "../sonix-ssh-keygen.service"
-    )
+    assert wants(ssh_files, "ssh.service") == ["sonix-ssh-keygen.service"]
     # The packaged ssh.service is used as it is (RuntimeDirectory=sshd): no file, no drop-in.
     assert "lib/systemd/system/ssh.service" not in ssh_files
     assert not [p for p in ssh_files if p.startswith("lib/systemd/system/ssh.service.d/")]
@@ -421,6 +419,10 @@ def test_journal_upload() -> None:
         "TrustedCertificateFile=/etc/ssl/certs/logs-ca.pem\n"
     )
     assert "systemd-journal-upload.service" in wants(files, "multi-user.target")
+    # A server that is down at boot must not stop the uploads for good (start limit).
+    assert text(files, "lib/systemd/system/systemd-journal-upload.service.d/overrides.conf") == (
+        "[Unit]\nStartLimitIntervalSec=0\n"
+    )
     assert "systemd-journal-remote" in packages(module)
     off = usr()
     assert "lib/systemd/journal-upload.conf.d/50-sonix.conf" not in off
