@@ -129,7 +129,9 @@ in
     # Debian's ssh.service: RuntimeDirectory=sshd gives the privilege separation directory
     # /run/sshd; the sshd user comes from the package's sysusers.d file. The packaged
     # ssh.socket is not used: sshd_config's Port lines stay the one place for the ports.
-    systemd.services.ssh.requires = [ "sonix-ssh-keygen.service" ];
+    # `wants`, not `requires`: restarting the key unit must not restart sshd (without keys,
+    # sshd's own `sshd -t` fails anyway).
+    systemd.services.ssh.wants = [ "sonix-ssh-keygen.service" ];
     systemd.targets.multi-user.wants = [ "ssh.service" ];
     # What `systemctl enable ssh` would link ([Install] Alias=sshd.service).
     system.usrFiles."lib/systemd/system/sshd.service".symlink = "ssh.service";
