@@ -35,9 +35,21 @@
     # Warnings and worse also go to the kernel log, which the test reads with dmesg.
     forwardToKMsg = true;
     extraConfig = "MaxLevelKMsg=warning\n";
-    # The test starts a systemd-journal-remote sink on this port in the guest.
+    # To the sink below, on the machine itself (nothing outside is reachable).
     upload = { enable = true; url = "http://127.0.0.1:19532"; };
   };
+
+  # Test only: a systemd-journal-remote server that keeps what the uploader sends in
+  # /var/lib/journal-sink (plain HTTP on loopback).
+  systemd.services.journal-sink = {
+    description = "A journal-remote sink for the upload test";
+    before = [ "systemd-journal-upload.service" ];
+    serviceConfig = {
+      ExecStart = "/usr/lib/systemd/systemd-journal-remote --listen-http=127.0.0.1:19532 --output=/var/lib/journal-sink/";
+      StateDirectory = "journal-sink";
+    };
+  };
+  systemd.targets.multi-user.wants = [ "journal-sink.service" ];
 
   services.nginx = {
     enable = true;
