@@ -278,6 +278,11 @@ in
       description = "nginx answers on its ports";
       command = healthScript;
     };
+    # A `command` check is not ordered after anything: knock only once nginx has started.
+    systemd.services.sonix-health-nginx = mkIf (cfg.healthCheck && hosts != [ ]) {
+      after = [ "nginx.service" ];
+      wants = [ "nginx.service" ];
+    };
 
     networking.firewall.allowedTCPPorts = mkIf cfg.openFirewall ports;
     networking.firewall.listeners = map (p: { service = "services.nginx"; port = p; }) ports;

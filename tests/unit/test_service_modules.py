@@ -503,6 +503,9 @@ def test_nginx_health_check_knocks_on_every_port(nginx_files: dict[str, Any]) ->
     assert link(
         nginx_files, "lib/systemd/system/boot-complete.target.requires/sonix-health-nginx.service"
     ) == "../sonix-health-nginx.service"
+    check = text(nginx_files, "lib/systemd/system/sonix-health-nginx.service")
+    assert "After=nginx.service\n" in check
+    assert wants(nginx_files, "sonix-health-nginx.service") == ["nginx.service"]
     script = text(nginx_files, "lib/sonix/scripts/sonix-health-nginx-start")
     probes = re.search(r"^probes = (.*)$", script, re.MULTILINE)
     assert probes is not None
