@@ -3,4 +3,9 @@
 import ./module-list.nix ++ [
   ./services/updates.nix
   ./services/provisioning.nix
+  ./services/firewall.nix
+  ./services/openssh.nix
+  ./services/resolved.nix
+  ./services/timesyncd.nix
+  ./services/nginx.nix
 ]

@@ -579,11 +579,12 @@ def test_journald_dropin() -> None:
           };
         }"""
     )
+    forwarding = "ForwardToConsole=false\nForwardToKMsg=false\nForwardToSyslog=false\n"
     assert text(files, "lib/systemd/journald.conf.d/50-sonix.conf") == (
-        "[Journal]\nStorage=volatile\nSystemMaxUse=50M\nCompress=no\n"
+        f"[Journal]\n{forwarding}Storage=volatile\nSystemMaxUse=50M\nCompress=no\n"
     )
     assert text(usr(), "lib/systemd/journald.conf.d/50-sonix.conf") == (
-        "[Journal]\nStorage=persistent\n"
+        f"[Journal]\n{forwarding}Storage=persistent\n"
     )
 
 
