@@ -117,14 +117,25 @@ def test_invalid_config_stops_the_boot_then_credentials_without_network(
     machine.wait_for_console_text(r"emergency", timeout=120)
     machine.crash()
 
+    # The same kind of config as the EC2 case (a user with a key, a file, a unit that runs),
+    # as a credential: no network at all.
     machine.credentials = {
-        "sonix.provision.config": ignition(storage={"files": [
-            {"path": "/etc/role", "contents": {"source": "data:,from%20credentials%0A"}}]}),
+        "sonix.provision.config": ignition(
+            passwd={"users": [{"name": "bob", "sshAuthorizedKeys": [ALICE_KEY]}]},
+            storage={"files": [
+                {"path": "/etc/role", "contents": {"source": "data:,from%20credentials%0A"}}]},
+            systemd={"units": [{
+                "name": "role.service", "enabled": True,
+                "contents": "[Service]\nType=oneshot\nRemainAfterExit=yes\n"
+                            "ExecStart=/usr/bin/cp /etc/role /run/role\n"}]},
+        ),
         "sonix.provision.hostname": "cred-1",
     }  # fmt: skip
     machine.start()
     machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
     assert machine.succeed("cat /etc/role") == "from credentials\n"
+    assert machine.succeed("cat /run/role") == "from credentials\n"  # the unit ran
+    assert machine.succeed("cat /home/bob/.ssh/authorized_keys") == ALICE_KEY + "\n"
     assert machine.succeed("cat /proc/sys/kernel/hostname").strip() == "cred-1"
     machine.fail("test -e /etc/written-by-the-invalid-config")
     assert "SONIX_PROVISION_SOURCE=credentials" in machine.succeed("cat /run/metadata/sonix")
