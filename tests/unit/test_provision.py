@@ -59,7 +59,7 @@ def root(tmp_path: Path) -> Path:
 
 def provision_with(root: Path, found: metadata.Found, settings: provision.Settings = SETTINGS,
                    fetch: provision.Fetch | None = None) -> dict[str, Any]:
-    def no_network(url: str) -> bytes:
+    def no_network(url: str, timeout: float) -> bytes:
         raise AssertionError(f"unexpected fetch of {url}")
 
     plan = provision.make_plan(found, settings, fetch or no_network)
@@ -95,6 +95,7 @@ def test_files_directories_links_and_units(root: Path) -> None:
             {"name": "hello.service", "enabled": True,
              "contents": "[Service]\nExecStart=/usr/bin/true\n"},
             {"name": "getty@tty1.service", "mask": True},
+            {"name": "systemd-networkd.service", "enabled": True},
             {"name": "systemd-journald.service",
              "dropins": [{"name": "size.conf", "contents": "[Service]\nX=1\n"}]},
         ]},
@@ -108,6 +109,8 @@ def test_files_directories_links_and_units(root: Path) -> None:
     assert "ExecStart=/usr/bin/true" in (units / "hello.service").read_text()
     assert os.readlink(units / "multi-user.target.wants/hello.service") == "../hello.service"
     assert os.readlink(units / "getty@tty1.service") == "/dev/null"
+    assert os.readlink(units / "multi-user.target.wants/systemd-networkd.service") == (
+        "/usr/lib/systemd/system/systemd-networkd.service")  # a unit of the image
     assert (units / "systemd-journald.service.d/size.conf").read_text() == "[Service]\nX=1\n"
     # The factory link was replaced without `overwrite`, and tmpfiles will not put it back.
     assert not (root / "etc/hostname").is_symlink()
@@ -160,7 +163,8 @@ def test_remote_file_is_fetched_and_its_hash_checked(root: Path) -> None:
     good = hashlib.sha512(body).hexdigest()
     fetched = []
 
-    def fetch(url: str) -> bytes:
+    def fetch(url: str, timeout: float) -> bytes:
+        assert timeout == 60.0
         fetched.append(url)
         return body
 

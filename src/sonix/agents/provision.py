@@ -278,20 +278,20 @@ class Plan:
     attributes: dict[str, str] = field(default_factory=dict)
     channel: str | None = None
     config_sha256: str | None = None
-    fetch_timeout: float = 60.0
 
 
-Fetch = Callable[[str], bytes]
+Fetch = Callable[[str, float], bytes]  # (url, timeout in seconds) -> body
 
 
-def http_fetch(url: str, timeout: float = 30.0) -> bytes:
+def http_fetch(url: str, timeout: float) -> bytes:
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     with opener.open(url, timeout=timeout) as response:
         data: bytes = response.read()
     return data
 
 
-def contents_of(source: ignition.Contents | None, fetch: Fetch, where: str) -> bytes:
+def contents_of(source: ignition.Contents | None, fetch: Fetch, where: str,
+                timeout: float = 60.0) -> bytes:
     """The bytes of an ignition content source: inline (decoded and checked by ignition.py)
     or remote (fetched here, then decompressed and checked against its hash)."""
     if source is None:
@@ -299,7 +299,7 @@ def contents_of(source: ignition.Contents | None, fetch: Fetch, where: str) -> b
     if isinstance(source, bytes):
         return source
     try:
-        return source.decode(fetch(source.url))
+        return source.decode(fetch(source.url, timeout))
     except OSError as e:
         raise ProvisionError(f"{where}: cannot fetch {source.url}: {e}") from e
     except ValueError as e:
@@ -322,13 +322,16 @@ def make_plan(found: metadata.Found, settings: Settings, fetch: Fetch = http_fet
         return plan
     plan.config_sha256 = hashlib.sha256(found.config).hexdigest()
     config = ignition.parse(found.config)
+    # ignition.timeouts.httpTotal bounds each fetch (0 or unset: 60 s here).
+    timeout = float(config.timeouts.http_total or 0) or 60.0
     for d in config.directories:
         plan.nodes.append(Node(d.path, "directory", mode=d.mode, user=d.user, group=d.group,
                                overwrite=d.overwrite))
     for i, f in enumerate(config.files):
         where = f"$.storage.files.{i}"
-        data = contents_of(f.contents, fetch, where)
-        appended = b"".join(contents_of(a, fetch, f"{where}.append") for a in f.append)
+        data = contents_of(f.contents, fetch, where, timeout)
+        appended = b"".join(contents_of(a, fetch, f"{where}.append", timeout)
+                            for a in f.append)
         plan.nodes.append(Node(f.path, "file", data=data + appended, mode=f.mode, user=f.user,
                                group=f.group, overwrite=f.overwrite,
                                append=f.contents is None and bool(f.append)))
@@ -347,12 +350,13 @@ def make_plan(found: metadata.Found, settings: Settings, fetch: Fetch = http_fet
             plan.nodes.append(Node(f"{base}.d/{dropin.name}", "file",
                                    data=dropin.contents.encode(), mode=0o644, overwrite=True))
         if unit.enabled and not unit.mask:
-            target = f"../{unit.name}"
+            # A unit of the config, or one the image ships in /usr.
+            target = (f"../{unit.name}" if unit.contents is not None
+                      else f"/usr/lib/systemd/system/{unit.name}")
             plan.nodes.append(Node(f"/{WANTS}/{unit.name}", "link", target=target,
                                    overwrite=True))
     plan.users = list(config.users)
     plan.groups = list(config.groups)
-    plan.fetch_timeout = float(config.timeouts.http_total or 0) or 60.0
     for user in config.users:
         if user.ssh_authorized_keys:
             plan.ssh_keys.setdefault(user.name, []).extend(user.ssh_authorized_keys)
