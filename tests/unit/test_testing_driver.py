@@ -124,6 +124,7 @@ class FakeQemu:
     serves QMP, and runs backdoor requests with the host's bash in a scratch directory."""
 
     instances: ClassVar[list[FakeQemu]] = []
+    panics_left: ClassVar[int] = 0  # boots whose kernel panics and hangs before the backdoor
 
     def __init__(self, argv: list[str], log: Any) -> None:
         self.argv = argv
@@ -145,6 +146,10 @@ class FakeQemu:
 
     def _boot(self) -> None:
         self.boots += 1
+        if FakeQemu.panics_left > 0:
+            FakeQemu.panics_left -= 1
+            self.serial.sendall(b"Kernel panic - not syncing: Fatal exception in interrupt\r\n")
+            return
         self.serial.sendall(f"Linux booting (boot {self.boots})\r\nlogin: \r\n".encode())
         self.backdoor.sendall(b"SONIX-BACKDOOR-READY\n")
 
@@ -211,6 +216,7 @@ class FakeQemu:
 @pytest.fixture
 def fake_qemu(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeQemu]]:
     FakeQemu.instances = []
+    FakeQemu.panics_left = 0
     monkeypatch.setattr(machine_module, "launch", FakeQemu)
     yield FakeQemu
     for instance in FakeQemu.instances:
@@ -331,6 +337,35 @@ def test_a_silent_backdoor_is_a_machine_error(
     with pytest.raises(MachineError, match=r"no reply from the backdoor within 1s"):
         machine.execute("true", timeout=0.5)
     assert not machine.is_running()  # an infrastructure failure stops the VM
+
+
+@pytest.fixture
+def image_machine(
+    fake_qemu: type[FakeQemu], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Machine]:
+    """A machine that boots a disk image (power-cycled on guest reboots), without OVMF."""
+    firmware = qemu.Firmware(tmp_path / "code.fd", tmp_path / "vars.fd")
+    monkeypatch.setattr(qemu, "prepare_firmware", lambda state: firmware)
+    monkeypatch.setattr(qemu, "prepare_disk", lambda image, state, size: tmp_path / "disk.raw")
+    monkeypatch.setattr(machine_module, "HUNG_PANIC_QUIET", 0.5)
+    m = Machine("fake", tmp_path / "state", accel="tcg", user_net=False, image=tmp_path / "i")
+    yield m
+    m.stop()
+
+
+def test_a_hung_kernel_panic_is_reset_like_a_watchdog_would(image_machine: Machine) -> None:
+    FakeQemu.panics_left = 1
+    assert image_machine.succeed("echo up") == "up\n"
+    assert image_machine.panic_resets == 1
+    assert [q.boots for q in FakeQemu.instances] == [1, 1]  # a power cycle, not a warm reset
+
+
+def test_a_kernel_that_keeps_panicking_is_a_machine_error(image_machine: Machine) -> None:
+    FakeQemu.panics_left = 10
+    with pytest.raises(MachineError, match="did not come up") as failure:
+        image_machine.connect(timeout=5)
+    assert "Kernel panic" in str(failure.value)
+    assert image_machine.panic_resets == machine_module.HUNG_PANIC_RESETS
 
 
 # ---- Driver ---------------------------------------------------------------------------------

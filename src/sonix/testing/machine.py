@@ -38,6 +38,12 @@ DEFAULT_TIMEOUT = 900.0
 START_TIMEOUT = 60.0  # QEMU process up and connected to our sockets
 # The guest enforces command timeouts; the host gives up this much later (a hung backdoor).
 REPLY_MARGIN = 60.0
+# A guest kernel that panicked and printed nothing for this long is hung (under TCG a panic in
+# interrupt context now and then never reaches `panic=N`'s reset): the driver resets it, as a
+# hardware watchdog would, at most HUNG_PANIC_RESETS times per machine.
+HUNG_PANIC_QUIET = 30.0
+HUNG_PANIC_RESETS = 2
+PANIC_MARKER = "Kernel panic - not syncing"
 
 
 class MachineError(Exception):
@@ -160,6 +166,8 @@ class Machine:
         self._console_pos = 0
         self.booted_at: float | None = None  # monotonic time of the last start()
         self.boot_times: list[float] = []  # seconds from start()/reboot() to the backdoor
+        self.panic_resets = 0  # hung panics the driver reset (see HUNG_PANIC_QUIET)
+        self._reset_hung_panic = False
 
     def __repr__(self) -> str:
         return f"<Machine {self.name}>"
@@ -241,6 +249,30 @@ class Machine:
         """Whether the QEMU process runs."""
         return self._process is not None and self._process.poll() is None
 
+    def _guest_alive(self) -> bool:
+        """Whether QEMU runs with a guest that may still say something: a kernel that
+        panicked and then stayed quiet for HUNG_PANIC_QUIET seconds is not. Then QEMU is
+        killed, so that the next wait power-cycles the machine like a hardware watchdog."""
+        if not self.is_running():
+            return False
+        if (self.image is None or self._serial is None
+                or self._serial.quiet_for() < HUNG_PANIC_QUIET):
+            return True
+        tail = self._serial.text()[-4000:]
+        panic = tail.rfind(PANIC_MARKER)
+        if panic < 0 or "Rebooting in " in tail[panic:]:
+            return True
+        if self.panic_resets >= HUNG_PANIC_RESETS:
+            return True  # give up resetting: the caller's timeout reports it
+        ui.info(f"{self.name}: the guest kernel panicked and hung; resetting it "
+                f"(serial log: {self.serial_log})")
+        assert self._process is not None
+        self._process.kill()
+        self._process.wait()
+        self.panic_resets += 1
+        self._reset_hung_panic = True
+        return False
+
     def is_up(self) -> bool:
         """Whether the VM runs and its backdoor has answered since the last (re)boot."""
         return self.is_running() and self._connected
@@ -260,7 +292,7 @@ class Machine:
                 assert self._backdoor is not None
                 try:
                     line = self._backdoor.read_line(
-                        deadline - time.monotonic(), alive=self.is_running
+                        deadline - time.monotonic(), alive=self._guest_alive
                     )
                 except ChannelClosed:
                     if self._power_cycle_after_guest_reboot():
@@ -283,10 +315,12 @@ class Machine:
         if self.image is None or self._process is None or self.is_running():
             return False
         tail = self.console_text()[-4000:]
-        # A clean reboot, or a panic with panic=N (the kernel resets after N seconds).
+        # A clean reboot, or a panic with panic=N (the kernel resets after N seconds), or a
+        # hung panic the driver reset (_guest_alive).
         markers = ("reboot: Restarting system", "reboot: machine restart", "Rebooting in ")
-        if not any(marker in tail for marker in markers):
+        if not (self._reset_hung_panic or any(marker in tail for marker in markers)):
             return False
+        self._reset_hung_panic = False
         ui.info(f"{self.name}: the guest rebooted; starting QEMU again (power cycle)")
         self._process.wait()
         self._cleanup()
@@ -431,7 +465,9 @@ class Machine:
             self._backdoor.send(encode_request(command, guest_timeout))
             deadline = time.monotonic() + host_timeout
             while True:
-                line = self._backdoor.read_line(deadline - time.monotonic(), alive=self.is_running)
+                line = self._backdoor.read_line(
+                    deadline - time.monotonic(), alive=self._guest_alive
+                )
                 if line is None:
                     raise self._failure(f"no reply from the backdoor within {host_timeout:.0f}s")
                 reply = parser.feed(line)
@@ -577,7 +613,7 @@ class Machine:
                 try:
                     found = self._serial.wait_for(
                         regex, max(0.0, deadline - time.monotonic()), start=self._console_pos,
-                        alive=self.is_running,
+                        alive=self._guest_alive,
                     )  # fmt: skip
                     break
                 except ChannelClosed:

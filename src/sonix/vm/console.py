@@ -39,7 +39,7 @@ class Channel:
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._data = ""  # positions below are in characters of this text
         self._offset = 0  # start of unconsumed text, for `read_line`
-        self._last_data = 0.0  # when text last arrived (monotonic)
+        self._last_data = time.monotonic()  # when text last arrived (or the channel was made)
         self._generation = 0  # bumped on every new connection
         self._connected = False
         self._cond = threading.Condition()
@@ -115,6 +115,11 @@ class Channel:
         """Everything received so far (what is left of it without `keep_history`)."""
         with self._cond:
             return self._data
+
+    def quiet_for(self) -> float:
+        """Seconds since text last arrived (since the channel was made, before any)."""
+        with self._cond:
+            return time.monotonic() - self._last_data
 
     def mark(self) -> int:
         """The current end of the received text (to wait for text that comes after it)."""
