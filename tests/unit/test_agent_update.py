@@ -317,8 +317,11 @@ def test_reboot_if_allowed_command_line(
     monkeypatch.setattr(update, "load_state", lambda: {})
     seen: list[str] = []
     original = update.cmd_reboot_if_allowed
-    monkeypatch.setattr(update, "cmd_reboot_if_allowed",
-                        lambda cfg, state, reason: seen.append(reason) or original(cfg, state, reason))
+    def recording(cfg: update.Config, state: dict[str, object], reason: str) -> int:
+        seen.append(reason)
+        return original(cfg, state, reason)
+
+    monkeypatch.setattr(update, "cmd_reboot_if_allowed", recording)
     assert update.main(["update", "reboot-if-allowed", "--reason", "firmware"]) == 0
     assert update.main(["update", "reboot-if-allowed"]) == 0
     assert seen == ["firmware", "unspecified"]

@@ -243,8 +243,9 @@ def test_base_files_installs_profile_and_motd_once(tmp_path: Path) -> None:
 def test_ca_certificates_bundle_of_every_certificate(tmp_path: Path) -> None:
     store = tmp_path / "usr/share/ca-certificates"
     (store / "mozilla").mkdir(parents=True)
-    (store / "mozilla/B_Root.crt").write_text("-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n")
-    (store / "mozilla/A_Root.crt").write_text("-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----")
+    pem = "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----"
+    (store / "mozilla/B_Root.crt").write_text(pem.format("BBB") + "\n")
+    (store / "mozilla/A_Root.crt").write_text(pem.format("AAA"))  # no final newline
     (store / "mozilla/not-a-cert.txt").write_text("ignored\n")
     assert maintscripts.ca_certificates(tmp_path) == [
         "2 certificates in /etc/ssl/certs/ca-certificates.crt"]

@@ -83,7 +83,8 @@ def test_layout_index_manifest_and_config_digests(archive: Path) -> None:
     [entry] = index["manifests"]
     assert entry["mediaType"] == "application/vnd.oci.image.manifest.v1+json"
     # podman names the image after this annotation when it pulls from the archive.
-    assert entry["annotations"] == {"org.opencontainers.image.ref.name": "localhost/sonix/web:latest"}
+    assert entry["annotations"] == {oci.REF_NAME: "localhost/sonix/web:latest"}
+    assert oci.REF_NAME == "org.opencontainers.image.ref.name"
     manifest_bytes = files[f"blobs/sha256/{entry['digest'].removeprefix('sha256:')}"]
     assert sha256(manifest_bytes) == entry["digest"] and len(manifest_bytes) == entry["size"]
 
@@ -167,7 +168,8 @@ def test_minimal_config_gets_a_path_and_no_empty_keys(tmp_path: Path) -> None:
     files = members(archive)
     manifest_digest = json.loads(files["index.json"])["manifests"][0]["digest"]
     manifest = json.loads(files[f"blobs/sha256/{manifest_digest.removeprefix('sha256:')}"])
-    config = json.loads(files[f"blobs/sha256/{manifest['config']['digest'].removeprefix('sha256:')}"])
+    config_digest = manifest["config"]["digest"].removeprefix("sha256:")
+    config = json.loads(files[f"blobs/sha256/{config_digest}"])
     assert config["config"] == {"Env": [oci.DEFAULT_PATH], "WorkingDir": "/"}
 
 

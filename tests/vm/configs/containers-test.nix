@@ -13,9 +13,6 @@
     ../../../modules/services/fwupd.nix
   ];
 
-  # podman, fwupd and the image archive do not fit the default 512 MiB slot.
-  image.usrSlotSize = "1G";
-
   oci.images.web = {
     packages = [ pkgs.python3 ];
     entrypoint = [ "/usr/bin/python3" "-m" "http.server" ];
