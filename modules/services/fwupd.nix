@@ -164,6 +164,15 @@ in
       '';
     };
 
+    # What tpm-udev's postinst (fwupd's TPM library brings it) does with adduser: the `tss`
+    # account that its udev rules give the TPM device nodes to.
+    users.users.tss = {
+      isSystemUser = true;
+      description = "TPM software stack";
+      home = "/var/lib/tpm";
+      shell = "/bin/false";
+    };
+
     system.usrFiles = optionalAttrs shipped {
       "share/sonix/fwupd/local".source = cfg.localSource;
     };

@@ -302,6 +302,9 @@ def test_fwupd_alone_is_bus_activated_and_the_lvfs_stays() -> None:
     assert "share/factory/etc/fwupd/remotes.d/lvfs.conf" not in files
     assert "share/factory/etc/fwupd/remotes.d/sonix-local.conf" not in files
     assert text(files, "share/factory/etc/fwupd/fwupd.conf").splitlines()[1] == "[fwupd]"
+    # tpm-udev's postinst (adduser tss), for the owner its udev rules set on /dev/tpm*.
+    sysusers = text(files, "lib/sysusers.d/sonix.conf")
+    assert 'u tss - "TPM software stack" /var/lib/tpm /bin/false' in sysusers
 
 
 def test_fwupd_local_directory_remote_replaces_the_lvfs() -> None:
