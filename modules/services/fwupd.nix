@@ -28,9 +28,11 @@ let
       0|2) ;;
       *) echo "<4>fwupdmgr refresh failed ($status): installing from the metadata fwupd already has" >&2 ;;
     esac
-    # --no-unreported-check: never offer (and with --assume-yes, send) reports to the LVFS.
+    # --assume-yes answers every question with yes, so the questions that must not be asked
+    # are switched off: sending reports to the LVFS (--no-unreported-check) and enabling
+    # disabled download remotes such as the LVFS (--no-remote-check).
     status=0
-    /usr/bin/fwupdmgr update --assume-yes --no-reboot-check --no-unreported-check --no-metadata-check || status=$?
+    /usr/bin/fwupdmgr update --assume-yes --no-reboot-check --no-unreported-check --no-remote-check --no-metadata-check || status=$?
     case $status in
       0|2) ;;
       *) echo "<3>fwupdmgr update failed ($status)" >&2; exit "$status" ;;

@@ -359,7 +359,7 @@ def test_fwupd_automatic_updates_in_the_maintenance_window() -> None:
     script = text(files, "lib/sonix/scripts/sonix-firmware-update-start")
     assert "/usr/bin/fwupdmgr refresh" in script
     assert ("/usr/bin/fwupdmgr update --assume-yes --no-reboot-check --no-unreported-check "
-            "--no-metadata-check") in script
+            "--no-remote-check --no-metadata-check") in script
     assert "/usr/bin/fwupdmgr check-reboot-needed" in script
     assert "exec /usr/bin/sonix update reboot-if-allowed --reason firmware" in script
     # The window is in a time zone: zoneinfo comes along.
