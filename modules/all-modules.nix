@@ -8,4 +8,6 @@ import ./module-list.nix ++ [
   ./services/resolved.nix
   ./services/timesyncd.nix
   ./services/nginx.nix
+  ./services/oci-containers.nix
+  ./services/fwupd.nix
 ]

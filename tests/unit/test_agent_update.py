@@ -223,3 +223,108 @@ def test_zero_fill_of_a_plain_file_writes_zeros(tmp_path: Path) -> None:
         update.zero_fill(f, 100, 10000)
     data = path.read_bytes()
     assert data[:100] == b"\xff" * 100 and data[100:] == bytes(9900)
+
+
+# ---- reboot-if-allowed: a reboot for something else (firmware), same strategies ------------
+
+
+def strategy_config(strategy: str, window: Window | None = None) -> update.Config:
+    return update.Config(name="sonix", channel="http://x/", keyrings=(), tries=2,
+                         strategy=strategy, activation="auto", window=window,
+                         fleet_lock_url="http://fleetlock" if strategy == "fleet-lock" else "",
+                         fleet_lock_group="default")
+
+
+@pytest.fixture
+def reboots(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    """The commands the agent runs (instead of running them); the state is not written."""
+    commands: list[list[str]] = []
+
+    def fake_run(argv: list[str], **_: object) -> None:
+        commands.append(argv)
+
+    monkeypatch.setattr(update.subprocess, "run", fake_run)
+    monkeypatch.setattr(update, "save_state", lambda state, path=None: None)
+    return commands
+
+
+def test_reboot_if_allowed_immediate_reboots_through_the_firmware(
+    reboots: list[list[str]],
+) -> None:
+    state: dict[str, object] = {}
+    assert update.cmd_reboot_if_allowed(strategy_config("immediate"), state, "firmware") == 0
+    # A firmware reboot, never soft-reboot or kexec (they would skip the firmware).
+    assert reboots == [["systemctl", "--no-block", "reboot"]]
+    record = state["reboot_request"]
+    assert isinstance(record, dict)
+    assert record["reason"] == "firmware"
+    assert record["decision"] == "reboot now (strategy immediate)"
+    assert "last_check" not in state  # a release check did not happen
+
+
+def test_reboot_if_allowed_off_defers(reboots: list[list[str]]) -> None:
+    state: dict[str, object] = {}
+    assert update.cmd_reboot_if_allowed(strategy_config("off"), state, "firmware") == 0
+    assert reboots == []
+    assert state["reboot_request"]["decision"] == "deferred (strategy off)"  # type: ignore[index]
+
+
+@pytest.mark.parametrize("inside", [True, False])
+def test_reboot_if_allowed_in_the_maintenance_window_only(
+    reboots: list[list[str]], monkeypatch: pytest.MonkeyPatch, inside: bool,
+) -> None:  # fmt: skip
+    window = Window(days=("Sat",), start="03:00", minutes=60, time_zone="UTC")
+    monkeypatch.setattr(update, "in_window", lambda w: (inside, "inside" if inside else "outside"))
+    state: dict[str, object] = {}
+    cfg = strategy_config("maintenance-window", window)
+    assert update.cmd_reboot_if_allowed(cfg, state, "firmware") == 0
+    assert reboots == ([["systemctl", "--no-block", "reboot"]] if inside else [])
+    decision = state["reboot_request"]["decision"]  # type: ignore[index]
+    assert decision == ("reboot now (strategy maintenance-window)" if inside
+                        else "reboot deferred: outside")
+
+
+@pytest.mark.parametrize("granted", [True, False])
+def test_reboot_if_allowed_takes_a_fleet_lock_slot(
+    reboots: list[list[str]], monkeypatch: pytest.MonkeyPatch, granted: bool,
+) -> None:  # fmt: skip
+    asked: list[str] = []
+
+    def fake_fleet_lock(cfg: update.Config, state: dict[str, object], endpoint: str) -> bool:
+        asked.append(endpoint)
+        return granted
+
+    monkeypatch.setattr(update, "fleet_lock", fake_fleet_lock)
+    state: dict[str, object] = {}
+    assert update.cmd_reboot_if_allowed(strategy_config("fleet-lock"), state, "firmware") == 0
+    # The slot is released by steady-state after the next good boot, as for a release.
+    assert asked == ["pre-reboot"]
+    assert reboots == ([["systemctl", "--no-block", "reboot"]] if granted else [])
+
+
+def test_reboot_if_allowed_reports_a_broken_strategy(reboots: list[list[str]]) -> None:
+    state: dict[str, object] = {}
+    cfg = strategy_config("maintenance-window")  # no window
+    assert update.cmd_reboot_if_allowed(cfg, state, "firmware") == 1
+    assert reboots == []
+    assert state["reboot_request"]["decision"].startswith("error: ")  # type: ignore[index]
+
+
+def test_reboot_if_allowed_command_line(
+    reboots: list[list[str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+) -> None:  # fmt: skip
+    monkeypatch.setattr(update, "load_config", lambda: strategy_config("immediate"))
+    monkeypatch.setattr(update, "load_state", lambda: {})
+    seen: list[str] = []
+    original = update.cmd_reboot_if_allowed
+    def recording(cfg: update.Config, state: dict[str, object], reason: str) -> int:
+        seen.append(reason)
+        return original(cfg, state, reason)
+
+    monkeypatch.setattr(update, "cmd_reboot_if_allowed", recording)
+    assert update.main(["update", "reboot-if-allowed", "--reason", "firmware"]) == 0
+    assert update.main(["update", "reboot-if-allowed"]) == 0
+    assert seen == ["firmware", "unspecified"]
+    assert update.main(["update", "reboot-if-allowed", "--reason"]) == 2
+    assert update.main(["update", "reboot-if-allowed", "firmware"]) == 2
+    assert len(reboots) == 2

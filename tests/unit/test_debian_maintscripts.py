@@ -238,3 +238,25 @@ def test_base_files_installs_profile_and_motd_once(tmp_path: Path) -> None:
     assert maintscripts.base_files(tmp_path) == ["/etc/profile"]
     assert (tmp_path / "etc/profile").read_text() == "PATH=/usr/bin\n"
     assert (tmp_path / "etc/motd").read_text() == "ours\n"
+
+
+def test_ca_certificates_bundle_of_every_certificate(tmp_path: Path) -> None:
+    store = tmp_path / "usr/share/ca-certificates"
+    (store / "mozilla").mkdir(parents=True)
+    pem = "-----BEGIN CERTIFICATE-----\n{}\n-----END CERTIFICATE-----"
+    (store / "mozilla/B_Root.crt").write_text(pem.format("BBB") + "\n")
+    (store / "mozilla/A_Root.crt").write_text(pem.format("AAA"))  # no final newline
+    (store / "mozilla/not-a-cert.txt").write_text("ignored\n")
+    assert maintscripts.ca_certificates(tmp_path) == [
+        "2 certificates in /etc/ssl/certs/ca-certificates.crt"]
+    conf = (tmp_path / "etc/ca-certificates.conf").read_text().splitlines()
+    assert conf[1:] == ["mozilla/A_Root.crt", "mozilla/B_Root.crt"]
+    bundle = (tmp_path / "etc/ssl/certs/ca-certificates.crt").read_text()
+    # Sorted like the list, each certificate ending with a newline.
+    assert bundle == ("-----BEGIN CERTIFICATE-----\nAAA\n-----END CERTIFICATE-----\n"
+                      "-----BEGIN CERTIFICATE-----\nBBB\n-----END CERTIFICATE-----\n")
+
+
+def test_ca_certificates_without_the_package_does_nothing(tmp_path: Path) -> None:
+    assert maintscripts.ca_certificates(tmp_path) == []
+    assert not (tmp_path / "etc").exists()

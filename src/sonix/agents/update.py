@@ -5,6 +5,9 @@
     sonix update check          say what the channel offers, change nothing
     sonix update assess         at every boot: notice a rollback, record the failed release
     sonix update steady-state   after boot-complete.target: the booted release is good
+    sonix update reboot-if-allowed [--reason WHY]
+                                something else needs a reboot (firmware): reboot now if the
+                                strategy allows it (the same decision as for a release)
     sonix status [--json]       booted release, other slot, channel, last check, rollbacks
 
 The channel layout and the order of checks are in docs/updates.md. Nothing is written before
@@ -493,7 +496,12 @@ def fleet_lock(cfg: Config, state: dict[str, Any], endpoint: str) -> bool:
         return False
 
 
-def may_reboot(cfg: Config, state: dict[str, Any]) -> bool:
+def may_reboot(cfg: Config, state: dict[str, Any],
+               record: dict[str, Any] | None = None) -> bool:
+    """Whether the strategy allows a reboot now; the decision is noted in `record` (default:
+    the state's last_check)."""
+    if record is None:
+        record = state.setdefault("last_check", {})
     if cfg.strategy == "immediate":
         return True
     if cfg.strategy == "off":
@@ -504,12 +512,12 @@ def may_reboot(cfg: Config, state: dict[str, Any]) -> bool:
             raise UpdateError("strategy maintenance-window without a window")
         inside, why = in_window(cfg.window)
         log(f"reboot {'now' if inside else 'deferred'}: {why}")
-        state["last_check"]["decision"] = f"reboot {'now' if inside else 'deferred'}: {why}"
+        record["decision"] = f"reboot {'now' if inside else 'deferred'}: {why}"
         return inside
     if cfg.strategy == "fleet-lock":
         granted = fleet_lock(cfg, state, "pre-reboot")
         log("FleetLock: reboot slot " + ("granted" if granted else "not granted; waiting"))
-        state["last_check"]["decision"] = "reboot slot " + ("granted" if granted else "refused")
+        record["decision"] = "reboot slot " + ("granted" if granted else "refused")
         return granted
     raise UpdateError(f"unknown strategy {cfg.strategy!r}")
 
@@ -712,6 +720,34 @@ def cmd_steady_state(cfg: Config, state: dict[str, Any]) -> int:
     return 0
 
 
+def cmd_reboot_if_allowed(cfg: Config, state: dict[str, Any], reason: str) -> int:
+    """Another component needs a reboot (fwupd after a firmware update: hardware.fwupd): reboot
+    through the firmware if updates.strategy allows it now, else leave it for later (the
+    caller asks again, e.g. at the next window). A release that is installed and waiting is
+    activated by the same reboot, which is what its strategy would have done too."""
+    record: dict[str, Any] = {"at": now(), "reason": reason}
+    state["reboot_request"] = record
+    try:
+        allowed = may_reboot(cfg, state, record)
+    except UpdateError as e:
+        record["decision"] = f"error: {e}"
+        log(f"reboot for {reason}: {e}", 3)
+        save_state(state)
+        return 1
+    if not allowed:
+        record.setdefault("decision", f"deferred (strategy {cfg.strategy})")
+        log(f"{reason} needs a reboot; not now: {record['decision']}")
+        save_state(state)
+        return 0
+    record["decision"] = f"reboot now (strategy {cfg.strategy})"
+    save_state(state)
+    log(f"rebooting for {reason} (strategy {cfg.strategy})")
+    # Always through the firmware: what a firmware update waits for happens there (a
+    # soft-reboot or kexec would skip it).
+    subprocess.run(["systemctl", "--no-block", "reboot"], check=True)
+    return 0
+
+
 def status(cfg: Config, state: dict[str, Any]) -> dict[str, Any]:
     booted = booted_version()
     report: dict[str, Any] = {"booted": booted, "channel": cfg.channel,
@@ -725,7 +761,7 @@ def status(cfg: Config, state: dict[str, Any]) -> dict[str, Any]:
         report["entries"] = [e.path.name for e in boot_entries(find_esp(), cfg.name)]
     except (UpdateError, OSError) as e:
         report["slots_error"] = str(e)
-    for key in ("last_check", "pending", "good", "last_rollback", "failed"):
+    for key in ("last_check", "pending", "good", "last_rollback", "failed", "reboot_request"):
         if key in state:
             report[key] = state[key]
     return report
@@ -782,6 +818,12 @@ def main(argv: list[str]) -> int:
         return cmd_assess(cfg, state)
     if verb == "steady-state":
         return cmd_steady_state(cfg, state)
+    if verb == "reboot-if-allowed":
+        options = argv[2:]
+        if options and not (len(options) == 2 and options[0] == "--reason"):
+            print(__doc__, file=sys.stderr)
+            return 2
+        return cmd_reboot_if_allowed(cfg, state, options[1] if options else "unspecified")
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -16,7 +16,12 @@ script does their lasting effects, deterministically, on a tree that pkgs/defaul
    in /usr/share/pam-configs (libpam-runtime's postinst runs `pam-auth-update --package`;
    without these files every PAM service, login included, aborts);
 8. `base_files`: /etc/profile and /etc/motd from /usr/share/base-files (base-files' postinst;
-   without /etc/profile a login shell has no PATH for users and no prompt).
+   without /etc/profile a login shell has no PATH for users and no prompt);
+9. `ca_certificates`: /etc/ca-certificates.conf and the bundle /etc/ssl/certs/ca-certificates.crt
+   of every certificate in /usr/share/ca-certificates (ca-certificates' postinst runs
+   update-ca-certificates with all certificates trusted, debconf's default; Go programs such
+   as podman, GnuTLS and curl read the bundle). The per-certificate links and OpenSSL's hash
+   links are not made.
 
 It runs inside the Nix build with the locked tools' python3 (bubblewrap, see `runInTools` in
 pkgs/default.nix) and uses only the standard library. Because the sonix package is not there,
@@ -323,6 +328,24 @@ def base_files(root: Path) -> list[str]:
     return written
 
 
+def ca_certificates(root: Path) -> list[str]:
+    """What update-ca-certificates makes of a fresh install: every certificate trusted (the
+    list in /etc/ca-certificates.conf, sorted) and their PEM texts in one bundle."""
+    store = root / "usr/share/ca-certificates"
+    if not store.is_dir():
+        return []
+    certificates = sorted(p.relative_to(store).as_posix() for p in store.rglob("*.crt"))
+    conf = root / "etc/ca-certificates.conf"
+    conf.parent.mkdir(parents=True, exist_ok=True)
+    conf.write_text("# Written by sonix as ca-certificates' postinst would: all trusted.\n"
+                    + "".join(f"{c}\n" for c in certificates))
+    bundle = root / "etc/ssl/certs/ca-certificates.crt"
+    bundle.parent.mkdir(parents=True, exist_ok=True)
+    texts = [(store / c).read_text() for c in certificates]
+    bundle.write_text("".join(t if t.endswith("\n") else t + "\n" for t in texts))
+    return [f"{len(certificates)} certificates in /etc/ssl/certs/ca-certificates.crt"]
+
+
 def special_modes(root: Path) -> list[str]:
     """Modes that the Nix store cannot keep, for files this script made (`path mode uid gid`,
     the format of the packages' nix-support/special-modes)."""
@@ -350,6 +373,7 @@ def configure(root: Path, package_dirs: Sequence[Path]) -> None:
         ("dpkg status", lambda: dpkg_status(root, package_dirs)),
         ("pam-auth-update", lambda: pam_auth_update(root)),
         ("base-files defaults", lambda: base_files(root)),
+        ("ca-certificates bundle", lambda: ca_certificates(root)),
     ]
     for title, step in steps:
         result = step()
