@@ -8,11 +8,15 @@
 { modules
 , pkgs ? null
 , specialArgs ? { }
+  # Where the configuration sits in an enclosing one (option names in messages), e.g.
+  # [ "containers" "web" "config" ] for an nspawn machine's.
+, prefix ? [ ]
 , lib ? import ./lib
 }:
 let
   evaluated = lib.evalModules {
     modules = import ./modules/module-list.nix ++ modules;
+    inherit prefix;
     specialArgs = { modulesPath = ./modules; } // specialArgs;
   };
   withPkgs = if pkgs == null then evaluated else evaluated.extendModules {

@@ -9,5 +9,6 @@ import ./module-list.nix ++ [
   ./services/timesyncd.nix
   ./services/nginx.nix
   ./services/oci-containers.nix
+  ./services/nspawn-containers.nix
   ./services/fwupd.nix
 ]

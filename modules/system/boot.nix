@@ -8,6 +8,16 @@ let
 in
 {
   options.boot = {
+    isContainer = mkOption {
+      type = types.bool;
+      default = false;
+      description = ''
+        Whether this configuration is the content of a systemd-nspawn machine
+        ({option}`containers.<name>.config` sets it): no kernel, no boot loader and no
+        partitioning tools are installed, only /usr is built, and the host's nspawn boots it.
+      '';
+    };
+
     kernel.package = mkOption {
       type = types.package;
       default = pkgs.linux-image-cloud-amd64;
@@ -133,7 +143,7 @@ in
       ++ optional (cfg.kernel.panicTimeout > 0) "panic=${toString cfg.kernel.panicTimeout}"
       ++ [ "systemd.firstboot=no" ];
     # In /usr too: stage 2 loads its modules from /usr/lib/modules.
-    environment.packages = [ cfg.kernel.package ];
+    environment.packages = optional (!cfg.isContainer) cfg.kernel.package;
 
     system.usrFiles."lib/modules-load.d/sonix.conf" = lib.mkIf (cfg.kernelModules != [ ]) {
       text = lib.concatLines cfg.kernelModules;

@@ -18,7 +18,8 @@ let
   debianName = p:
     p.debianName or storeNames.${p.name} or (throw "environment.packages: `${p.name or "?"}' is not a package of the locked Debian set (pkgs).");
 
-  packageNames = lib.unique (map debianName (config.environment.packages ++ [ config.boot.kernel.package ]));
+  packageNames = lib.unique (map debianName (config.environment.packages
+    ++ lib.optional (!config.boot.isContainer) config.boot.kernel.package));
 
   base = pkgs.usrTree { packages = packageNames; name = "${name}-packages"; };
 

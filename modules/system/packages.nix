@@ -1,6 +1,6 @@
 # The Debian packages that form the image's /usr. Modules add the packages they need; the
 # builder merges the dependency closure of this list (pkgs/ resolves it from the lock file).
-{ lib, pkgs, ... }:
+{ lib, config, pkgs, ... }:
 let
   inherit (lib) mkOption types;
 in
@@ -21,6 +21,13 @@ in
   # a definition, not the option's default, so that the configuration's packages add to it.
   # The kernel comes from boot.kernel.package (modules/system/boot.nix) instead, so that
   # choosing another one does not install both.
+  # A container (boot.isContainer) shares the host's kernel and boots without firmware,
+  # partitions or dm-verity of its own: it gets the rest.
   config.environment.packages =
-    map (name: pkgs.${name}) (lib.filter (name: !lib.hasPrefix "linux-image-" name) pkgs.sets.system);
+    let
+      bootOnly = [ "systemd-boot" "systemd-boot-efi" "systemd-repart" "systemd-cryptsetup" "dmsetup" "e2fsprogs" ];
+      wanted = name: !lib.hasPrefix "linux-image-" name
+        && !(config.boot.isContainer && lib.elem name bootOnly);
+    in
+    map (name: pkgs.${name}) (lib.filter wanted pkgs.sets.system);
 }

@@ -127,11 +127,14 @@ def layer_members(archive: Path) -> dict[str, tarfile.TarInfo]:
 def test_layer_is_the_tree_with_normalised_owners_modes_and_times(archive: Path) -> None:
     layer = layer_members(archive)
     assert list(layer) == [
-        "bin", "etc", "etc/shadow", "root", "tmp", "usr", "usr/bin", "usr/bin/hello",
+        "bin", "etc", "etc/shadow", "lib", "root", "tmp", "usr", "usr/bin", "usr/bin/hello",
         "usr/bin/su", "usr/lib", "usr/lib/data", "usr/lib/same-data",
     ]
     assert "nix-support" not in layer
     assert layer["bin"].issym() and layer["bin"].linkname == "usr/bin"
+    # The tree has usr/lib but no lib: the merged-/usr link is added (lib64 is how the
+    # dynamic loader is found); usr/sbin and usr/lib64 are not in it, so neither are links.
+    assert layer["lib"].issym() and layer["lib"].linkname == "usr/lib"
     assert (layer["usr/bin/hello"].mode, layer["usr/lib/data"].mode) == (0o755, 0o644)
     assert layer["usr"].isdir() and layer["usr"].mode == 0o755
     # The special modes that the store cannot hold.

@@ -231,7 +231,8 @@ def make_usr(base: Path, manifest: dict[str, dict[str, str]], os_release: Path, 
         remove(usr / rel)
     # The kernel goes into the UKI, not into /usr; keep it beside the tree for the disk step,
     # with the modes the store cannot keep (setuid mount, su, ...), which that step applies.
-    copy_tree(base / "boot", out / "boot")
+    if (base / "boot").is_dir():  # a container's tree (boot.isContainer) has no kernel
+        copy_tree(base / "boot", out / "boot")
     modes = base / "nix-support/special-modes"
     if modes.is_file():
         (out / "nix-support").mkdir(exist_ok=True)

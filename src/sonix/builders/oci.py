@@ -51,6 +51,9 @@ REF_NAME = "org.opencontainers.image.ref.name"
 SKIP = {"nix-support"}
 # Directories a root needs that no package ships: a sticky /tmp and root's home.
 EXTRA_DIRS = {"tmp": 0o1777, "root": 0o700}
+# The merged-/usr links of a Debian root, which package trees leave out (a sonix host gets
+# them from systemd at switch-root): without /lib64, no dynamic executable starts.
+MERGED_USR = ("bin", "lib", "lib64", "sbin")
 DEFAULT_PATH = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
@@ -120,7 +123,10 @@ def walk(tree: Path) -> Iterator[tuple[str, Path]]:
                 yield from below(entry, name + "/")
 
     top = sorted([p for p in tree.iterdir() if p.name not in SKIP] +
-                 [tree / d for d in EXTRA_DIRS if not (tree / d).exists()],
+                 [tree / d for d in EXTRA_DIRS if not (tree / d).exists()] +
+                 [tree / d for d in MERGED_USR
+                  if (tree / "usr" / d).is_dir() and not (tree / d).is_symlink()
+                  and not (tree / d).exists()],
                  key=lambda p: p.name)
     for entry in top:
         yield entry.name, entry
@@ -136,6 +142,11 @@ def tar_info(name: str, path: Path, special: dict[str, tuple[int, int, int]]) ->
     info.mtime = EPOCH
     info.uid = info.gid = 0
     info.uname = info.gname = ""
+    if name in MERGED_USR and not path.exists() and not path.is_symlink():
+        info.type = tarfile.SYMTYPE
+        info.linkname = f"usr/{name}"
+        info.mode = 0o777
+        return info
     if not path.exists() and not path.is_symlink():  # an EXTRA_DIRS entry
         info.type = tarfile.DIRTYPE
         info.mode = EXTRA_DIRS[name]
