@@ -92,6 +92,7 @@ def test_nspawn_file_boots_usr_with_a_fresh_root_and_persistent_var() -> None:
     machine_id = settings["Exec"][2].removeprefix("MachineID=")
     assert len(machine_id) == 32 and int(machine_id, 16)
     assert "Parameters=systemd.firstboot=no" in settings["Exec"]
+    assert "NotifyReady=yes" in settings["Exec"]
     assert settings["Files"] == [
         "Volatile=yes",
         "Bind=/var/lib/sonix/machines/box:/var",

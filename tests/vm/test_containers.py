@@ -37,6 +37,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from forwards import http_get
 
 from sonix.build import BuildResult
 from sonix.testing.driver import Driver
@@ -75,16 +76,6 @@ def machine(system: BuildResult, driver: Driver, http_port: int) -> Machine:
     m.start()
     m.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
     return m
-
-
-def http_get(port: int, path: str = "/", timeout: float = 30) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        connection.close()
 
 
 # ---- 1. Quadlet ------------------------------------------------------------------------------
@@ -223,7 +214,8 @@ def test_fwupd_starts_and_answers(machine: Machine) -> None:
     by_id = {r["Id"]: r for r in remotes}
     assert "sonix-local" in by_id, sorted(by_id)
     assert enabled(by_id["sonix-local"]) is True, by_id["sonix-local"]
-    assert "file:///usr/share/sonix/fwupd/local" in json.dumps(by_id["sonix-local"])
+    # fwupd 1.x listed the MetadataURI; 2.x the directory as FilenameCache.
+    assert "/usr/share/sonix/fwupd/local" in json.dumps(by_id["sonix-local"])
     # Disabled remotes may be left out of the list altogether.
     assert "lvfs" not in by_id or enabled(by_id["lvfs"]) is False, by_id.get("lvfs")
     assert machine.succeed("readlink /etc/fwupd/remotes.d/lvfs.conf").strip() == (
@@ -281,7 +273,8 @@ def test_nspawn_machine_boots_its_own_configuration(machine: Machine) -> None:
     host_version = machine.succeed(". /usr/lib/os-release; echo $VERSION_ID").strip()
     assert "IMAGE_ID=box" in box_release and f'VERSION_ID="{host_version}"' in box_release
     # /usr is the host's verity-protected one, read-only; the root is a fresh tmpfs.
-    mounts = in_box(machine, "findmnt -n -o TARGET,FSTYPE,OPTIONS / /usr /var")
+    mounts = in_box(
+        machine, "for m in / /usr /var; do findmnt -n -o TARGET,FSTYPE,OPTIONS -M $m; done")
     assert re.search(r"^/usr\s+erofs\s+ro,", mounts, re.M), mounts
     assert re.search(r"^/\s+tmpfs\s", mounts, re.M), mounts
 
@@ -321,8 +314,11 @@ def test_nspawn_machine_keeps_var_and_remakes_etc_across_a_restart(machine: Mach
         "test \"$(systemctl is-active systemd-nspawn@box.service)\" = inactive",
         timeout=CONTAINER_TIMEOUT,
     )
+    # NotifyReady=yes: machinectl start returns once the container has booted.
     machine.succeed("machinectl start box", timeout=CONTAINER_TIMEOUT)
-    machine.wait_for_unit("systemd-nspawn@box.service", timeout=CONTAINER_TIMEOUT)
+    assert machine.get_unit_property("systemd-nspawn@box.service", "ActiveState") == "active"
+    state = in_box(machine, "systemctl is-system-running --wait || systemctl --failed --no-legend")
+    assert state.strip() == "running", state
     assert in_box(machine, "cat /var/lib/marker").strip() == "kept"
     assert in_box(machine, "test -e /etc/scratch || echo absent").strip() == "absent"
     # The journal is the container's own, kept in its /var, and readable from the host.

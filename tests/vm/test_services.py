@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from forwards import http_get
 
 from sonix.build import BuildResult
 from sonix.testing.driver import Driver
@@ -103,16 +104,6 @@ def ssh(
         "-o", "ConnectTimeout=60", *options, f"{user}@127.0.0.1", command,
     ]  # fmt: skip
     return subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
-
-
-def http_get(port: int, path: str = "/", timeout: float = 30) -> tuple[int, str]:
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        connection.request("GET", path)
-        response = connection.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        connection.close()
 
 
 # ---- 1. everything up -----------------------------------------------------------------------
