@@ -214,8 +214,10 @@ in
       # Each container's own configuration, for inspection (`nix eval`, tests).
       system.build.containers = lib.mapAttrs (_: e: e.config) evaluated;
 
-      system.usrFiles = lib.listToAttrs (map (name: lib.nameValuePair "lib/machines/${name}/usr" {
-        source = "${(nested name).system.build.usr}/usr";
+      # The whole usr build: its usr/ tree, and the special modes of its packages in
+      # nix-support/, which the host's usr step applies under this path and removes.
+      system.usrFiles = lib.listToAttrs (map (name: lib.nameValuePair "lib/machines/${name}" {
+        source = "${(nested name).system.build.usr}";
       }) names);
 
       environment.etc = lib.listToAttrs (map (name: lib.nameValuePair "systemd/nspawn/${name}.nspawn" {

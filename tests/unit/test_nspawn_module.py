@@ -53,10 +53,10 @@ def test_the_container_tree_is_its_own_usr_build_inside_the_hosts_usr(
     box_files: dict[str, Any],
 ) -> None:
     for name in ("box", "lab"):
-        entry = box_files[f"lib/machines/{name}/usr"]
+        entry = box_files[f"lib/machines/{name}"]
         assert entry["kind"] == "source"
         # The nested configuration's usr step (image name = the container's, host version).
-        assert entry["value"].endswith(f"-{name}-usr-7/usr"), entry
+        assert entry["value"].endswith(f"-{name}-usr-7"), entry
     host_packages = [package_name(p) for p in evaluate(BOX, "environment.packages")]
     assert "systemd-container" in host_packages
 

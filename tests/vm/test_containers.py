@@ -277,6 +277,8 @@ def test_nspawn_machine_boots_its_own_configuration(machine: Machine) -> None:
         machine, "for m in / /usr /var; do findmnt -n -o TARGET,FSTYPE,OPTIONS -M $m; done")
     assert re.search(r"^/usr\s+erofs\s+ro,", mounts, re.M), mounts
     assert re.search(r"^/\s+tmpfs\s", mounts, re.M), mounts
+    # The setuid bits of its packages, which the Nix store drops, are in the host's usr image.
+    assert in_box(machine, "stat -c '%a %U' /usr/bin/su").strip() == "4755 root"
 
 
 def test_nspawn_machine_answers_over_its_veth(machine: Machine) -> None:

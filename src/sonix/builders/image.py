@@ -223,6 +223,27 @@ def factory_lines(factory: Path, owned: set[str]) -> list[str]:
     return lines
 
 
+def merge_machine_modes(usr: Path, modes_file: Path) -> None:
+    """nspawn machines (containers.<name>) are whole usr builds in usr/lib/machines/<name>,
+    with the special modes of their packages (setuid su, mount, ...) beside their tree in
+    nix-support/: those become the host's, under the machine's path, and nix-support goes."""
+    machines = usr / "lib/machines"
+    if not machines.is_dir():
+        return
+    lines = []
+    for machine in sorted(machines.iterdir()):
+        own = machine / "nix-support/special-modes"
+        for line in own.read_text().splitlines() if own.is_file() else []:
+            fields = line.split()
+            if len(fields) == 4 and fields[0].startswith("/usr/"):
+                lines.append(f"/usr/lib/machines/{machine.name}{fields[0]} {' '.join(fields[1:])}")
+        remove(machine / "nix-support")
+    if lines:
+        modes_file.parent.mkdir(exist_ok=True)
+        with modes_file.open("a") as f:
+            f.write("".join(f"{line}\n" for line in lines))
+
+
 def make_usr(base: Path, manifest: dict[str, dict[str, str]], os_release: Path, out: Path) -> None:
     usr = out / "usr"
     log("Copying the package tree")
@@ -259,6 +280,7 @@ def make_usr(base: Path, manifest: dict[str, dict[str, str]], os_release: Path, 
 
     log("Writing the configuration's files")
     apply_manifest(usr, manifest)
+    merge_machine_modes(usr, out / "nix-support/special-modes")
     shutil.copyfile(os_release, usr / "lib/os-release")
 
     # A read-only /usr ships its hardware database compiled: with /usr/lib/udev/hwdb.bin in

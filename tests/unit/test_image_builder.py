@@ -1,0 +1,49 @@
+"""Pieces of the image builder (src/sonix/builders/image.py) that need no tools: the special
+modes of nspawn machines' trees, and the reproducible usr tar that applies them."""
+
+from __future__ import annotations
+
+import tarfile
+from pathlib import Path
+
+from sonix.builders import image
+
+
+def test_machine_trees_special_modes_become_the_hosts(tmp_path: Path) -> None:
+    usr = tmp_path / "out/usr"
+    box = usr / "lib/machines/box"
+    (box / "usr/bin").mkdir(parents=True)
+    (box / "usr/bin/su").write_text("su\n")
+    (box / "nix-support").mkdir()
+    (box / "nix-support/special-modes").write_text(
+        "/etc/shadow 0640 0 42\n/usr/bin/su 4755 0 0\n/usr/sbin/unix_chkpwd 2755 0 42\n")
+    (usr / "lib/machines/bare/usr").mkdir(parents=True)  # no modes of its own
+    modes_file = tmp_path / "out/nix-support/special-modes"
+    modes_file.parent.mkdir()
+    modes_file.write_text("/usr/bin/mount 4755 0 0\n")
+
+    image.merge_machine_modes(usr, modes_file)
+
+    assert modes_file.read_text().splitlines() == [
+        "/usr/bin/mount 4755 0 0",
+        # /etc entries are the container's tmpfiles' business, as on a host.
+        "/usr/lib/machines/box/usr/bin/su 4755 0 0",
+        "/usr/lib/machines/box/usr/sbin/unix_chkpwd 2755 0 42",
+    ]
+    assert not (box / "nix-support").exists()
+    modes = image.read_special_modes(modes_file)
+    assert modes["lib/machines/box/usr/bin/su"] == (0o4755, 0, 0)
+
+    tree = tmp_path / "tree"
+    image.copy_tree(tmp_path / "out/usr", tree / "usr")
+    image.write_usr_tar(tree, modes, tmp_path / "usr.tar")
+    with tarfile.open(tmp_path / "usr.tar") as tar:
+        su = tar.getmember("lib/machines/box/usr/bin/su")
+    assert (su.mode, su.uid, su.gid) == (0o4755, 0, 0)
+
+
+def test_no_machines_no_change(tmp_path: Path) -> None:
+    (tmp_path / "usr").mkdir()
+    modes_file = tmp_path / "special-modes"
+    image.merge_machine_modes(tmp_path / "usr", modes_file)
+    assert not modes_file.exists()
