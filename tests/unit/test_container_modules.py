@@ -301,7 +301,7 @@ def test_fwupd_alone_is_bus_activated_and_the_lvfs_stays() -> None:
     assert "lib/systemd/system/sonix-firmware-update.timer" not in files
     assert "share/factory/etc/fwupd/remotes.d/lvfs.conf" not in files
     assert "share/factory/etc/fwupd/remotes.d/sonix-local.conf" not in files
-    assert text(files, "share/factory/etc/fwupd/fwupd.conf").splitlines()[1] == "[fwupd]"
+    assert text(files, "share/factory/etc/fwupd/fwupd.conf").splitlines()[0] == "[fwupd]"
     # tpm-udev's postinst (adduser tss), for the owner its udev rules set on /dev/tpm*.
     sysusers = text(files, "lib/sysusers.d/sonix.conf")
     assert 'u tss - "TPM software stack" /var/lib/tpm /bin/false' in sysusers
