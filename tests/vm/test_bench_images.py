@@ -28,14 +28,17 @@ def test_peer_reaches_multi_user(driver: Driver, bench_dir: Path) -> None:
     machine = driver.machine("peer", image=image.disk)
     machine.wait_for_unit("multi-user.target", timeout=900)
     analyze = machine.succeed("systemd-analyze time --no-pager", timeout=300)
-    assert re.search(r"\(firmware\).*\(loader\).*\(kernel\).*\(userspace\)", analyze), analyze
-    assert "multi-user.target reached after" in analyze, analyze
+    # No (firmware) and (loader): PID 1 reads the loader's EFI timestamps when it starts, and
+    # in the peer efivarfs (a module of the cloud kernel) is not loaded yet by then.
+    assert re.search(r"\(kernel\) \+ .*\(userspace\)", analyze), analyze
+    # Debian's default.target is graphical.target (reached right after multi-user.target).
+    assert re.search(r"(multi-user|graphical)\.target reached after", analyze), analyze
     # The way a Debian system boots: systemd-boot's type #1 entry, initramfs-tools' initrd
     # (no systemd in it: systemd-analyze shows no initrd phase), dpkg knows every package.
     cmdline = machine.succeed("cat /proc/cmdline")
     assert f"root=PARTUUID={peer.ROOT_PARTUUID}" in cmdline
-    assert "initrd.img-" in cmdline  # systemd-boot passes the entry's initrd= on
     assert "(initrd)" not in analyze
+    machine.succeed("test -e /run/initramfs/fsck-root")  # initramfs-tools checked the root
     assert machine.succeed("findmnt -no FSTYPE /").strip() == "ext4"
     machine.succeed("dpkg-query -W initramfs-tools linux-image-cloud-amd64 systemd-boot")
     machine.succeed("systemctl is-active systemd-networkd")
