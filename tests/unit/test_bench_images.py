@@ -144,3 +144,16 @@ def test_floor_direct_boot_defaults() -> None:
     boot = result.direct_boot()
     assert (boot.kernel, boot.initrd) == (Path("/f/vmlinuz"), Path("/f/initrd.cpio"))
     assert boot.append.startswith("console=ttyS0,115200")
+
+
+def test_staging_renames_into_place_and_prunes_other_keys(tmp_path: Path) -> None:
+    (tmp_path / "peer-old").mkdir()
+    (tmp_path / "floor-old").mkdir()
+    with common.staging(tmp_path / "peer-new") as result:
+        (result / "disk.raw").write_text("x")
+        assert not (tmp_path / "peer-new").exists()  # nothing half-written in place
+    assert (tmp_path / "peer-new" / "disk.raw").read_text() == "x"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["floor-old", "peer-new"]
+    with pytest.raises(RuntimeError), common.staging(tmp_path / "peer-bad"):
+        raise RuntimeError
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["floor-old", "peer-new"]

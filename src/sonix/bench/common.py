@@ -73,5 +73,15 @@ def staging(final: Path) -> Iterator[Path]:
         if final.exists():  # built meanwhile by someone else: theirs is as good
             return
         os.rename(result, final)
+        prune_others(final)
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def prune_others(final: Path) -> None:
+    """Remove the results of other keys (`peer-<key>` next to `peer-<this key>`): they were
+    built from another lock or builder and only take room (the peer's is ~470 MiB)."""
+    prefix = final.name.rsplit("-", 1)[0] + "-"
+    for other in final.parent.glob(prefix + "*"):
+        if other != final and other.is_dir() and not other.name.startswith("."):
+            shutil.rmtree(other, ignore_errors=True)
