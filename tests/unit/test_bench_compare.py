@@ -23,6 +23,21 @@ def test_analyze_phases_reads_every_unit_systemd_prints() -> None:
     }  # fmt: skip
 
 
+def test_initramfs_time_from_the_kernel_log() -> None:
+    dmesg = (
+        "[    3.412000] Freeing unused kernel image memory: 2048K\n"
+        "[    3.500100] Run /init as init process\n"
+        "[    9.000000] EXT4-fs (vda2): mounted filesystem\n"
+        "[   15.750100] systemd[1]: systemd 257.13-1~deb13u1 running in system mode\n"
+    )
+    assert compare.initramfs_seconds(dmesg) == 12.25
+    assert (
+        compare.initramfs_seconds("[ 1.0] systemd[1]: x\n[ 2.0] Run /init as init process\n")
+        is None
+    )
+    assert compare.initramfs_seconds("[ 1.0] Run /init as init process\n") is None
+
+
 def test_memory_used_is_total_minus_available() -> None:
     meminfo = "MemTotal:        1000 kB\nMemFree:          100 kB\nMemAvailable:     600 kB\n"
     assert compare.memory_used(meminfo) == 400 * 1024
@@ -46,9 +61,9 @@ def figures() -> tuple[SystemFigures, SystemFigures, FloorFigures]:
     peer = SystemFigures(
         "peer",
         boots=[
-            boot(60, {"kernel": 14, "userspace": 30}),
-            boot(70, {"kernel": 16, "userspace": 40}),
-            boot(50, {"kernel": 15, "userspace": 35}),
+            boot(60, {"kernel": 3, "initrd": 11, "userspace": 30}),
+            boot(70, {"kernel": 4, "initrd": 13, "userspace": 40}),
+            boot(50, {"kernel": 3, "initrd": 12, "userspace": 35}),
         ],
         sizes={"image": 400 << 20, "usr": 300 << 20, "initrd": 20 << 20},
         build_cold_s=120.0,
