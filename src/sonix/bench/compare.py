@@ -115,6 +115,7 @@ class SystemFigures:
     eval_s: float | None = None
     eval_peak_rss: int | None = None
     chart: str | None = None
+    blame: str = ""  # `systemd-analyze blame` and `critical-chain` of the last boot
 
     def median_of(self, pick: Callable[[BootSample], float | None]) -> float | None:
         return median([pick(b) for b in self.boots])
@@ -214,6 +215,9 @@ def measure_boots(driver: Driver, figures: SystemFigures, image: Path, *, runs: 
             figures.boots.append(boot_once(machine, boot_complete=boot_complete))
             if run == runs - 1:
                 figures.chart = boot_chart(machine, charts / f"bootchart-{figures.name}").name
+                figures.blame = machine.succeed(
+                    "systemd-analyze blame --no-pager | head -n 15; echo;"
+                    " systemd-analyze critical-chain --no-pager", timeout=300)
                 if inspect is not None:
                     inspect(machine)
             machine.shutdown()
@@ -365,6 +369,11 @@ def markdown(report: Mapping[str, Any]) -> str:
         chart = report["systems"][system].get("chart")
         if chart:
             lines.append(f"- {system}: [{chart}](benchmarks/{chart})")
+    for system in ("sonix", "peer"):
+        blame = report["systems"][system].get("blame")
+        if blame:
+            lines += ["", f"Slowest units and the critical chain of {system}'s last boot:", "",
+                      "```", blame.rstrip(), "```"]
     lines += ["", "Raw figures: [benchmarks/results.json](benchmarks/results.json).", ""]
     return "\n".join(lines)
 
