@@ -213,3 +213,48 @@ def test_changes_lists_added_removed_and_updated_packages() -> None:
         "~d 1 (same version, other file or dependencies)",
         "+e 1",
     ]
+
+
+KERNEL_NAMES = ["linux-image-6.12.117+deb13-cloud-amd64", "kmod", "libkmod2", "linux-base",
+                "libc6", "libgcc-s1", "gcc-14-base"]
+
+
+def test_resolve_depends_unstubbed_set_keeps_the_stub_edge_free() -> None:
+    """A set resolved without stubs (the benchmark peer) selects initramfs-tools; the system
+    set takes the stub. Edges are shared, and the stub wins the tie: the system closure must
+    not gain initramfs-tools (the peer lists it as a root instead)."""
+    names = [*KERNEL_NAMES, "initramfs-tools"]
+    selections = {"system": KERNEL_NAMES, "peer": names}
+    deps = lock.resolve_depends(
+        {n: RECORDS[n] for n in names}, ["linux-initramfs-tool"], selections, ["peer"]
+    )
+    assert deps["linux-image-6.12.117+deb13-cloud-amd64"] == ("kmod", "linux-base")
+    # Only unstubbed sets contain the kernel: the real package is the edge.
+    deps = lock.resolve_depends(
+        {n: RECORDS[n] for n in names}, ["linux-initramfs-tool"], {"peer": names}, ["peer"]
+    )
+    assert deps["linux-image-6.12.117+deb13-cloud-amd64"] == (
+        "initramfs-tools", "kmod", "linux-base")
+
+
+def test_read_roots_stubs_flag(tmp_path: Path) -> None:
+    toml = tmp_path / "packages.toml"
+    toml.write_text(
+        '[sets.peer]\nstubs = false\nroots = ["bash"]\n[sets.system]\nroots = ["bash"]\n'
+    )
+    roots = lock.read_roots(toml)
+    assert [(s.name, s.stubbed) for s in roots.sets] == [("peer", False), ("system", True)]
+    toml.write_text('[sets.peer]\nstubs = "no"\nroots = ["bash"]\n')
+    with pytest.raises(ui.SonixError, match=r"sets.peer.stubs must be true or false"):
+        lock.read_roots(toml)
+
+
+def test_print_uris_without_stubs_uses_an_empty_status(
+    fake_apt: FakeApt, cfg: apt.AptConfig
+) -> None:
+    apt.print_uris(cfg, ["bash"], stubs=False)
+    assert fake_apt.calls[-1] == [
+        "apt-get", "install", "-y", "-qq", "--print-uris",
+        "-o", f"Dir::State::status={cfg.root / 'status' / 'empty'}", "bash",
+    ]  # fmt: skip
+    assert (cfg.root / "status" / "empty").read_text() == ""

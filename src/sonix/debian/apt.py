@@ -179,6 +179,8 @@ def configure(
         f"Signed-By: {KEYRING}\n",
     )
     _write_if_changed(root / "status" / "status", _stub_status(provides))
+    # For sets resolved without the stubs (`stubs = false` in pkgs/packages.toml).
+    _write_if_changed(root / "status" / "empty", "")
     _write_if_changed(
         cfg.config_file,
         "\n".join(
@@ -278,10 +280,14 @@ def parse_print_uris(text: str) -> list[PlannedDownload]:
     return planned
 
 
-def print_uris(cfg: AptConfig, packages: Sequence[str]) -> list[PlannedDownload]:
-    """What `apt-get install` would download for these packages into an empty system."""
+def print_uris(
+    cfg: AptConfig, packages: Sequence[str], *, stubs: bool = True
+) -> list[PlannedDownload]:
+    """What `apt-get install` would download for these packages into an empty system (with
+    stubs: one whose dpkg status has the stub package, else a truly empty one)."""
+    status = [] if stubs else ["-o", f"Dir::State::status={cfg.root / 'status' / 'empty'}"]
     result = process.run(
-        ["apt-get", "install", "-y", "-qq", "--print-uris", *packages],
+        ["apt-get", "install", "-y", "-qq", "--print-uris", *status, *packages],
         env=cfg.env,
         capture=True,
         hint="apt could not resolve the package roots in pkgs/packages.toml",

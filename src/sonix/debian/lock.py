@@ -37,6 +37,9 @@ class PackageSet:
     name: str
     description: str
     roots: tuple[str, ...]
+    # False: resolved like a plain Debian system, without the [stubs] (the benchmark peer,
+    # whose kernel must get the real initramfs-tools).
+    stubbed: bool = True
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,12 @@ def read_roots(path: Path | None = None) -> Roots:
         roots = body.get("roots")
         if not isinstance(roots, list) or not all(isinstance(r, str) for r in roots) or not roots:
             raise ui.die(f"{path}: sets.{name}.roots must be a non-empty list of package names")
-        sets.append(PackageSet(name, str(body.get("description", "")), tuple(roots)))
+        stubbed = body.get("stubs", True)
+        if not isinstance(stubbed, bool):
+            raise ui.die(f"{path}: sets.{name}.stubs must be true or false")
+        sets.append(
+            PackageSet(name, str(body.get("description", "")), tuple(roots), stubbed=stubbed)
+        )
     if not sets:
         raise ui.die(f"{path}: no [sets.NAME] with roots")
     stubs = data.get("stubs", {}).get("provides", [])
@@ -181,6 +189,7 @@ def resolve_depends(
     records: Mapping[str, Mapping[str, str]],
     stubs: Sequence[str] = (),
     selections: Mapping[str, Sequence[str]] | None = None,
+    unstubbed: Iterable[str] = (),
 ) -> dict[str, tuple[str, ...]]:
     """For every package of records (the packages apt selected), the selected packages that
     satisfy its Pre-Depends and Depends: one per clause. Clauses that a stub satisfies give no
@@ -190,13 +199,22 @@ def resolve_depends(
     Provides). With several sets a clause like `adduser | systemd-sysusers` can be satisfied
     differently in each (apt takes `systemd-sysusers` where systemd is selected anyway), so the
     candidate selected in the most of the sets containing the package wins, then the first.
-    That keeps each set's closure equal to apt's selection (`lock` checks it)."""
+    That keeps each set's closure equal to apt's selection (`lock` checks it).
+
+    A stub counts only in the sets resolved with stubs (not those named in `unstubbed`), and
+    it wins ties: edges are shared by all sets, so `linux-image → initramfs-tools` would put
+    initramfs-tools into every set with the kernel. A set without stubs lists the real
+    provider among its roots instead (else `lock` warns that its closure lacks it)."""
     providers = _providers(records)
-    contexts = [set(names) for names in (selections or {}).values()]
+    no_stubs = set(unstubbed)
+    contexts = [
+        (set(names), set_name not in no_stubs)
+        for set_name, names in (selections or {}).items()
+    ]
     resolved: dict[str, tuple[str, ...]] = {}
     for name in sorted(records):
         record = records[name]
-        mine = [c for c in contexts if name in c]
+        mine = [(c, stubbed) for c, stubbed in contexts if name in c]
         field_text = ", ".join(
             f for f in (record.get("Pre-Depends", ""), record.get("Depends", "")) if f.strip()
         )
@@ -209,9 +227,12 @@ def resolve_depends(
                     f"{' | '.join(map(str, clause))}, which no selected package satisfies",
                     hint="add a package that provides it to the roots in pkgs/packages.toml",
                 )
-            # max() keeps the first of equal scores: the order of the alternatives.
+            # max() keeps the first of equal scores: the order of the alternatives (the
+            # stub, when there is one, is moved to the front to win ties).
+            ordered = sorted(candidates, key=lambda t: t != "")
             target = max(
-                candidates, key=lambda t: sum(1 for c in mine if t == "" or t in c)
+                ordered,
+                key=lambda t: sum(1 for c, stubbed in mine if (stubbed if t == "" else t in c)),
             )
             if target and target != name:
                 edges.add(target)
@@ -254,7 +275,8 @@ def build_lock(
     if missing:
         raise ui.die(f"apt selected packages without index records: {', '.join(missing)}")
     records = {n: r for n, r in records.items() if n in wanted}
-    depends = resolve_depends(records, roots.stubs, selections)
+    unstubbed = [s.name for s in roots.sets if not s.stubbed]
+    depends = resolve_depends(records, roots.stubs, selections, unstubbed)
     packages = {
         name: LockedPackage(
             name=name,
@@ -311,7 +333,8 @@ def _resolve(roots: Roots, cfg: apt.AptConfig, *, update: bool) -> Lock:
     selections: dict[str, list[str]] = {}
     for s in roots.sets:
         with ui.step(f"Resolving set {s.name} ({len(s.roots)} roots)"):
-            selections[s.name] = sorted({p.name for p in apt.print_uris(cfg, s.roots)})
+            planned = apt.print_uris(cfg, s.roots, stubs=s.stubbed)
+            selections[s.name] = sorted({p.name for p in planned})
     names = sorted({n for names in selections.values() for n in names})
     result = build_lock(roots, selections, apt.show(cfg, names))
     for set_name, selected in sorted(selections.items()):

@@ -1,0 +1,116 @@
+"""The comparison benchmark's pure parts (sonix.bench.compare): reading systemd-analyze and
+/proc/meminfo, medians and ratios, the peer's initrd split with the floor, the report."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sonix.bench import compare
+from sonix.bench.compare import BootSample, FloorFigures, SystemFigures
+
+
+def test_analyze_phases_reads_every_unit_systemd_prints() -> None:
+    text = (
+        "Startup finished in 1.204s (firmware) + 830ms (loader) + 4.5s (kernel) + "
+        "1min 2.250s (initrd) + 20.1s (userspace) = 1min 28.884s\n"
+        "multi-user.target reached after 19.9s in userspace.\n"
+    )
+    assert compare.analyze_phases(text) == {
+        "firmware": 1.204, "loader": 0.83, "kernel": 4.5, "initrd": 62.25, "userspace": 20.1,
+    }  # fmt: skip
+    assert compare.analyze_phases("Startup finished in 3.1s (kernel) + 9s (userspace)") == {
+        "kernel": 3.1, "userspace": 9.0,
+    }  # fmt: skip
+
+
+def test_initramfs_time_from_the_kernel_log() -> None:
+    dmesg = (
+        "[    3.412000] Freeing unused kernel image memory: 2048K\n"
+        "[    3.500100] Run /init as init process\n"
+        "[    9.000000] EXT4-fs (vda2): mounted filesystem\n"
+        "[   15.750100] systemd[1]: systemd 257.13-1~deb13u1 running in system mode\n"
+    )
+    assert compare.initramfs_seconds(dmesg) == 12.25
+    assert (
+        compare.initramfs_seconds("[ 1.0] systemd[1]: x\n[ 2.0] Run /init as init process\n")
+        is None
+    )
+    assert compare.initramfs_seconds("[ 1.0] Run /init as init process\n") is None
+
+
+def test_memory_used_is_total_minus_available() -> None:
+    meminfo = "MemTotal:        1000 kB\nMemFree:          100 kB\nMemAvailable:     600 kB\n"
+    assert compare.memory_used(meminfo) == 400 * 1024
+
+
+def boot(
+    wall: float, phases: dict[str, float], memory: int = 100 << 20, complete: float | None = None
+) -> BootSample:
+    return BootSample(
+        wall_multi_user=wall, wall_boot_complete=complete, phases=phases, memory_used=memory
+    )
+
+
+def figures() -> tuple[SystemFigures, SystemFigures, FloorFigures]:
+    sonix = SystemFigures("sonix", boots=[
+        boot(30, {"kernel": 3, "initrd": 5, "userspace": 10}, complete=32),
+        boot(40, {"kernel": 4, "initrd": 6, "userspace": 12}, complete=41),
+        boot(35, {"kernel": 3.5, "initrd": 7, "userspace": 11}, complete=36),
+    ], sizes={"image": 100 << 20, "usr": 80 << 20, "initrd": 8 << 20}, build_cold_s=30.0,
+        build_warm_s=15.0, eval_s=0.1, eval_peak_rss=50 << 20)  # fmt: skip
+    peer = SystemFigures(
+        "peer",
+        boots=[
+            boot(60, {"kernel": 3, "initrd": 11, "userspace": 30}),
+            boot(70, {"kernel": 4, "initrd": 13, "userspace": 40}),
+            boot(50, {"kernel": 3, "initrd": 12, "userspace": 35}),
+        ],
+        sizes={"image": 400 << 20, "usr": 300 << 20, "initrd": 20 << 20},
+        build_cold_s=120.0,
+    )
+    floor = FloorFigures(wall_to_init=[12, 10, 11], kernel_to_init=[3, 2.5, 3.5], initrd_bytes=1000)
+    return sonix, peer, floor
+
+
+def test_summary_medians_ratios_and_the_peers_initrd() -> None:
+    summary = compare.summary(*figures())
+    rows = summary["rows"]
+    assert rows["multi-user.target, host wall clock (s)"] == {
+        "sonix": 35,
+        "peer": 60,
+        "ratio": round(35 / 60, 3),
+    }
+    assert rows["boot-complete.target, host wall clock (s)"]["peer"] is None
+    # The peer's measured kernel phase (15) holds initramfs-tools: kernel = the floor's own
+    # kernel time (3), initrd = the rest (12).
+    assert rows["kernel (systemd-analyze, s)"] == {
+        "sonix": 3.5,
+        "peer": 3,
+        "ratio": round(3.5 / 3, 3),
+    }
+    assert rows["initrd (systemd-analyze, s)"] == {"sonix": 6, "peer": 12, "ratio": 0.5}
+    assert rows["firmware (systemd-analyze, s)"] == {"sonix": None, "peer": None, "ratio": None}
+    assert rows["image (allocated) (MiB)"] == {"sonix": 100, "peer": 400, "ratio": 0.25}
+    assert rows["cold build (s)"]["ratio"] == 0.25
+    assert summary["floor"]["wall_to_init_s"] == 11
+    assert summary["targets"] == {
+        "multi-user: sonix / peer <= 0.6": round(35 / 60, 3),
+        "multi-user: sonix / floor <= 3": round(35 / 11, 3),
+        "initrd: sonix / peer <= 0.5": 0.5,
+    }
+
+
+def test_markdown_report() -> None:
+    sonix, peer, floor = figures()
+    sonix.chart, peer.chart = "bootchart-sonix.png", "bootchart-peer.png"
+    report: dict[str, Any] = {
+        "date": "2026-11-25", "host": "2 cores", "accel": "tcg", "runs": 3, "warmup": True,
+        "systems": {"sonix": {"chart": sonix.chart}, "peer": {"chart": peer.chart}},
+        "summary": compare.summary(sonix, peer, floor),
+    }  # fmt: skip
+    text = compare.markdown(report)
+    assert "| multi-user.target, host wall clock (s) | 35 | 60 | 0.583 |" in text
+    assert "| boot-complete.target, host wall clock (s) | 36 | — | — |" in text
+    assert "| multi-user: sonix / peer <= 0.6 | 0.583 | yes |" in text
+    assert "| multi-user: sonix / floor <= 3 | 3.182 | no |" in text
+    assert "[bootchart-peer.png](benchmarks/bootchart-peer.png)" in text
