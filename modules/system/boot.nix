@@ -51,6 +51,23 @@ in
       '';
     };
 
+    kernel.disabledLsms = mkOption {
+      type = types.listOf (types.strMatching "[a-z0-9_]+");
+      default = [ "bpf" ];
+      example = [ ];
+      description = ''
+        Linux security modules that the kernel's built-in order (`CONFIG_LSM`) starts but this
+        system turns off: the builder reads `CONFIG_LSM` from the kernel package and adds
+        `lsm=` without these (unless {option}`boot.kernelParams` has its own `lsm=`).
+
+        The default turns off the BPF LSM. Its only user on a sonix server is systemd's
+        `RestrictFileSystems=`, which no unit of the base system sets, and while it is on PID 1
+        loads and verifies its BPF program at every boot: 12 s of a 2-minute boot under TCG
+        emulation (docs/benchmarks.md), a fraction of a second on hardware. A unit of the
+        configuration that sets `RestrictFileSystems=` is an error until this is `[ ]`.
+      '';
+    };
+
     kernelParams = mkOption {
       type = types.listOf types.str;
       default = [ ];
@@ -142,6 +159,11 @@ in
       map (c: "console=${c}") cfg.kernel.consoles
       ++ optional (cfg.kernel.panicTimeout > 0) "panic=${toString cfg.kernel.panicTimeout}"
       ++ [ "systemd.firstboot=no" ];
+    assertions = lib.optionals (!cfg.isContainer && lib.elem "bpf" cfg.kernel.disabledLsms)
+      (lib.mapAttrsToList (name: _: {
+        assertion = false;
+        message = "systemd.services.${name}.serviceConfig.RestrictFileSystems needs the kernel's BPF LSM, which boot.kernel.disabledLsms turns off; set `boot.kernel.disabledLsms = [ ];' (or drop RestrictFileSystems).";
+      }) (lib.filterAttrs (_: s: s.serviceConfig ? RestrictFileSystems) config.systemd.services));
     # In /usr too: stage 2 loads its modules from /usr/lib/modules.
     environment.packages = optional (!cfg.isContainer) cfg.kernel.package;
 

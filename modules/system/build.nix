@@ -95,6 +95,7 @@ let
     # The root is writable state by design (systemd-repart creates it on first boot and the
     # initrd must create /sysroot/usr in it), so `rw` is not a choice the configuration makes.
     kernelParams = [ "rw" ] ++ config.boot.kernelParams ++ config.image.extraCmdline;
+    inherit (config.boot.kernel) disabledLsms;
     inherit (config.boot.loader) timeout tries;
     stubDir = "/usr/lib/systemd/boot/efi";
   };

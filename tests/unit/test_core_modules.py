@@ -545,6 +545,39 @@ def test_boot_defaults() -> None:
     assert "A definition for option `boot.loader.tries' is not of type `positive integer" in message
 
 
+def test_bpf_lsm_is_off_unless_a_unit_restricts_file_systems() -> None:
+    assert evaluate("{ }", "boot.kernel.disabledLsms") == ["bpf"]
+    restricting = """{ ... }: {
+      systemd.services.web = {
+        serviceConfig.ExecStart = "/usr/bin/true";
+        serviceConfig.RestrictFileSystems = "ext4 tmpfs";
+      };
+      %s
+    }"""
+    message = error_of(restricting % "")
+    assert ("systemd.services.web.serviceConfig.RestrictFileSystems needs the kernel's BPF LSM"
+            in message)
+    assert "boot.kernel.disabledLsms = [ ];" in message
+    allowed = restricting % "boot.kernel.disabledLsms = [ ];"
+    assert evaluate(allowed, "boot.kernel.disabledLsms") == []
+
+
+def test_generators_a_server_does_not_use_are_masked() -> None:
+    files, stage1 = usr(), initrd()
+    for name in ("systemd-sysv-generator", "systemd-rc-local-generator",
+                 "systemd-hibernate-resume-generator", "systemd-tpm2-generator"):
+        assert link(files, f"lib/systemd/system-generators/{name}") == "/dev/null"
+        assert link(stage1, f"lib/systemd/system-generators/{name}") == "/dev/null"
+    for needed in ("systemd-fstab-generator", "systemd-gpt-auto-generator",
+                   "systemd-veritysetup-generator", "systemd-getty-generator",
+                   "systemd-bless-boot-generator", "systemd-debug-generator"):
+        assert f"lib/systemd/system-generators/{needed}" not in files
+    everything = usr("{ ... }: { systemd.disabledGenerators = [ ]; }")
+    assert not any(p.startswith("lib/systemd/system-generators/") for p in everything)
+    message = error_of('{ ... }: { systemd.disabledGenerators = [ "../x" ]; }')
+    assert "systemd.disabledGenerators" in message
+
+
 def test_kernel_modules_to_load() -> None:
     module = """{ ... }: {
       boot.kernelModules = [ "br_netfilter" "wireguard" ];

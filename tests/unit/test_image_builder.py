@@ -6,6 +6,8 @@ from __future__ import annotations
 import tarfile
 from pathlib import Path
 
+import pytest
+
 from sonix.builders import image
 
 
@@ -47,3 +49,24 @@ def test_no_machines_no_change(tmp_path: Path) -> None:
     modes_file = tmp_path / "special-modes"
     image.merge_machine_modes(tmp_path / "usr", modes_file)
     assert not modes_file.exists()
+
+
+CONFIG = 'CONFIG_BPF_LSM=y\nCONFIG_LSM="landlock,lockdown,yama,apparmor,tomoyo,bpf,ipe"\n'
+
+
+def test_lsm_parameter_is_the_kernels_order_without_the_disabled_ones(tmp_path: Path) -> None:
+    config = tmp_path / "config"
+    config.write_text(CONFIG)
+    assert image.lsm_parameter(config, ["bpf"], ["rw"]) == (
+        "lsm=landlock,lockdown,yama,apparmor,tomoyo,ipe")
+    assert image.lsm_parameter(config, [], ["rw"]) is None
+    # The configuration's own lsm= wins.
+    assert image.lsm_parameter(config, ["bpf"], ["lsm=apparmor"]) is None
+
+
+def test_lsm_parameter_needs_config_lsm(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "config"
+    config.write_text("CONFIG_BPF_LSM=y\n")
+    with pytest.raises(SystemExit):
+        image.lsm_parameter(config, ["bpf"], [])
+    assert "has no CONFIG_LSM, so bpf cannot be turned off" in capsys.readouterr().err

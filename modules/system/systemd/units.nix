@@ -423,6 +423,9 @@ let
     };
 
   system = renderTree "systemd" config.systemd;
+  generatorMasks = listToAttrs (map (g: nameValuePair "lib/systemd/system-generators/${g}" {
+    symlink = "/dev/null";
+  }) config.systemd.disabledGenerators);
   initrd = renderTree "boot.initrd.systemd" config.boot.initrd.systemd;
 in
 {
@@ -434,6 +437,24 @@ in
       description = ''
         The unit the system boots into (`default.target`). systemd's own default is
         `graphical.target`; a server has no graphical session.
+      '';
+    };
+    disabledGenerators = mkOption {
+      type = types.listOf (types.strMatching "[A-Za-z0-9_.@-]+");
+      default = [
+        "systemd-hibernate-resume-generator" "systemd-integritysetup-generator"
+        "systemd-rc-local-generator" "systemd-run-generator" "systemd-ssh-generator"
+        "systemd-system-update-generator" "systemd-sysv-generator" "systemd-tpm2-generator"
+      ];
+      example = [ ];
+      description = ''
+        systemd generators (programs in /usr/lib/systemd/system-generators) that the image masks
+        (a symbolic link to /dev/null). PID 1 runs every generator at each boot and daemon-reload;
+        under emulation each costs about a second of boot. The default masks those a sonix server
+        does not use: resume from hibernation, dm-integrity tables, /etc/rc.local, `systemd.run=`,
+        sshd on AF_VSOCK (the openssh module runs sshd), offline system updates (sonix updates
+        itself from its channel), SysV init scripts and the TPM2 target. The masks go into the
+        initrd too (its systemd runs generators as well). `[ ]` runs them all.
       '';
     };
   };
@@ -451,11 +472,11 @@ in
       # What `systemctl enable dbus-broker` would link ([Install] Alias=dbus.service): the system
       # bus is socket-activated (sockets.target.wants/dbus.socket is static) as dbus.service.
       "lib/systemd/system/dbus.service".symlink = "dbus-broker.service";
-    };
+    } // generatorMasks;
     # A login prompt on the first virtual console (upstream's preset enables getty@.service);
     # serial consoles get theirs from systemd-getty-generator (console= on the command line).
     systemd.targets.getty.wants = [ "getty@tty1.service" ];
-    boot.initrd.usrFiles = initrd.files;
+    boot.initrd.usrFiles = initrd.files // generatorMasks;
     boot.initrd.binaries = optional initrd.usesScripts "/usr/bin/bash";
     assertions = system.assertions ++ initrd.assertions;
   };

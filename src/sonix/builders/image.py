@@ -19,6 +19,7 @@ import argparse
 import hashlib
 import json
 import os
+import re
 import shutil
 import stat
 import struct
@@ -492,6 +493,18 @@ def kernel_version(usr: Path) -> str:
     return versions[0]
 
 
+def lsm_parameter(kernel_config: Path, disabled: list[str], params: list[str]) -> str | None:
+    """`lsm=`: the kernel's built-in LSM order (CONFIG_LSM) without `disabled`; None when
+    nothing is disabled, or the command line already chooses its own `lsm=`."""
+    if not disabled or any(p.startswith("lsm=") for p in params):
+        return None
+    match = re.search(r'^CONFIG_LSM="([^"]*)"$', kernel_config.read_text(), re.MULTILINE)
+    if match is None:
+        die(f"{kernel_config} has no CONFIG_LSM, so {', '.join(disabled)} cannot be turned "
+            "off: set boot.kernel.disabledLsms = [ ] for this kernel")
+    return "lsm=" + ",".join(m for m in match.group(1).split(",") if m not in disabled)
+
+
 def module_closure(moddir: Path, names: Iterable[str]) -> tuple[set[str], list[str]]:
     """Module files (relative to moddir) for names and their dependencies; names that are
     built into the kernel are fine, unknown names are reported."""
@@ -752,9 +765,11 @@ def make_disk(usr: Path, initrd: Path, cfg: dict[str, object], out: Path) -> Non
 
     log("Building the UKI")
     version_k = kernel_version(usr)
-    params = cfg["kernelParams"]
-    assert isinstance(params, list)
-    cmdline = " ".join([*map(str, params), f"usrhash={usrhash}"])
+    raw_params, raw_disabled = cfg["kernelParams"], cfg.get("disabledLsms", [])
+    assert isinstance(raw_params, list) and isinstance(raw_disabled, list)
+    params, disabled = [str(p) for p in raw_params], [str(m) for m in raw_disabled]
+    lsm = lsm_parameter(usr / f"boot/config-{version_k}", disabled, params)
+    cmdline = " ".join([*params, *([lsm] if lsm else []), f"usrhash={usrhash}"])
     uki = out / f"{name}_{version}.efi"
     run(
         "ukify", "build", f"--linux={usr}/boot/vmlinuz-{version_k}", f"--initrd={initrd}",
