@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -23,8 +23,14 @@ def root() -> Path:
 
 
 @pytest.fixture(scope="session")
-def build_config(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], BuildResult]:
-    """Build a configuration's image once per test session (VM tests share them)."""
+def build_config(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Callable[[Path], BuildResult]]:
+    """Build a configuration's image once per test session (VM tests share them).
+
+    The `system` links are GC roots for the session only: at its end they go, so that
+    `sonix test` can collect the images of earlier sessions when the disk runs low (pytest
+    keeps the last three sessions' directories). Until then Nix reuses the builds."""
     cache: dict[Path, BuildResult] = {}
     out = tmp_path_factory.mktemp("builds")
 
@@ -34,4 +40,6 @@ def build_config(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Path], B
             cache[config] = build_system(config, out / config.stem)
         return cache[config]
 
-    return build
+    yield build
+    for link in out.glob("*/system"):
+        link.unlink()

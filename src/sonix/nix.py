@@ -109,3 +109,12 @@ def store_add_fixed(files: Sequence[Path]) -> list[Path]:
         ["nix-store", "--add-fixed", "sha256", *map(str, files)], capture=True, env=NIX_ENV
     )
     return [Path(line) for line in result.stdout.split()]
+
+
+def collect_garbage() -> str:
+    """`nix-store --gc`: delete the store paths no GC root reaches (build results a test
+    session or `sonix build` linked are roots; fetched .debs and unpacked trees are not, and
+    are fetched or built again when next needed). Returns Nix's summary line."""
+    result = process.run(["nix-store", "--gc"], capture=True, env=NIX_ENV)
+    lines = [line for line in (result.stdout + result.stderr).splitlines() if "freed" in line]
+    return lines[-1].strip() if lines else "nothing to delete"
