@@ -102,6 +102,20 @@ in
       '';
     };
 
+    initrd.diskDrivers = mkOption {
+      type = types.listOf moduleName;
+      default = [ "virtio_blk" "virtio_scsi" ];
+      example = [ "virtio_blk" "nvme" "ahci" ];
+      description = ''
+        Drivers of the disk controllers the image may boot from, loaded by systemd-modules-load
+        at the start of stage 1 (`/usr/lib/modules-load.d/sonix-disk.conf` in the initrd).
+        Otherwise udev loads them when its coldplug reaches the controller, after a few hundred
+        other devices: under emulation the boot disk then appears 10 s later. A driver without
+        its hardware loads and does nothing. Add `nvme` or `ahci` for bare metal; `[ ]` leaves
+        all of it to udev.
+      '';
+    };
+
     initrd.availableKernelModules = mkOption {
       type = types.listOf moduleName;
       default = [ ];
@@ -172,6 +186,37 @@ in
     };
     boot.initrd.usrFiles."lib/modules-load.d/sonix-initrd.conf" = lib.mkIf (cfg.initrd.kernelModules != [ ]) {
       text = lib.concatLines cfg.initrd.kernelModules;
+    };
+    boot.initrd.usrFiles."lib/modules-load.d/sonix-disk.conf" = lib.mkIf (cfg.initrd.diskDrivers != [ ]) {
+      text = lib.concatLines cfg.initrd.diskDrivers;
+    };
+    boot.initrd.availableKernelModules = cfg.initrd.diskDrivers;
+
+    # bootctl refreshes the boot loader's random seed on the ESP at every boot. Debian's unit
+    # orders that before sysinit.target, so every boot waited for udev to announce the ESP
+    # (51 s of a TCG boot's critical chain). The same unit without that ordering: the seed is
+    # still refreshed, early, but nothing waits for it. systemd-boot also updates the seed itself
+    # before it starts the kernel.
+    systemd.services.systemd-boot-random-seed = lib.mkIf (!cfg.isContainer) {
+      description = "Update Boot Loader Random Seed";
+      documentation = [ "man:systemd-boot-random-seed.service(8)" "man:random(4)" ];
+      after = [ "local-fs.target" "systemd-random-seed.service" ];
+      before = [ "shutdown.target" ];
+      conflicts = [ "shutdown.target" ];
+      unitConfig = {
+        DefaultDependencies = false;
+        ConditionVirtualization = "!container";
+        ConditionPathExists = [
+          "!/etc/initrd-release"
+          "|/sys/firmware/efi/efivars/LoaderFeatures-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+          "|/sys/firmware/efi/efivars/StubFeatures-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+        ];
+      };
+      serviceConfig = {
+        Type = "oneshot";
+        RemainAfterExit = true;
+        ExecStart = "bootctl --graceful random-seed";
+      };
     };
   };
 }

@@ -657,3 +657,21 @@ def test_core_options_are_documented() -> None:
     root = paths.source_root()
     result = nix.eval_expr_json(f"(import {root}/docs/options.nix {{ }}).undocumented")
     assert result == []
+
+
+def test_disk_drivers_load_at_the_start_of_stage_1() -> None:
+    assert text(initrd(), "lib/modules-load.d/sonix-disk.conf") == "virtio_blk\nvirtio_scsi\n"
+    bare_metal = '{ ... }: { boot.initrd.diskDrivers = [ "nvme" "ahci" ]; }'
+    assert text(initrd(bare_metal), "lib/modules-load.d/sonix-disk.conf") == "nvme\nahci\n"
+    assert {"nvme", "ahci"} <= set(evaluate(bare_metal, "boot.initrd.availableKernelModules"))
+    none = "{ ... }: { boot.initrd.diskDrivers = [ ]; }"
+    assert "lib/modules-load.d/sonix-disk.conf" not in initrd(none)
+
+
+def test_the_boot_loader_random_seed_does_not_hold_up_sysinit() -> None:
+    unit = text(usr(), "lib/systemd/system/systemd-boot-random-seed.service")
+    assert "ExecStart=bootctl --graceful random-seed" in unit
+    assert "DefaultDependencies=false" in unit
+    # Debian's unit has Before=sysinit.target: every boot then waits for the ESP's device.
+    assert "sysinit.target" not in unit
+    assert "Before=shutdown.target" in unit

@@ -70,3 +70,60 @@ def test_lsm_parameter_needs_config_lsm(tmp_path: Path, capsys: pytest.CaptureFi
     with pytest.raises(SystemExit):
         image.lsm_parameter(config, ["bpf"], [])
     assert "has no CONFIG_LSM, so bpf cannot be turned off" in capsys.readouterr().err
+
+
+# Trixie's cloud kernel's modules.devname and what `kmod static-nodes --format=tmpfiles` made
+# of it in a booted sonix VM (/run/tmpfiles.d/static-nodes.conf).
+DEVNAME = """\
+# Device nodes to trigger on-demand module loading.
+cuse cuse c10:203
+autofs4 autofs c10:235
+loop loop-control c10:237
+tun net/tun c10:200
+dm_mod mapper/control c10:236
+vfio vfio/vfio c10:196
+"""
+KMOD_OUTPUT = """\
+c! /dev/cuse 0600 - - - 10:203
+c! /dev/autofs 0600 - - - 10:235
+c! /dev/loop-control 0600 - - - 10:237
+d /dev/net 0755 - - -
+c! /dev/net/tun 0600 - - - 10:200
+d /dev/mapper 0755 - - -
+c! /dev/mapper/control 0600 - - - 10:236
+d /dev/vfio 0755 - - -
+c! /dev/vfio/vfio 0600 - - - 10:196
+"""
+
+
+def test_static_nodes_are_what_kmod_writes_at_boot(tmp_path: Path) -> None:
+    (tmp_path / "modules.devname").write_text(DEVNAME + "fake deep/er/node b8:1\n")
+    lines = image.static_nodes_tmpfiles(tmp_path / "modules.devname").splitlines()
+    assert lines[0].startswith("#")
+    assert lines[1:-3] == KMOD_OUTPUT.splitlines()
+    # Nested directories come parent first, each once.
+    assert lines[-3:] == ["d /dev/deep 0755 - - -", "d /dev/deep/er 0755 - - -",
+                          "b! /dev/deep/er/node 0600 - - - 8:1"]
+
+
+def test_shipping_static_nodes_masks_kmod_static_nodes(tmp_path: Path) -> None:
+    moddir = tmp_path / "usr/lib/modules/6.12.0"
+    moddir.mkdir(parents=True)
+    (moddir / "modules.devname").write_text(DEVNAME)
+    units = tmp_path / "usr/lib/systemd/system"
+    units.mkdir(parents=True)
+    (units / "kmod-static-nodes.service").write_text("[Service]\nExecStart=kmod static-nodes\n")
+
+    image.ship_static_nodes(tmp_path, moddir)
+
+    assert (units / "kmod-static-nodes.service").readlink() == Path("/dev/null")
+    conf = (tmp_path / "usr/lib/tmpfiles.d/static-nodes.conf").read_text()
+    assert conf.endswith(KMOD_OUTPUT)
+
+
+def test_a_malformed_devname_line_is_named(tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "modules.devname").write_text("loop loop-control 10:237\n")
+    with pytest.raises(SystemExit):
+        image.static_nodes_tmpfiles(tmp_path / "modules.devname")
+    assert "loop loop-control 10:237" in capsys.readouterr().err
