@@ -378,6 +378,11 @@ def markdown(report: Mapping[str, Any]) -> str:
         "the kernel log (systemd-analyze counts it as kernel time); its firmware and loader "
         "phases are unknown (its systemd cannot read the loader's EFI variables that early).",
         "",
+        "Builds: sonix's cold build is a new release (usr, initrd, image) from the package "
+        "tree already in the Nix store, its warm rebuild one more with a changed option; the "
+        "peer's is built from nothing (bootstrap, apt, initramfs-tools), so that ratio compares "
+        "different work.",
+        "",
         "| target | measured | met |",
         "|---|---:|---|",
     ]
