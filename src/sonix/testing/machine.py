@@ -315,9 +315,11 @@ class Machine:
         if self.image is None or self._process is None or self.is_running():
             return False
         tail = self.console_text()[-4000:]
-        # A clean reboot, or a panic with panic=N (the kernel resets after N seconds), or a
-        # hung panic the driver reset (_guest_alive).
-        markers = ("reboot: Restarting system", "reboot: machine restart", "Rebooting in ")
+        # A clean reboot, or a panic with panic=N (the kernel resets after N seconds; a panic
+        # in an interrupt may reset without printing "Rebooting in"), or a hung panic the
+        # driver reset (_guest_alive).
+        markers = ("reboot: Restarting system", "reboot: machine restart", "Rebooting in ",
+                   PANIC_MARKER)
         if not (self._reset_hung_panic or any(marker in tail for marker in markers)):
             return False
         self._reset_hung_panic = False
