@@ -34,7 +34,7 @@ def test_direct_boot_argv() -> None:
     )  # fmt: skip
     assert qemu.qemu_argv(spec) == [
         "qemu-system-x86_64", "-name", "alpha", "-accel", "tcg", "-machine", "q35",
-        "-cpu", "max", "-smp", "1", "-m", "512", "-nodefaults", "-display", "none",
+        "-cpu", "qemu64", "-smp", "1", "-m", "512", "-nodefaults", "-display", "none",
         "-device", "virtio-rng-pci",
         "-kernel", "/nix/store/x-selftest/kernel", "-initrd", "/nix/store/x-selftest/initrd",
         "-append", "console=ttyS0 quiet",
