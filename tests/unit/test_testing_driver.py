@@ -124,7 +124,8 @@ class FakeQemu:
     serves QMP, and runs backdoor requests with the host's bash in a scratch directory."""
 
     instances: ClassVar[list[FakeQemu]] = []
-    panics_left: ClassVar[int] = 0  # boots whose kernel panics and hangs before the backdoor
+    panics_left: ClassVar[int] = 0  # boots whose kernel panics before the backdoor
+    panic_resets: ClassVar[bool] = False  # the panic resets the VM (QEMU exits, -no-reboot)
 
     def __init__(self, argv: list[str], log: Any) -> None:
         self.argv = argv
@@ -149,6 +150,11 @@ class FakeQemu:
         if FakeQemu.panics_left > 0:
             FakeQemu.panics_left -= 1
             self.serial.sendall(b"Kernel panic - not syncing: Fatal exception in interrupt\r\n")
+            if FakeQemu.panic_resets:  # no "Rebooting in": a panic in an interrupt may not say
+                self.returncode = 0
+                self._stop.set()
+                for sock in (self.serial, self.backdoor, self.qmp_server):
+                    sock.close()
             return
         self.serial.sendall(f"Linux booting (boot {self.boots})\r\nlogin: \r\n".encode())
         self.backdoor.sendall(b"SONIX-BACKDOOR-READY\n")
@@ -358,6 +364,21 @@ def test_a_hung_kernel_panic_is_reset_like_a_watchdog_would(image_machine: Machi
     assert image_machine.succeed("echo up") == "up\n"
     assert image_machine.panic_resets == 1
     assert [q.boots for q in FakeQemu.instances] == [1, 1]  # a power cycle, not a warm reset
+
+
+def test_a_kernel_panic_that_resets_the_vm_is_a_power_cycle(
+    image_machine: Machine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(FakeQemu, "panic_resets", True)
+    FakeQemu.panics_left = 1
+    assert image_machine.succeed("echo up") == "up\n"
+    assert [q.boots for q in FakeQemu.instances] == [1, 1]
+    assert image_machine.panic_resets == 0  # not a hung panic: QEMU ended by itself
+    # The same while a console wait runs (wait_for_reboot(console=...) in the update tests).
+    image_machine.crash()
+    FakeQemu.panics_left = 1
+    assert image_machine.wait_for_console_text(r"boot \d+", timeout=5) == "boot 1"
+    assert len(FakeQemu.instances) == 4
 
 
 def test_a_kernel_that_keeps_panicking_is_a_machine_error(image_machine: Machine) -> None:
