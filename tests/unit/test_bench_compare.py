@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from sonix.bench import compare
 from sonix.bench.compare import BootSample, FloorFigures, SystemFigures
 
@@ -41,6 +43,20 @@ def test_initramfs_time_from_the_kernel_log() -> None:
 def test_memory_used_is_total_minus_available() -> None:
     meminfo = "MemTotal:        1000 kB\nMemFree:          100 kB\nMemAvailable:     600 kB\n"
     assert compare.memory_used(meminfo) == 400 * 1024
+
+
+def test_cpu_seconds_of_all_cpus_and_of_pid_1() -> None:
+    text = (  # a booted peer, read through the backdoor
+        "100\n"
+        "cpu  7240 0 6794 14018 14 0 22 0 0 0\n"
+        "1 (systemd) S 0 1 1 0 -1 4194560 6848 49063 112 58 1315 1520 1932 1697 20 0 1 0 73 "
+        "24080384 3468 18446744073709551615\n"
+    )
+    assert compare.cpu_seconds(text) == (140.56, 28.35)  # idle and iowait are not busy
+    odd_name = text.replace("(systemd)", "(sys temd) x)")
+    assert compare.cpu_seconds(odd_name) == (140.56, 28.35)
+    with pytest.raises(ValueError, match="not CLK_TCK"):
+        compare.cpu_seconds("100\n")
 
 
 def boot(

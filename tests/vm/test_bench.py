@@ -43,9 +43,13 @@ def test_quick_bench_runs_end_to_end(tmp_path: Path) -> None:
     for name in ("multi-user.target, host wall clock (s)", "userspace (systemd-analyze, s)",
                  "initrd (systemd-analyze, s)", "memory used after boot (MiB)",
                  "/usr (sonix: erofs; peer: ext4 files) (MiB)",
-                 "initrd (MiB)"):
+                 "initrd (MiB)", "CPU time used by the boot, all CPUs (s)", "of it, PID 1 (s)"):
         row = rows[name]
         assert row["sonix"] and row["peer"] and row["ratio"], (name, row)
+    for system in ("sonix", "peer"):
+        cpu = rows["CPU time used by the boot, all CPUs (s)"][system]
+        assert rows["of it, PID 1 (s)"][system] < cpu < 4 * rows[
+            "multi-user.target, host wall clock (s)"][system], (system, cpu)  # 2 vCPUs, settled
     assert rows["boot-complete.target, host wall clock (s)"]["sonix"]
     assert rows["evaluation (s)"]["sonix"] and rows["warm rebuild, one option changed (s)"]["sonix"]
     assert report["summary"]["floor"]["wall_to_init_s"] > 0
