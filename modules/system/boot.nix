@@ -5,6 +5,10 @@ let
   inherit (lib) mkOption types optional;
   cfg = config.boot;
   moduleName = types.strMatching "[A-Za-z0-9_-]+";
+  modprobeWhenMissing = {
+    overrideStrategy = "asDropin";
+    unitConfig.ConditionPathExists = "!/sys/module/%i";
+  };
 in
 {
   options.boot = {
@@ -218,5 +222,12 @@ in
         ExecStart = "bootctl --graceful random-seed";
       };
     };
+
+    # modprobe@<module>.service runs at every boot for configfs, loop, dm_mod, fuse, drm…, also
+    # when the initrd has loaded the module or it is built in (then modprobe has nothing to do,
+    # but under TCG starting it costs about a second of CPU each). /sys/module/<name> exists
+    # exactly when the module is loaded or built in with parameters, so skip those.
+    systemd.services."modprobe@" = modprobeWhenMissing;
+    boot.initrd.systemd.services."modprobe@" = modprobeWhenMissing;
   };
 }

@@ -675,3 +675,10 @@ def test_the_boot_loader_random_seed_does_not_hold_up_sysinit() -> None:
     # Debian's unit has Before=sysinit.target: every boot then waits for the ESP's device.
     assert "sysinit.target" not in unit
     assert "Before=shutdown.target" in unit
+
+
+def test_modprobe_units_skip_modules_that_are_already_there() -> None:
+    for files in (usr(), initrd()):
+        dropin = text(files, "lib/systemd/system/modprobe@.service.d/overrides.conf")
+        assert "ConditionPathExists=!/sys/module/%i" in dropin
+        assert "ExecStart" not in dropin  # Debian's unit still does the loading
