@@ -12,8 +12,9 @@ from sonix.build import BuildResult, build_system
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Same settings as sonix.nix: no substituters (nothing outside this machine is reachable).
-os.environ.setdefault("NIX_CONFIG", "substituters =\n")
+# As in sonix.nix: no substituters (nothing outside this machine is reachable), no build
+# sandbox (build steps run the host's /bin/sh and bwrap).
+os.environ.setdefault("NIX_CONFIG", "substituters =\nsandbox = false\n")
 os.environ["SONIX_ROOT"] = str(ROOT)
 
 

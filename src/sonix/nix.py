@@ -15,8 +15,10 @@ from typing import Any
 from sonix import paths, process, ui
 
 NIX_ENV = {
-    # max-jobs: independent derivations (package unpacking) build in parallel.
-    "NIX_CONFIG": "substituters =\nwarn-dirty = false\nmax-jobs = auto\n",
+    # max-jobs: independent derivations (package unpacking) build in parallel. No sandbox:
+    # build steps run the host's /bin/sh and bwrap (Nix's own default is a sandbox, and
+    # Debian's nix-bin ships no nix.conf that says otherwise).
+    "NIX_CONFIG": "substituters =\nsandbox = false\nwarn-dirty = false\nmax-jobs = auto\n",
     # The module system's own trace output (warnings) should reach the user unchanged.
     "NIX_PATH": "",
 }
