@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -57,6 +59,27 @@ def test_cpu_seconds_of_all_cpus_and_of_pid_1() -> None:
     assert compare.cpu_seconds(odd_name) == (140.56, 28.35)
     with pytest.raises(ValueError, match="not CLK_TCK"):
         compare.cpu_seconds("100\n")
+
+
+def measure(*argv: str) -> tuple[int, float, int]:
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", compare.MEASURE_CHILD, *argv],
+                            capture_output=True, text=True, check=True)
+    status, seconds, kib = result.stdout.split()
+    return int(status), float(seconds), int(kib)
+
+
+def test_peak_memory_is_the_evaluators_not_the_callers() -> None:
+    # The caller holds 256 MiB, as pytest or a CLI with a big report might; a child that
+    # allocates 64 MiB is measured at about 64 MiB, `true` at a few.
+    ballast = bytearray(256 << 20)
+    ballast[:: 4096] = b"x" * len(ballast[:: 4096])
+    grow = "b = bytearray(64 << 20); b[::4096] = b'x' * len(b[::4096])"
+    status, _, kib = measure(sys.executable, "-c", grow)
+    assert status == 0 and 64 << 10 < kib < 128 << 10
+    status, _, kib = measure("true")
+    assert status == 0 and kib < 64 << 10
+    assert measure("false")[0] == 1
+    del ballast
 
 
 def boot(

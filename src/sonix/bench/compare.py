@@ -33,6 +33,7 @@ import re
 import shutil
 import statistics
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -41,7 +42,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sonix import build, nix, paths, ui
+from sonix import build, nix, paths, process, ui
 from sonix.bench import floor, peer
 from sonix.testing import Driver, Machine
 from sonix.vm import qemu
@@ -162,6 +163,23 @@ def timed(step: Callable[[], T]) -> tuple[float, T]:
     return time.monotonic() - start, result
 
 
+# Runs argv (its output to /dev/null) and prints "<exit status> <seconds> <peak RSS in KiB>".
+# A process's peak RSS counts the memory of the process it was forked from (Linux records the
+# forked copy's high-water mark at exec), so measured straight from the CLI (or from pytest,
+# some 350 MiB) it would be the caller's size. A small interpreter of its own forks the
+# evaluator instead, as GNU time does; its own few MiB are below any evaluation's.
+MEASURE_CHILD = """
+import os, sys, time
+start = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), time.monotonic() - start, usage.ru_maxrss)
+"""
+
+
 def eval_figures(config: Path) -> tuple[float, int]:
     """Seconds and peak RSS (bytes) of evaluating `config` down to its system derivation."""
     root, configuration = paths.source_root(), build.nix_path(config)
@@ -170,16 +188,12 @@ def eval_figures(config: Path) -> tuple[float, int]:
         ".config.system.build.toplevel.drvPath"
     )
     argv = ["nix-instantiate", "--eval", "--expr", expr]
-    start = time.monotonic()
-    process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env={**os.environ, **nix.NIX_ENV})
-    _, status, usage = os.wait4(process.pid, 0)
-    elapsed = time.monotonic() - start
-    process.returncode = os.waitstatus_to_exitcode(status)
-    if process.returncode != 0:
-        assert process.stderr is not None
-        raise ui.die(f"evaluating {config} failed: {process.stderr.read().decode()[-2000:]}")
-    return elapsed, usage.ru_maxrss * 1024
+    result = process.run([sys.executable, "-I", "-S", "-c", MEASURE_CHILD, *argv],
+                         capture=True, check=False, env=nix.NIX_ENV)
+    figures = (result.stdout or "").split()
+    if result.returncode != 0 or len(figures) != 3 or figures[0] != "0":
+        raise ui.die(f"evaluating {config} failed: {(result.stderr or '')[-2000:]}")
+    return float(figures[1]), int(figures[2]) * 1024
 
 
 # Give the booted UKI on the ESP a boot counter again (the next boot is counted, so it reaches
