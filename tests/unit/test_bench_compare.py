@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from sonix.bench import compare
-from sonix.bench.compare import BootSample, FloorFigures, SystemFigures
+from sonix.bench.compare import BootSample, FloorFigures, InitrdFloorFigures, SystemFigures
 
 
 def test_analyze_phases_reads_every_unit_systemd_prints() -> None:
@@ -108,7 +108,9 @@ def figures() -> tuple[SystemFigures, SystemFigures, FloorFigures]:
         build_cold_s=120.0,
     )
     floor = FloorFigures(wall_to_init=[12, 10, 11], kernel_to_init=[3, 2.5, 3.5], initrd_bytes=1000)
-    return sonix, peer, floor
+    initrd_floor = InitrdFloorFigures(wall_to_init=[13, 14, 15], init_to_first_target=[1, 2, 1],
+                                      init_to_sysinit=[4, 5, 6], initrd_bytes=8 << 20)
+    return sonix, peer, floor, initrd_floor
 
 
 def test_summary_medians_ratios_and_the_peers_initrd() -> None:
@@ -137,15 +139,21 @@ def test_summary_medians_ratios_and_the_peers_initrd() -> None:
         "multi-user: sonix / floor <= 3": round(35 / 11, 3),
         "initrd: sonix / peer <= 0.5": 0.5,
     }
+    assert summary["initrd_floor"] == {"wall_to_init_s": 14, "init_to_first_target_s": 1,
+                                       "init_to_sysinit_s": 5, "initrd_bytes": 8 << 20}
+    # Budgets: 0.6 x 60, 3 x 11, 0.5 x 12; before the kernel: wall less the three phases
+    # (medians of 30-18, 40-22, 35-21.5 for sonix; 60-44, 70-57, 50-50 for the peer).
+    assert summary["budgets"] == {"multi_user_s": 36, "multi_user_floor_s": 33, "initrd_s": 6,
+                                  "sonix_before_kernel_s": 13.5, "peer_before_kernel_s": 13}
 
 
 def test_markdown_report() -> None:
-    sonix, peer, floor = figures()
+    sonix, peer, floor, initrd_floor = figures()
     sonix.chart, peer.chart = "bootchart-sonix.png", "bootchart-peer.png"
     report: dict[str, Any] = {
         "date": "2026-11-25", "host": "2 cores", "accel": "tcg", "runs": 3, "warmup": True,
         "systems": {"sonix": {"chart": sonix.chart}, "peer": {"chart": peer.chart}},
-        "summary": compare.summary(sonix, peer, floor),
+        "summary": compare.summary(sonix, peer, floor, initrd_floor),
     }  # fmt: skip
     text = compare.markdown(report)
     assert "| multi-user.target, host wall clock (s) | 35 | 60 | 0.583 |" in text
@@ -153,3 +161,8 @@ def test_markdown_report() -> None:
     assert "| multi-user: sonix / peer <= 0.6 | 0.583 | yes |" in text
     assert "| multi-user: sonix / floor <= 3 | 3.182 | no |" in text
     assert "[bootchart-peer.png](benchmarks/bootchart-peer.png)" in text
+    assert ("/init runs 14 s after QEMU's start (the floor's trivial initrd: 11 s; the "
+            "difference is unpacking the initrd), PID 1 reaches its first target 1 s and "
+            "sysinit.target 5 s after /init.") in text
+    assert "an initrd phase within 6 s (0.5 x the peer)" in text
+    assert "about 13.5 s before sonix's kernel starts and 13 s before the peer's" in text

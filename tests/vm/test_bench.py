@@ -1,7 +1,8 @@
 """`sonix bench` in its quick mode (one boot each, the cached peer), end to end, so that the
 benchmark cannot rot (issue 8): the three systems build and boot, the report, the JSON and
 the boot charts are written. On the way, the peer's last boot is checked to be the Debian way
-of booting, and the floor's marker is read (compare.measure_floor).
+of booting, and the floor's marker is read (compare.measure_floor), and sonix's initrd boots
+with no disk up to sysinit.target (compare.measure_initrd_floor).
 
 The figures themselves are not asserted beyond being there: timings belong in the benchmark,
 not in tests (docs/benchmarks.md comes from a full `./sonix bench` run).
@@ -53,6 +54,12 @@ def test_quick_bench_runs_end_to_end(tmp_path: Path) -> None:
     assert rows["boot-complete.target, host wall clock (s)"]["sonix"]
     assert rows["evaluation (s)"]["sonix"] and rows["warm rebuild, one option changed (s)"]["sonix"]
     assert report["summary"]["floor"]["wall_to_init_s"] > 0
+    initrd_floor = report["summary"]["initrd_floor"]
+    # sonix's initrd is larger than the floor's 1 KiB: /init starts later; PID 1 starts, then
+    # reaches sysinit.target.
+    assert initrd_floor["wall_to_init_s"] > report["summary"]["floor"]["wall_to_init_s"]
+    assert 0 < initrd_floor["init_to_first_target_s"] <= initrd_floor["init_to_sysinit_s"]
+    assert all(v is not None for v in report["summary"]["budgets"].values())
     assert all(v is not None for v in report["summary"]["targets"].values())
 
     text = (out / "benchmarks.md").read_text()

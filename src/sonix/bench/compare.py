@@ -157,6 +157,18 @@ class FloorFigures:
     initrd_bytes: int = 0
 
 
+@dataclass
+class InitrdFloorFigures:
+    """sonix's own initrd booted by the floor's kernel with no disk, up to sysinit.target: the
+    least a systemd stage 1 costs here, whatever the initrd then does (issue 8's initrd
+    target is measured against it). Times on the host clock, from the console."""
+
+    wall_to_init: list[float] = field(default_factory=list)  # QEMU start -> /init runs
+    init_to_first_target: list[float] = field(default_factory=list)  # /init -> PID 1's first
+    init_to_sysinit: list[float] = field(default_factory=list)  # /init -> sysinit.target
+    initrd_bytes: int = 0
+
+
 def timed(step: Callable[[], T]) -> tuple[float, T]:
     start = time.monotonic()
     result = step()
@@ -295,6 +307,42 @@ def measure_floor(driver: Driver, result: floor.Floor, runs: int) -> FloorFigure
     return figures
 
 
+# The kernel prints this line as it starts /init; systemd (show_status) its targets.
+KERNEL_RUNS_INIT = r"Run /init as init process"
+SYSINIT_REACHED = r"Reached target [^\n]*System Initialization"
+
+
+def measure_initrd_floor(driver: Driver, floor_build: floor.Floor, initrd: Path,
+                         runs: int) -> InitrdFloorFigures:
+    """Boot the floor's kernel with sonix's initrd and no disk: the initrd's systemd stops at
+    sysinit.target (udev, journald, tmpfiles, modules: what every systemd stage 1 does
+    before it looks for a disk)."""
+    figures = InitrdFloorFigures(initrd_bytes=initrd.stat().st_size)
+    append = (f"{floor.DEFAULT_APPEND} rd.systemd.unit=sysinit.target systemd.show_status=1 "
+              "rd.udev.log_level=err")
+    for run in range(runs):
+        with ui.step(f"systemd initrd floor: boot {run + 1} of {runs}"):
+            machine = driver.machine(
+                f"initrd-floor{run}", memory_mib=512, user_net=False,
+                direct_boot=qemu.DirectBoot(kernel=floor_build.kernel, initrd=initrd,
+                                            append=append))  # fmt: skip
+            start = time.monotonic()
+            machine.start()
+            machine.wait_for_console_text(KERNEL_RUNS_INIT, timeout=BOOT_TIMEOUT)
+            at_init = time.monotonic()
+            machine.wait_for_console_text(r"Reached target", timeout=BOOT_TIMEOUT)
+            at_first = time.monotonic()
+            # The first target may be sysinit.target itself; then it has been seen already.
+            if not re.search(SYSINIT_REACHED, machine.console_text()):
+                machine.wait_for_console_text(SYSINIT_REACHED, timeout=BOOT_TIMEOUT)
+            at_sysinit = time.monotonic()
+            machine.crash()
+            figures.wall_to_init.append(round(at_init - start, 3))
+            figures.init_to_first_target.append(round(at_first - at_init, 3))
+            figures.init_to_sysinit.append(round(at_sysinit - at_init, 3))
+    return figures
+
+
 # ---- the sonix side ------------------------------------------------------------------------
 
 
@@ -344,7 +392,8 @@ def phase_of(name: str) -> Callable[[BootSample], float | None]:
     return lambda boot: boot.phases.get(name)
 
 
-def summary(sonix: SystemFigures, peer_: SystemFigures, floor_: FloorFigures) -> dict[str, Any]:
+def summary(sonix: SystemFigures, peer_: SystemFigures, floor_: FloorFigures,
+            initrd_floor: InitrdFloorFigures) -> dict[str, Any]:
     """Medians and ratios: what docs/benchmarks.md shows."""
     rows: dict[str, dict[str, float | None]] = {}
 
@@ -375,10 +424,25 @@ def summary(sonix: SystemFigures, peer_: SystemFigures, floor_: FloorFigures) ->
     row("warm rebuild, one option changed (s)", sonix.build_warm_s, None)
     floor_wall = median(floor_.wall_to_init)
     sonix_wall = sonix.median_of(lambda b: b.wall_multi_user)
+    peer_wall = peer_.median_of(lambda b: b.wall_multi_user)
     return {
         "rows": rows,
         "floor": {"wall_to_init_s": floor_wall, "kernel_to_init_s": floor_kernel,
                   "initrd_bytes": floor_.initrd_bytes},
+        "initrd_floor": {
+            "wall_to_init_s": median(initrd_floor.wall_to_init),
+            "init_to_first_target_s": median(initrd_floor.init_to_first_target),
+            "init_to_sysinit_s": median(initrd_floor.init_to_sysinit),
+            "initrd_bytes": initrd_floor.initrd_bytes,
+        },
+        # What the targets leave, against what is spent before sonix's own work begins.
+        "budgets": {
+            "multi_user_s": _times(0.6, peer_wall),
+            "multi_user_floor_s": _times(3, floor_wall),
+            "initrd_s": _times(0.5, rows["initrd (systemd-analyze, s)"]["peer"]),
+            "sonix_before_kernel_s": _before_kernel(sonix),
+            "peer_before_kernel_s": _before_kernel(peer_),
+        },
         "targets": {
             "multi-user: sonix / peer <= 0.6": ratio(sonix_wall, peer_.median_of(
                 lambda b: b.wall_multi_user)),
@@ -386,6 +450,22 @@ def summary(sonix: SystemFigures, peer_: SystemFigures, floor_: FloorFigures) ->
             "initrd: sonix / peer <= 0.5": rows["initrd (systemd-analyze, s)"]["ratio"],
         },
     }
+
+
+def _times(factor: float, value: float | None) -> float | None:
+    return round(factor * value, 3) if value is not None else None
+
+
+def _before_kernel(figures: SystemFigures) -> float | None:
+    """Firmware and boot loader, about: the host's wall clock to multi-user.target less the
+    guest's kernel, initrd and userspace phases (under TCG systemd-analyze cannot see the
+    loader's timestamps)."""
+    def before(boot: BootSample) -> float | None:
+        phases = [boot.phases.get(name) for name in ("kernel", "initrd", "userspace")]
+        if any(p is None for p in phases):
+            return None
+        return boot.wall_multi_user - sum(p for p in phases if p is not None)
+    return figures.median_of(before)
 
 
 def _mib(value: float | int | None) -> float | None:
@@ -426,6 +506,7 @@ def markdown(report: Mapping[str, Any]) -> str:
         "the kernel log (systemd-analyze counts it as kernel time); its firmware and loader "
         "phases are unknown (its systemd cannot read the loader's EFI variables that early).",
         "",
+        *_initrd_floor_lines(s),
         "Builds: sonix's cold build is a new release (usr, initrd, image) from the package "
         "tree already in the Nix store, its warm rebuild one more with a changed option; the "
         "peer's is built from nothing (bootstrap, apt, initramfs-tools), so that ratio compares "
@@ -450,6 +531,28 @@ def markdown(report: Mapping[str, Any]) -> str:
                       "```", blame.rstrip(), "```"]
     lines += ["", "Raw figures: [benchmarks/results.json](benchmarks/results.json).", ""]
     return "\n".join(lines)
+
+
+def _initrd_floor_lines(s: Mapping[str, Any]) -> list[str]:
+    floor_, budgets = s.get("initrd_floor"), s.get("budgets")
+    if not floor_ or not budgets:
+        return []
+    return [
+        f"systemd initrd floor: sonix's initrd booted by the same kernel with no disk "
+        f"(`rd.systemd.unit=sysinit.target`): /init runs {_cell(floor_['wall_to_init_s'])} s "
+        f"after QEMU's start (the floor's trivial initrd: {_cell(s['floor']['wall_to_init_s'])}"
+        f" s; the difference is unpacking the initrd), PID 1 reaches its first target "
+        f"{_cell(floor_['init_to_first_target_s'])} s and sysinit.target "
+        f"{_cell(floor_['init_to_sysinit_s'])} s after /init.",
+        "",
+        f"What the targets leave: multi-user.target within {_cell(budgets['multi_user_s'])} s "
+        f"(0.6 x the peer) and {_cell(budgets['multi_user_floor_s'])} s (3 x the floor), an "
+        f"initrd phase within {_cell(budgets['initrd_s'])} s (0.5 x the peer). Firmware and "
+        f"boot loader take about {_cell(budgets['sonix_before_kernel_s'])} s before sonix's "
+        f"kernel starts and {_cell(budgets['peer_before_kernel_s'])} s before the peer's (host "
+        "wall clock less the guest's phases); the floor has neither (QEMU loads its kernel).",
+        "",
+    ]
 
 
 @contextmanager
@@ -481,6 +584,7 @@ def run(out: Path, *, runs: int, cold_peer: bool, warmup: bool = True, work: Pat
             peer_image = peer_build(tmp, peer_, cold=cold_peer)
         floor_build = floor.build_floor(paths.state_dir() / "bench")
         floor_ = measure_floor(driver, floor_build, runs)
+        initrd_floor = measure_initrd_floor(driver, floor_build, result.initrd, runs)
         measure_boots(driver, sonix, result.image, runs=runs, warmup=warmup, boot_complete=True,
                       charts=charts, inspect=inspect.get("sonix"))
         measure_boots(driver, peer_, peer_image.disk, runs=runs, warmup=warmup,
@@ -493,8 +597,9 @@ def run(out: Path, *, runs: int, cold_peer: bool, warmup: bool = True, work: Pat
         "warmup": warmup,
         "systems": {"sonix": asdict(sonix), "peer": asdict(peer_)},
         "floor": asdict(floor_),
+        "initrd_floor": asdict(initrd_floor),
     }
-    report["summary"] = summary(sonix, peer_, floor_)
+    report["summary"] = summary(sonix, peer_, floor_, initrd_floor)
     (charts / "results.json").write_text(json.dumps(report, indent=2) + "\n")
     (out / "benchmarks.md").write_text(markdown(report))
     return report
