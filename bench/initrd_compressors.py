@@ -49,8 +49,8 @@ def main() -> int:
         tmp = Path(tmp_name)
         initrds = {c: initrd_with(tmp, c) for c in COMPRESSORS}
         kernel = floor.build_floor(paths.state_dir() / "bench")
-        with Driver(tmp / "vms") as driver:
-            for compressor, initrd in initrds.items():
+        for compressor, initrd in initrds.items():
+            with Driver(tmp / f"vms-{compressor}") as driver:  # machine names are per driver
                 measured = compare.measure_initrd_floor(driver, kernel, initrd, args.runs)
                 figures[compressor] = {
                     "initrd_mib": round(measured.initrd_bytes / 2**20, 2),
