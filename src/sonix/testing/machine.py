@@ -243,6 +243,10 @@ class Machine:
             try:
                 self._qmp.connect(START_TIMEOUT)
             except QmpError as error:
+                if not self.is_running():
+                    # QEMU started (its console connected) and has ended already: the guest
+                    # reset at once; the next wait power-cycles it like any guest reboot.
+                    return
                 raise self._failure(f"QEMU's monitor is not reachable: {error}") from None
 
     def is_running(self) -> bool:

@@ -191,9 +191,11 @@ class Channel:
                 self._cond.wait(min(remaining, 1.0))
 
     def wait_connected(self, timeout: float, alive: Callable[[], bool] | None = None) -> bool:
+        """Whether QEMU connected within `timeout`: also when it has closed the connection
+        again since (a guest that reset at once ends QEMU under -no-reboot)."""
         deadline = time.monotonic() + timeout
         with self._cond:
-            while not self._connected:
+            while not self._connected and self._generation == 0:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or self._closing or (alive is not None and not alive()):
                     return False
