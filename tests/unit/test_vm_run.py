@@ -4,14 +4,13 @@ status (QEMU, the builder and the boot are mocked; tests/vm boots for real)."""
 from __future__ import annotations
 
 import subprocess
-import sys
 import types
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from sonix import cli, paths, ui
+from sonix import build, cli, paths, ui
 from sonix.commands import run as run_command
 from sonix.vm import check, qemu
 
@@ -33,8 +32,7 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Calls:
         calls.built.append(config)
         return types.SimpleNamespace(image=image)
 
-    builder = types.SimpleNamespace(build_system=build_system)
-    monkeypatch.setitem(sys.modules, "sonix.build", builder)
+    monkeypatch.setattr(build, "build_system", build_system)
     monkeypatch.setenv("SONIX_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setattr(qemu, "require_qemu", lambda: "/usr/bin/qemu-system-x86_64")
     monkeypatch.setattr(qemu, "find_ovmf", lambda directory=None: (Path("/c"), Path("/v")))
