@@ -578,6 +578,25 @@ def test_generators_a_server_does_not_use_are_masked() -> None:
     assert "systemd.disabledGenerators" in message
 
 
+def test_units_a_server_does_not_need_are_masked() -> None:
+    files, stage1 = usr(), initrd()
+    # logind's Wants=modprobe@drm (seats with graphics); repart's Wants=modprobe@loop (images).
+    assert link(files, "lib/systemd/system/modprobe@drm.service") == "/dev/null"
+    assert "lib/systemd/system/modprobe@loop.service" not in files  # nspawn, podman use loop
+    assert link(stage1, "lib/systemd/system/modprobe@loop.service") == "/dev/null"
+    assert "lib/systemd/system/modprobe@drm.service" not in stage1
+    none = '{ ... }: { systemd.maskedUnits = [ ]; boot.initrd.systemd.maskedUnits = [ ]; }'
+    assert "lib/systemd/system/modprobe@drm.service" not in usr(none)
+    assert "lib/systemd/system/modprobe@loop.service" not in initrd(none)
+    more = usr('{ ... }: { systemd.maskedUnits = [ "systemd-binfmt.service" ]; }')
+    assert link(more, "lib/systemd/system/systemd-binfmt.service") == "/dev/null"
+    assert "lib/systemd/system/modprobe@drm.service" not in more  # a definition replaces
+    message = error_of('{ ... }: { systemd.maskedUnits = [ "../x.service" ]; }')
+    assert "systemd.maskedUnits" in message
+    message = error_of('{ ... }: { boot.initrd.systemd.maskedUnits = [ "loop" ]; }')
+    assert "boot.initrd.systemd.maskedUnits" in message
+
+
 def test_kernel_modules_to_load() -> None:
     module = """{ ... }: {
       boot.kernelModules = [ "br_netfilter" "wireguard" ];

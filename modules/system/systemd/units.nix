@@ -426,6 +426,20 @@ let
   generatorMasks = listToAttrs (map (g: nameValuePair "lib/systemd/system-generators/${g}" {
     symlink = "/dev/null";
   }) config.systemd.disabledGenerators);
+  unitMasks = units: listToAttrs (map (u: nameValuePair "lib/systemd/system/${u}" {
+    symlink = "/dev/null";
+  }) units);
+  unitName = types.strMatching "[A-Za-z0-9_.@:-]+[.][a-z]+";
+  maskedUnitsOption = { prefix, default, defaultText }: mkOption {
+    type = types.listOf unitName;
+    inherit default;
+    example = [ ];
+    description = ''
+      Units that the ${if prefix == "systemd" then "image" else "initrd"} masks (a symbolic link
+      to /dev/null in /usr/lib/systemd/system): nothing can start them, and a `Wants=` on them
+      is dropped. ${defaultText}
+    '';
+  };
   initrd = renderTree "boot.initrd.systemd" config.boot.initrd.systemd;
 in
 {
@@ -457,8 +471,26 @@ in
         initrd too (its systemd runs generators as well). `[ ]` runs them all.
       '';
     };
+    maskedUnits = maskedUnitsOption {
+      prefix = "systemd";
+      default = [ "modprobe@drm.service" ];
+      defaultText = ''
+        The default masks `modprobe@drm.service`: systemd-logind wants the DRM core loaded
+        before it looks for seats with graphics; a server has none, and a GPU's own driver
+        still brings the DRM core when udev loads it. `[ ]` masks none.
+      '';
+    };
   };
-  options.boot.initrd.systemd = unitTreeOptions "boot.initrd.systemd";
+  options.boot.initrd.systemd = unitTreeOptions "boot.initrd.systemd" // {
+    maskedUnits = maskedUnitsOption {
+      prefix = "boot.initrd.systemd";
+      default = [ "modprobe@loop.service" ];
+      defaultText = ''
+        The default masks `modprobe@loop.service`: systemd-repart wants loop devices for
+        image files, and in the initrd it only ever works on the boot disk. `[ ]` masks none.
+      '';
+    };
+  };
 
   config = {
     system.usrFiles = system.files // {
@@ -472,11 +504,11 @@ in
       # What `systemctl enable dbus-broker` would link ([Install] Alias=dbus.service): the system
       # bus is socket-activated (sockets.target.wants/dbus.socket is static) as dbus.service.
       "lib/systemd/system/dbus.service".symlink = "dbus-broker.service";
-    } // generatorMasks;
+    } // generatorMasks // unitMasks config.systemd.maskedUnits;
     # A login prompt on the first virtual console (upstream's preset enables getty@.service);
     # serial consoles get theirs from systemd-getty-generator (console= on the command line).
     systemd.targets.getty.wants = [ "getty@tty1.service" ];
-    boot.initrd.usrFiles = initrd.files // generatorMasks;
+    boot.initrd.usrFiles = initrd.files // generatorMasks // unitMasks config.boot.initrd.systemd.maskedUnits;
     boot.initrd.binaries = optional initrd.usesScripts "/usr/bin/bash";
     assertions = system.assertions ++ initrd.assertions;
   };
