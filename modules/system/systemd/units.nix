@@ -430,12 +430,12 @@ let
     symlink = "/dev/null";
   }) units);
   unitName = types.strMatching "[A-Za-z0-9_.@:-]+[.][a-z]+";
-  maskedUnitsOption = { prefix, default, defaultText }: mkOption {
+  maskedUnitsOption = { where, default, defaultText }: mkOption {
     type = types.listOf unitName;
     inherit default;
     example = [ ];
     description = ''
-      Units that the ${if prefix == "systemd" then "image" else "initrd"} masks (a symbolic link
+      Units that the ${where} masks (a symbolic link
       to /dev/null in /usr/lib/systemd/system): nothing can start them, and a `Wants=` on them
       is dropped. ${defaultText}
     '';
@@ -472,7 +472,7 @@ in
       '';
     };
     maskedUnits = maskedUnitsOption {
-      prefix = "systemd";
+      where = "image";
       default = [ "modprobe@drm.service" ];
       defaultText = ''
         The default masks `modprobe@drm.service`: systemd-logind wants the DRM core loaded
@@ -483,7 +483,7 @@ in
   };
   options.boot.initrd.systemd = unitTreeOptions "boot.initrd.systemd" // {
     maskedUnits = maskedUnitsOption {
-      prefix = "boot.initrd.systemd";
+      where = "initrd";
       default = [ "modprobe@loop.service" ];
       defaultText = ''
         The default masks `modprobe@loop.service`: systemd-repart wants loop devices for
