@@ -5,17 +5,18 @@
 let
   inherit (lib) mkOption types;
   source = ../../src/sonix/agents;
-  names = lib.unique config.system.agents;
+  # common.py (log line, durable write, bounded download) is used by every agent.
+  names = lib.unique ([ "common" ] ++ config.system.agents);
 in
 {
   options.system.agents = mkOption {
-    type = types.listOf (types.enum [ "gpt" "ignition" "metadata" "provision" "uki" "update" "versions" ]);
+    type = types.listOf (types.enum [ "common" "gpt" "ignition" "metadata" "provision" "uki" "update" "versions" ]);
     default = [ ];
     internal = true;
     description = "Agent modules (src/sonix/agents/<name>.py) installed under /usr/lib/sonix/agents.";
   };
 
-  config.system.usrFiles = lib.mkIf (names != [ ]) (
+  config.system.usrFiles = lib.mkIf (config.system.agents != [ ]) (
     { "lib/sonix/agents/__init__.py".source = source + "/__init__.py"; }
     // lib.listToAttrs (map (name:
       lib.nameValuePair "lib/sonix/agents/${name}.py" { source = source + "/${name}.py"; }) names)
