@@ -15,6 +15,7 @@ control. So each primitive here is bounded or durable by construction:
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import os
 import secrets
@@ -94,10 +95,8 @@ def write_atomic_at(dir_fd: int, name: str, data: bytes, mode: int = 0o644,
             os.close(fd)
         os.replace(tmp, name, src_dir_fd=dir_fd, dst_dir_fd=dir_fd)
     except BaseException:
-        try:
+        with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp, dir_fd=dir_fd)
-        except FileNotFoundError:
-            pass
         raise
     os.fsync(dir_fd)
 
