@@ -158,15 +158,19 @@ def _connect(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]
 
 
 def http_get(url: str, *, max_bytes: int, deadline: Deadline,
-             headers: Mapping[str, str] | None = None, out: BinaryIO | None = None) -> bytes:
+             headers: Mapping[str, str] | None = None, out: BinaryIO | None = None,
+             response_timeout: float | None = None) -> bytes:
     """GET `url` into memory (or into `out`, then b"" is returned). Raises FetchError when the
     body would pass `max_bytes`, when `deadline` passes before the last byte, when the body is
     shorter than its Content-Length, on a status other than 200 (HTTPStatusError), and on a
-    redirect from https to http."""
+    redirect from https to http. `response_timeout` bounds the wait for the response headers
+    (Ignition's httpResponseHeaders), within the deadline."""
     for _ in range(MAX_REDIRECTS + 1):
         left = deadline.left()
         if left <= 0:
             raise FetchError(f"{url}: no time left to download it")
+        if response_timeout:
+            left = min(left, response_timeout)
         connection, target = _connect(url, left)
         try:
             try:
@@ -226,12 +230,14 @@ def _read_body(url: str, connection: http.client.HTTPConnection,
 
 def http_get_retrying(url: str, *, max_bytes: int, deadline: Deadline, attempts: int = 4,
                       backoff: float = 1.0, headers: Mapping[str, str] | None = None,
+                      response_timeout: float | None = None,
                       sleep: Callable[[float], None] = time.sleep) -> bytes:
     """http_get, tried again after 1, 2, 4 … seconds while the deadline allows. A 4xx answer
     other than 408 and 429 is final (asking again gets the same answer)."""
     for attempt in range(attempts):
         try:
-            return http_get(url, max_bytes=max_bytes, deadline=deadline, headers=headers)
+            return http_get(url, max_bytes=max_bytes, deadline=deadline, headers=headers,
+                            response_timeout=response_timeout)
         except HTTPStatusError as error:
             if 400 <= error.status < 500 and error.status not in (408, 429):
                 raise
