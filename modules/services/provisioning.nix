@@ -98,7 +98,7 @@ in
       }
     ];
 
-    system.agents = [ "ignition" "metadata" "provision" ];
+    system.agents = [ "ignition" "metadata" "provision" "rootdir" ];
     system.usrFiles = {
       "lib/sonix/sonix-provision" = {
         mode = "0755";
