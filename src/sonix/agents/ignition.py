@@ -632,8 +632,9 @@ class _Checker:
         if not target:
             self.missing(f"{path}.target", "link target is required")
             target = None
-        elif "\0" in target:
-            self.error(f"{path}.target", "target contains a NUL character")
+        elif _CONTROL.search(target):
+            self.error(f"{path}.target", f"target contains a control character "
+                                         f"({_control_name(target)}); sonix refuses those")
             target = None
         elif hard:
             target = self.abs_path(target, f"{path}.target", "a hard link's target")
@@ -830,7 +831,8 @@ class _Checker:
             if not dropin_name.endswith(".conf") or dropin_name == ".conf":
                 self.missing(f"{where}.name", "invalid systemd drop-in extension (a drop-in's "
                                             "name ends in .conf)")
-            elif "/" in dropin_name or "\0" in dropin_name or dropin_name.startswith("."):
+            elif ("/" in dropin_name or _CONTROL.search(dropin_name)
+                  or dropin_name.startswith(".")):
                 self.error(f"{where}.name", "a drop-in's name is a plain file name")
             if dropin_contents and (error := _unit_syntax_error(dropin_contents)) is not None:
                 self.error(f"{where}.contents", f"invalid unit content: {error}")
@@ -850,9 +852,11 @@ class _Checker:
         home_dir, shell, primary_group = (raw.get(key) or None  # "": unset, as in Ignition
                                           for key in ("homeDir", "shell", "primaryGroup"))
         if home_dir is not None:
-            home_dir = self.abs_path(home_dir, f"{path}.homeDir", "homeDir")
+            home_dir = (self.abs_path(home_dir, f"{path}.homeDir", "homeDir")
+                        if self.check_field_text(home_dir, f"{path}.homeDir") else None)
         if shell is not None:
-            shell = self.abs_path(shell, f"{path}.shell", "shell")
+            shell = (self.abs_path(shell, f"{path}.shell", "shell")
+                     if self.check_field_text(shell, f"{path}.shell") else None)
         if primary_group is not None and not self.check_name(primary_group,
                                                              f"{path}.primaryGroup"):
             primary_group = None
@@ -871,6 +875,9 @@ class _Checker:
             elif "\n" in key or "\r" in key:
                 self.error(f"{path}.sshAuthorizedKeys.{i}", "one SSH key per entry (no line "
                                                             "breaks)")
+            elif _KEY_CONTROL.search(key):
+                self.error(f"{path}.sshAuthorizedKeys.{i}", "an SSH key must not contain "
+                                                            f"{_control_name(key)}")
         self.check_unique(keys, f"{path}.sshAuthorizedKeys", "SSH key")
         if name is None:
             return None
@@ -917,8 +924,9 @@ class _Checker:
         if not value:
             self.missing(path, f"{what} not specified")
             return None
-        if "\0" in value:
-            self.error(path, f"{what} contains a NUL character")
+        if _CONTROL.search(value):
+            self.error(path, f"{what} contains a control character "
+                             f"({_control_name(value)}); sonix refuses those in paths")
         elif not value.startswith("/"):
             self.error(path, f"{what} not absolute")
         elif posixpath.normpath(value) != value or value.startswith("//"):
@@ -941,10 +949,15 @@ class _Checker:
             return False
         return True
 
-    def check_field_text(self, value: str | None, path: str) -> None:
-        if value is not None and re.search(r"[:\n\r\0]", value):
-            self.error(path, "must not contain ':', line breaks or NUL (it goes into a "
-                             "colon-separated database)")
+    def check_field_text(self, value: str | None, path: str) -> bool:
+        """A field of /etc/passwd, shadow, group or gshadow: one line, fields split by ':'."""
+        if value is not None and (":" in value or _CONTROL.search(value)):
+            what = "':'" if ":" in value else _control_name(value)
+            self.error(path, f"must not contain {what}: it goes into a colon-separated, "
+                             "line-oriented database (':', line breaks, NUL and other control "
+                             "characters are refused)")
+            return False
+        return True
 
     def check_unique(self, keys: list[str | None], path: str, what: str) -> None:
         seen: dict[str, int] = {}
@@ -1050,6 +1063,20 @@ def _gunzip(data: bytes, limit: int) -> bytes:
 
 _UNIT_TYPES = ("service", "socket", "device", "mount", "automount", "swap", "target", "path",
                "timer", "slice", "scope")
+
+
+# Control characters: a line break in a text that lands in a line-oriented file (passwd,
+# authorized_keys, a log line) would add a line of the writer's choosing.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_KEY_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")  # a tab may separate a key's fields
+
+
+def _control_name(text: str) -> str:
+    """`a line break`, `NUL`, `the control character \\x1b`: the first one in `text`."""
+    found = _CONTROL.search(text)
+    char = found[0] if found else ""
+    names = {"\n": "a line break", "\r": "a carriage return", "\0": "NUL", "\t": "a tab"}
+    return names.get(char, f"the control character {char!r}".replace("'", ""))
 
 
 def _unit_name_error(name: str) -> str | None:
