@@ -470,7 +470,7 @@ def test_ec2_not_answering_is_not_here_after_the_probe_window(
     assert clock.sleeps == [0.5, 1, 2, 4, 2.5]  # 10 s probe window, backoff doubling
     assert clock.now == 1010
     err = capsys.readouterr().err
-    assert (f"<4>provision: ec2: PUT {IMDS}/latest/api/token: connection refused; "
+    assert (f"<4>sonix-provision: ec2: PUT {IMDS}/latest/api/token: connection refused; "
             "retrying in 0.5 s\n") in err
     assert "retrying in 4.0 s" in err
     assert "ec2: not here: no answer from" in err

@@ -19,8 +19,11 @@ import contextlib
 import http.client
 import os
 import secrets
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
@@ -144,17 +147,96 @@ class Deadline:
         return self.at - self.clock()
 
 
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer of any status, its header names in lower case."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    url: str  # after redirects
+
+
+class TLSError(FetchError):
+    """The server's certificate does not verify (retrying will not help)."""
+
+
+class TooLarge(FetchError):
+    """The answer is larger than the caller's limit."""
+
+
 def _connect(url: str, timeout: float) -> tuple[http.client.HTTPConnection, str]:
     parts = urllib.parse.urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise FetchError(f"{url}: not a valid port") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise FetchError(f"{url}: only http:// and https:// URLs can be downloaded")
     connection: http.client.HTTPConnection
-    if parts.scheme == "https":
-        connection = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout)
+    if parts.scheme == "https":  # the default context verifies the certificate and the name
+        connection = http.client.HTTPSConnection(parts.hostname, port, timeout=timeout)
     else:
-        connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
+        connection = http.client.HTTPConnection(parts.hostname, port, timeout=timeout)
     target = urllib.parse.urlunsplit(("", "", parts.path or "/", parts.query, ""))
     return connection, target
+
+
+def _cut_off(connection: http.client.HTTPConnection) -> None:
+    """Shut the connection's socket down: a recv blocked in another thread returns at once.
+    This is what bounds a server that trickles its headers or body a byte at a time (a
+    socket timeout only bounds each single recv)."""
+    if connection.sock is not None:
+        with contextlib.suppress(OSError):
+            connection.sock.shutdown(socket.SHUT_RDWR)
+
+
+def http_request(method: str, url: str, *, max_bytes: int, deadline: Deadline,
+                 headers: Mapping[str, str] | None = None, follow_redirects: bool = True,
+                 response_timeout: float | None = None, out: BinaryIO | None = None) -> Answer:
+    """One HTTP request, never through a proxy, all of it (connecting, headers, body,
+    redirects) within `deadline`. Any status is an Answer (a redirect too, unless
+    `follow_redirects`; redirects from https to http are refused). The body goes to `out`
+    when given (Answer.body is then b""). Raises FetchError: no answer, a cut-off or truncated
+    body, TooLarge past `max_bytes` (checked while reading), TLSError."""
+    for _ in range(MAX_REDIRECTS + 1):
+        left = deadline.left()
+        if left <= 0:
+            raise FetchError(f"{url}: no time left to ask")
+        wait = min(left, response_timeout) if response_timeout else left
+        connection, target = _connect(url, wait)
+        timer = threading.Timer(left, _cut_off, [connection])
+        timer.daemon = True
+        try:
+            try:
+                connection.connect()
+                timer.start()
+                connection.request(method, target, headers=dict(headers or {}))
+                response = connection.getresponse()
+            except ssl.SSLCertVerificationError as error:
+                raise TLSError(f"{url}: the server's TLS certificate does not verify: "
+                               f"{error.verify_message}") from None
+            except (OSError, http.client.HTTPException) as error:
+                late = " (deadline)" if deadline.left() <= 0 else ""
+                raise FetchError(f"{url}: {reason(error)}{late}") from None
+            answer_headers = {k.lower(): v for k, v in response.getheaders()}
+            location = answer_headers.get("location")
+            if follow_redirects and response.status in (301, 302, 303, 307, 308) and location:
+                new = urllib.parse.urljoin(url, location)
+                if (urllib.parse.urlsplit(url).scheme == "https"
+                        and urllib.parse.urlsplit(new).scheme != "https"):
+                    raise FetchError(f"{url}: refused a redirect from https to {new}")
+                url = new
+                continue
+            if connection.sock is not None:
+                connection.sock.settimeout(max(deadline.left(), 0.001))
+            body = _read_body(url, response, max_bytes, deadline,
+                              out if response.status == 200 else None)
+            return Answer(response.status, answer_headers, body, url)
+        finally:
+            timer.cancel()
+            connection.close()
+    raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
 
 
 def http_get(url: str, *, max_bytes: int, deadline: Deadline,
@@ -163,62 +245,39 @@ def http_get(url: str, *, max_bytes: int, deadline: Deadline,
     """GET `url` into memory (or into `out`, then b"" is returned). Raises FetchError when the
     body would pass `max_bytes`, when `deadline` passes before the last byte, when the body is
     shorter than its Content-Length, on a status other than 200 (HTTPStatusError), and on a
-    redirect from https to http. `response_timeout` bounds the wait for the response headers
-    (Ignition's httpResponseHeaders), within the deadline."""
-    for _ in range(MAX_REDIRECTS + 1):
-        left = deadline.left()
-        if left <= 0:
-            raise FetchError(f"{url}: no time left to download it")
-        if response_timeout:
-            left = min(left, response_timeout)
-        connection, target = _connect(url, left)
-        try:
-            try:
-                connection.request("GET", target, headers=dict(headers or {}))
-                response = connection.getresponse()
-            except (OSError, http.client.HTTPException) as error:
-                raise FetchError(f"{url}: {reason(error)}") from None
-            if response.status in (301, 302, 303, 307, 308):
-                location = response.getheader("Location")
-                if not location:
-                    raise FetchError(f"{url}: redirect without a Location")
-                new = urllib.parse.urljoin(url, location)
-                if (urllib.parse.urlsplit(url).scheme == "https"
-                        and urllib.parse.urlsplit(new).scheme != "https"):
-                    raise FetchError(f"{url}: refused a redirect from https to {new}")
-                url = new
-                continue
-            if response.status != 200:
-                raise HTTPStatusError(url, response.status, response.reason)
-            return _read_body(url, connection, response, max_bytes, deadline, out)
-        finally:
-            connection.close()
-    raise FetchError(f"{url}: more than {MAX_REDIRECTS} redirects")
+    redirect from https to http. `response_timeout` bounds the wait for the connection and
+    the response headers (Ignition's httpResponseHeaders), within the deadline."""
+    answer = http_request("GET", url, max_bytes=max_bytes, deadline=deadline, headers=headers,
+                          response_timeout=response_timeout, out=out)
+    if answer.status != 200:
+        raise HTTPStatusError(answer.url, answer.status,
+                              http.client.responses.get(answer.status, ""))
+    return answer.body
 
 
-def _read_body(url: str, connection: http.client.HTTPConnection,
-               response: http.client.HTTPResponse, max_bytes: int, deadline: Deadline,
-               out: BinaryIO | None) -> bytes:
+def _read_body(url: str, response: http.client.HTTPResponse, max_bytes: int,
+               deadline: Deadline, out: BinaryIO | None) -> bytes:
     length = response.getheader("Content-Length")
     if length is not None and length.isdigit() and int(length) > max_bytes:
-        raise FetchError(f"{url}: {int(length)} bytes, more than the limit of {max_bytes}")
+        raise TooLarge(f"{url}: {int(length)} bytes, more than the limit of {max_bytes}")
     chunks: list[bytes] = []
     size = 0
     while True:
-        left = deadline.left()
-        if left <= 0:
-            raise FetchError(f"{url}: not complete within the deadline ({size} bytes so far)")
-        if connection.sock is not None:
-            connection.sock.settimeout(left)  # one recv cannot outlast the deadline either
         try:
             chunk = response.read1(CHUNK)
         except (OSError, http.client.HTTPException) as error:
-            raise FetchError(f"{url}: {reason(error)} after {size} bytes") from None
+            chunk, problem = b"", reason(error)
+        else:
+            problem = ""
+        if deadline.left() <= 0:
+            raise FetchError(f"{url}: not complete within the deadline ({size} bytes so far)")
+        if problem:
+            raise FetchError(f"{url}: {problem} after {size} bytes")
         if not chunk:
             break
         size += len(chunk)
         if size > max_bytes:
-            raise FetchError(f"{url}: larger than the limit of {max_bytes} bytes")
+            raise TooLarge(f"{url}: larger than the limit of {max_bytes} bytes")
         if out is None:
             chunks.append(chunk)
         else:

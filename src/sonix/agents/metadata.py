@@ -31,7 +31,6 @@ import json
 import os
 import re
 import shlex
-import ssl
 import subprocess
 import sys
 import tempfile
@@ -44,6 +43,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
+
+from . import common
 
 DEFAULT_TIMEOUT = 120.0  # seconds for the whole discovery (all sources together)
 PROBE_TIMEOUT = 10.0  # seconds a well-known address (ec2, gce) gets to answer at all
@@ -81,8 +82,7 @@ class Unreachable(Exception):
 # priority prefix that journald understands, as the update agent does.
 
 
-def log(message: str, priority: int = 6) -> None:
-    print(f"<{priority}>provision: {message}", file=sys.stderr, flush=True)
+log = common.Logger("sonix-provision")
 
 
 # ------------------------------------------------------------------------------------------
@@ -295,25 +295,6 @@ class Response:
         return self.body.decode("utf-8", errors="replace")
 
 
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """Metadata services do not redirect: a redirect is answered as the 3xx it is."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-class _NoDowngrade(urllib.request.HTTPRedirectHandler):
-    """Follows redirects (a configuration URL may point at object storage), never from https
-    to plain http."""
-
-    def redirect_request(self, req: urllib.request.Request, fp: Any, code: int, msg: str,
-                         headers: Any, newurl: str) -> urllib.request.Request | None:
-        if (urllib.parse.urlsplit(req.full_url).scheme == "https"
-                and urllib.parse.urlsplit(newurl).scheme != "https"):
-            return None
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-
-
 def http_request(
     method: str,
     url: str,
@@ -323,38 +304,22 @@ def http_request(
     follow_redirects: bool = False,
 ) -> Response:
     """One HTTP request, never through a proxy (the proxy variables of the initrd, if any,
-    are not for link-local addresses). Any HTTP status is a Response; no answer at all
-    raises Unreachable; a TLS certificate that does not verify, or an answer larger than
-    MAX_BODY, raises SourceError (retrying would not help)."""
-    opener = urllib.request.build_opener(
-        urllib.request.ProxyHandler({}), _NoDowngrade() if follow_redirects else _NoRedirect()
-    )
-    request = urllib.request.Request(url, method=method, headers=dict(headers or {}))
+    are not for link-local addresses), all of it within `timeout` seconds (a server that
+    trickles is cut off). Any HTTP status is a Response; no answer at all raises Unreachable;
+    a TLS certificate that does not verify, or an answer larger than MAX_BODY, raises
+    SourceError (retrying would not help). Redirects are followed only when asked (a
+    configuration URL may point at object storage), never from https to http."""
     try:
-        with opener.open(request, timeout=timeout) as response:
-            return Response(response.status, _lower(response.headers.items()),
-                            _read_limited(response))
-    except urllib.error.HTTPError as error:
-        with error:
-            return Response(error.code, _lower(error.headers.items()), _read_limited(error))
-    except urllib.error.URLError as error:
-        if isinstance(error.reason, ssl.SSLCertVerificationError):
-            raise SourceError(f"{method} {url}: the server's TLS certificate does not verify: "
-                              f"{error.reason.verify_message}") from None
-        raise Unreachable(_reason(error.reason)) from None
-    except (OSError, ValueError) as error:  # timeouts while reading, closed connections
-        raise Unreachable(_reason(error)) from None
-
-
-def _lower(items: Any) -> dict[str, str]:
-    return {str(name).lower(): str(value) for name, value in items}
-
-
-def _read_limited(response: Any) -> bytes:
-    body: bytes = response.read(MAX_BODY + 1)
-    if len(body) > MAX_BODY:
-        raise SourceError(f"{response.geturl()}: answer larger than {MAX_BODY >> 20} MiB")
-    return body
+        answer = common.http_request(method, url, max_bytes=MAX_BODY, headers=headers,
+                                     deadline=common.Deadline.after(timeout),
+                                     follow_redirects=follow_redirects)
+    except common.TLSError as error:
+        raise SourceError(f"{method} {error}") from None
+    except common.TooLarge:
+        raise SourceError(f"{url}: answer larger than {MAX_BODY >> 20} MiB") from None
+    except common.FetchError as error:
+        raise Unreachable(str(error).removeprefix(f"{url}: ")) from None
+    return Response(answer.status, answer.headers, answer.body)
 
 
 def _reason(reason: object) -> str:
