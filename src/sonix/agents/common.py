@@ -43,15 +43,20 @@ def escape(text: str) -> str:
 
 
 class Logger:
-    """`<priority>tag: message` on stderr, the one format of every agent's journal lines."""
+    """`<priority>tag: message` on stderr, the one format of every agent's journal lines.
+    Host commands that run an agent's code for a person set `Logger.journal = False` and get
+    the lines without the priority prefix."""
+
+    journal = True
 
     def __init__(self, tag: str) -> None:
         self.tag = tag
 
     def __call__(self, message: str, priority: int = INFO) -> None:
         lines = [escape(line) for line in message.split("\n")] or [""]
+        prefix = f"<{priority}>" if Logger.journal else ""
         for line in lines:  # a multi-line message (gpgv's output) keeps its tag on each line
-            print(f"<{priority}>{self.tag}: {line}", file=sys.stderr, flush=True)
+            print(f"{prefix}{self.tag}: {line}", file=sys.stderr, flush=True)
 
 
 # ---- atomic and durable writes -----------------------------------------------------------

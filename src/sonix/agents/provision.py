@@ -431,6 +431,20 @@ def check_plan(tx: rootdir.Transaction, plan: Plan, ours: set[str], accounts: Ac
                     (accounts.user(who) if kind == "user" else accounts.group_entry(who))
                     is None):
                 problems.append(f"{node.where}: {node.path}: {kind} {who!r} does not exist")
+    for name in plan.ssh_keys:
+        entry = accounts.user(name)
+        if entry is None:
+            continue  # created by this config: its home is new
+        ssh = f"{entry[5].rstrip('/')}/.ssh"
+        try:
+            found = tx.lstat(ssh)
+        except rootdir.UnsafePath as error:
+            problems.append(f"SSH keys of {name}: {error}")
+            continue
+        if found is not None and found.kind != "directory":
+            target = f" (to {tx.readlink(ssh)})" if found.kind == "link" else ""
+            problems.append(f"SSH keys of {name}: {ssh} is a {found.kind}{target}, owned by "
+                            f"uid {found.uid}: provisioning never writes through it; remove it")
     for i, user in enumerate(plan.users):
         where = f"$.passwd.users.{i}"
         for name in (*user.groups, *([user.primary_group] if user.primary_group else [])):
@@ -842,6 +856,25 @@ def run(root: Path, settings: Settings, env: metadata.Environment,
     log(f"done: {len(new_state['written'])} paths from {found.source} "
         f"({new_state['policy']})")
     return 0
+
+
+def apply_config(root: Path, config: bytes, *, every_boot: bool, source: str = "file",
+                 metadata_file: Path | None = None, fetch: Fetch = http_fetch
+                 ) -> dict[str, Any] | None:
+    """`sonix provision apply`: the config in `config` applied to the tree at `root` as the
+    initrd applies a source's config: first boot, or (`every_boot`) again at every run,
+    removing what the config no longer names. None: the tree was provisioned before under the
+    first-boot policy, and nothing is done. Raises ignition.ConfigError or ProvisionError;
+    then nothing was written."""
+    settings = Settings(sources=(source,), every_boot=frozenset({source} if every_boot else ()),
+                        timeout=metadata.DEFAULT_TIMEOUT, on_error="emergency", user="admin",
+                        matchbox_url=None)
+    state = load_state(root)
+    if state and state.get("source") == source and not every_boot:
+        return None
+    plan = make_plan(metadata.Found(source, config), settings, fetch)
+    return apply(root, plan, settings, state,
+                 metadata_file or root / str(METADATA_FILE).lstrip("/"))
 
 
 def restore_first_boot(root: Path, state: dict[str, Any], metadata_file: Path) -> int:

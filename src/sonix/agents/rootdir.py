@@ -160,8 +160,7 @@ class Transaction:
         """The contents of the regular file at `path`, which must have one link (a hard link
         to another file, say /etc/shadow, is refused: it would be read or changed through)."""
         fd, name = self._existing(path)
-        file_fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                          dir_fd=fd)
+        file_fd = self._open_entry(fd, name, path)
         try:
             entry = Entry.of(os.fstat(file_fd))
             self._check_single_file(path, entry)
@@ -198,6 +197,17 @@ class Transaction:
         found = self.parent(path, owner, create=True)
         assert found is not None
         return found
+
+    def _open_entry(self, dir_fd: int, name: str, path: str) -> int:
+        """The file or directory `name`, opened without following a link (a link is refused
+        with a message that names it) and without blocking on a FIFO."""
+        try:
+            return os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
+                           dir_fd=dir_fd)
+        except FileNotFoundError:
+            raise
+        except OSError as error:
+            raise self._refusal(dir_fd, name, path, error) from None
 
     def _existing(self, path: str) -> tuple[int, str]:
         found = self.parent(path, owner=None)
@@ -302,8 +312,7 @@ class Transaction:
         if uid is None and gid is None and mode is None:
             return
         fd, name = self._existing(path)
-        obj = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK,
-                      dir_fd=fd)
+        obj = self._open_entry(fd, name, path)
         keep = self._keep(obj)
         entry = Entry.of(os.fstat(obj))
         self.parent(path, entry.uid if uid is None else uid)  # the transition check
