@@ -129,7 +129,8 @@ class Accounts:
         accounts = Accounts()
         for name, fields in ACCOUNT_FIELDS.items():
             try:
-                text = tx.read(f"/etc/{name}", MAX_READ).decode("utf-8", "surrogateescape")
+                data = tx.read(f"/etc/{name}", MAX_READ, single_link=False)
+                text = data.decode("utf-8", "surrogateescape")
             except FileNotFoundError:
                 text = ""
             entries = [line.split(":") for line in text.splitlines() if line.strip()]
@@ -450,6 +451,11 @@ def check_plan(tx: rootdir.Transaction, plan: Plan, ours: set[str], accounts: Ac
         for name in (*user.groups, *([user.primary_group] if user.primary_group else [])):
             if name not in planned_groups and accounts.group_entry(name) is None:
                 problems.append(f"{where}: user {user.name}: group {name!r} does not exist")
+        home = user.home_dir or ""
+        if (user.should_exist and accounts.user(user.name) is None and not user.system
+                and not user.no_create_home and (home == "/usr" or home.startswith("/usr/"))):
+            problems.append(f"{where}.homeDir: {home}: /usr is the read-only, verity-protected "
+                            "image; a home goes below /home or /var (or set noCreateHome)")
         if (user.should_exist and accounts.user(user.name) is None
                 and user.primary_group is None and not user.no_user_group
                 and accounts.group_entry(user.name) is not None

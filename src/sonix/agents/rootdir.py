@@ -156,14 +156,20 @@ class Transaction:
         except FileNotFoundError:
             return None
 
-    def read(self, path: str, limit: int) -> bytes:
-        """The contents of the regular file at `path`, which must have one link (a hard link
-        to another file, say /etc/shadow, is refused: it would be read or changed through)."""
+    def read(self, path: str, limit: int, single_link: bool = True) -> bytes:
+        """The contents of the regular file at `path`. It must have one link unless
+        `single_link` is False: a hard link to another file (say /etc/shadow) would let its
+        contents be copied to where its owner did not put them. Root's own files in root's
+        directories (/etc/shadow itself) are read with `single_link=False`: they are replaced
+        by a rename, never written in place."""
         fd, name = self._existing(path)
         file_fd = self._open_entry(fd, name, path)
         try:
             entry = Entry.of(os.fstat(file_fd))
-            self._check_single_file(path, entry)
+            if single_link:
+                self._check_single_file(path, entry)
+            elif entry.kind != "file":
+                raise UnsafePath(f"{path} is a {entry.kind}, not a regular file")
             if entry.size > limit:
                 raise UnsafePath(f"{path} is {entry.size} bytes, more than {limit}")
             with os.fdopen(os.dup(file_fd), "rb") as f:
