@@ -1,5 +1,5 @@
 """Lint and type checks run as part of the suite: ruff over all Python, mypy (strict) over
-the sonix package."""
+the sonix package, and the rule that on-machine agents use the standard library only."""
 
 from __future__ import annotations
 
@@ -24,3 +24,29 @@ def test_ruff() -> None:
 def test_mypy() -> None:
     result = run_tool("mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def agent_imports(path: Path) -> list[tuple[int, str]]:
+    """(line, module) of every absolute import in an agent's source."""
+    import ast
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.append((node.lineno, node.module))
+    return found
+
+
+def test_agents_import_the_standard_library_only() -> None:
+    """The agents run on the machine with the image's python3 and nothing else; they may
+    import each other (relative imports) and the standard library, nothing from sonix's host
+    side or from PyPI."""
+    agents = sorted((ROOT / "src/sonix/agents").glob("*.py"))
+    assert len(agents) > 5
+    stdlib = sys.stdlib_module_names | {"__future__"}
+    foreign = [f"{path.relative_to(ROOT)}:{line}: {module}"
+               for path in agents for line, module in agent_imports(path)
+               if module.split(".")[0] not in stdlib]
+    assert not foreign, "agents import more than the standard library:\n" + "\n".join(foreign)
