@@ -126,7 +126,18 @@ class GuardedHandler(BaseHTTPRequestHandler):
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self.rfile.stop(self.write_timeout)
+        self._said_connection = False
         super().send_response(code, message)
+
+    def send_header(self, keyword: str, value: str) -> None:
+        if keyword.lower() == "connection":
+            self._said_connection = True
+        super().send_header(keyword, value)
+
+    def end_headers(self) -> None:
+        if self.close_connection and not getattr(self, "_said_connection", True):
+            self.send_header("Connection", "close")  # the client knows not to send more
+        super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
         sys.stderr.write(escape(f"{self.address_string()} {format % args}") + "\n")

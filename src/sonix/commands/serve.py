@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ipaddress
 import re
 from pathlib import Path
 
@@ -13,12 +14,17 @@ from sonix.release.serve import make_server, server_url
 
 
 def parse_listen(text: str) -> tuple[str, int]:
-    """`HOST:PORT` or `[IPV6]:PORT` (port 0: any free port)."""
-    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:(\d+)|([^:\[\]]+):(\d+)", text)
+    """`HOST:PORT` or `[IPV6]:PORT` (port 0: any free port); `sonix fleetlock-server` too."""
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\]:([0-9]{1,5})|([^:\[\]]+):([0-9]{1,5})", text)
     if not match:
         raise argparse.ArgumentTypeError(f"expected HOST:PORT or [IPV6]:PORT, not {text!r}")
     host = match[1] or match[3]
     port = int(match[2] or match[4])
+    if match[1]:
+        try:
+            ipaddress.IPv6Address(host)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{host!r} is not an IPv6 address") from None
     if port > 65535:
         raise argparse.ArgumentTypeError(f"port {port} is out of range")
     return host, port
