@@ -8,7 +8,8 @@ and a handler's unexpected exception ends in a traceback on stderr. Here:
   server waits for it until its headers, and the body where a handler reads one, are in);
   past it the connection is closed. Writing a reply has its own per-write `write_timeout`.
 - A request whose body the handler does not read closes the connection after the reply, so
-  the body is never taken for the next request.
+  the body is never taken for the next request. HTTP/0.9 requests are refused (their answer
+  would be a body without a status line), and every refusal has a status line.
 - Log lines escape control characters (a request line cannot forge a log line), and an
   exception ends the connection with one log line, never a traceback.
 - `GuardedServer` caps the connections served at once; past the cap a new one is closed.
@@ -16,11 +17,13 @@ and a handler's unexpected exception ends in a traceback on stderr. Here:
 
 from __future__ import annotations
 
+import argparse
 import math
 import socket
 import sys
 import threading
 import time
+from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -40,11 +43,13 @@ class DeadlineReader:
 
     def __init__(self, sock: socket.socket) -> None:
         self.sock = sock
+        self.idle = REQUEST_TIMEOUT
         self.buffer = bytearray()
         self.deadline = math.inf
 
     def start(self, seconds: float) -> None:
         self.deadline = time.monotonic() + seconds
+        self.idle = seconds
 
     def stop(self, write_timeout: float) -> None:
         """The request is read: the reply's writes get their own timeout."""
@@ -55,7 +60,7 @@ class DeadlineReader:
         left = self.deadline - time.monotonic()
         if left <= 0:
             raise TimeoutError("the request was not complete within its deadline")
-        self.sock.settimeout(min(left, REQUEST_TIMEOUT))
+        self.sock.settimeout(min(left, self.idle))
         data = self.sock.recv(65536)
         self.buffer += data
         return bool(data)
@@ -85,6 +90,17 @@ class DeadlineReader:
         self.buffer.clear()
 
 
+def positive_seconds(text: str) -> float:
+    """A --request-timeout value: seconds, more than 0 and at most a day."""
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds <= 86400:
+        raise argparse.ArgumentTypeError(f"expected seconds between 0 and 86400, not {text!r}")
+    return seconds
+
+
 def declares_body(headers: Any) -> bool:
     """Whether a request says a body follows (any Content-Length but 0, or chunks)."""
     if headers.get("Transfer-Encoding"):
@@ -97,6 +113,9 @@ class GuardedHandler(BaseHTTPRequestHandler):
 
     request_timeout = REQUEST_TIMEOUT
     write_timeout = WRITE_TIMEOUT
+    # The version of a request whose line is refused: http.server's default, HTTP/0.9,
+    # would send its error as a bare body without a status line.
+    default_request_version = "HTTP/1.1"
     body_methods: frozenset[str] = frozenset()  # methods whose handler reads the body
     rfile: DeadlineReader  # type: ignore[assignment]
 
@@ -114,10 +133,20 @@ class GuardedHandler(BaseHTTPRequestHandler):
             self.log_error("internal error: %s: %s", type(error).__name__, error)
 
     def handle_one_request(self) -> None:
-        self.rfile.start(self.request_timeout)
+        self.rfile.start(getattr(self.server, "request_timeout", self.request_timeout))
         super().handle_one_request()
 
     def parse_request(self) -> bool:
+        raw: bytes = getattr(self, "raw_requestline", b"")  # set by handle_one_request
+        requestline = str(raw, "iso-8859-1").rstrip("\r\n")
+        if len(requestline.split()) == 2:
+            # HTTP/0.9 ("GET /path"): its answer would be a bare body, no status, no length.
+            self.command, self.requestline = "", requestline
+            self.request_version = self.default_request_version
+            self.close_connection = True
+            self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 requests are not served",
+                            "send HTTP/1.0 or HTTP/1.1")  # fmt: skip
+            return False
         if not super().parse_request():
             return False
         if self.command not in self.body_methods and declares_body(self.headers):
@@ -149,9 +178,12 @@ class GuardedServer(ThreadingHTTPServer):
 
     daemon_threads = True
     max_connections = MAX_CONNECTIONS
+    request_timeout = REQUEST_TIMEOUT  # read by GuardedHandler
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, request_timeout: float = REQUEST_TIMEOUT, **kwargs: Any
+                 ) -> None:  # fmt: skip
         self._active = threading.BoundedSemaphore(self.max_connections)
+        self.request_timeout = request_timeout
         super().__init__(*args, **kwargs)
 
     def process_request(self, request: Any, client_address: Any) -> None:

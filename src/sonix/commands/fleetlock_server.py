@@ -14,6 +14,7 @@ from sonix.commands.serve import parse_listen
 from sonix.fleetlock.etcd import EtcdClient, EtcdError, EtcdUnavailable
 from sonix.fleetlock.semaphore import DEFAULT_PREFIX, Semaphore, SlotConfig, StateError
 from sonix.fleetlock.server import GROUP_PATTERN, FleetLockServer
+from sonix.httpguard import REQUEST_TIMEOUT, positive_seconds
 
 DEFAULT_ETCD = "http://127.0.0.1:2379"
 
@@ -55,6 +56,11 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--only-configured-groups", action="store_true",
         help="grant slots only in the groups given with --group; others get 403 unknown_group",
+    )  # fmt: skip
+    parser.add_argument(
+        "--request-timeout", metavar="SECONDS", type=positive_seconds, default=REQUEST_TIMEOUT,
+        help=f"seconds a client has for each request before the connection is closed "
+        f"(default {REQUEST_TIMEOUT:g})",
     )  # fmt: skip
     parser.set_defaults(func=run)
 
@@ -115,6 +121,7 @@ def run(args: argparse.Namespace) -> int:
         server = FleetLockServer(
             args.listen, semaphore, token=token,
             only_groups=groups if args.only_configured_groups else None,
+            request_timeout=args.request_timeout,
         )  # fmt: skip
     except OSError as error:
         host, port = args.listen

@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 
 from sonix import ui
+from sonix.httpguard import REQUEST_TIMEOUT, positive_seconds
 from sonix.release.serve import make_server, server_url
 
 
@@ -42,6 +43,10 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument("--listen", type=parse_listen, default=("127.0.0.1", 8000),
                         metavar="HOST:PORT",
                         help="address to listen on (default 127.0.0.1:8000; port 0: any)")
+    parser.add_argument("--request-timeout", metavar="SECONDS", type=positive_seconds,
+                        default=REQUEST_TIMEOUT,
+                        help="seconds a client has for each request before the connection is "
+                        f"closed (default {REQUEST_TIMEOUT:g})")
     parser.set_defaults(func=run)
 
 
@@ -52,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
                      hint="give a channel directory (sonix release --channel DIR)")
     host, port = args.listen
     try:
-        server = make_server(directory, host, port)
+        server = make_server(directory, host, port, request_timeout=args.request_timeout)
     except OSError as error:
         raise ui.die(f"cannot listen on {host}:{port}: {error.strerror}",
                      hint="choose another address with --listen") from None

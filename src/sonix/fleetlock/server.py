@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from sonix.agents.common import escape
 from sonix.fleetlock.etcd import EtcdError, EtcdUnavailable
 from sonix.fleetlock.semaphore import Contention, Decision, Semaphore, StateError
-from sonix.httpguard import GuardedHandler, GuardedServer
+from sonix.httpguard import REQUEST_TIMEOUT, GuardedHandler, GuardedServer
 
 PROTOCOL_HEADER = "fleet-lock-protocol"
 PRE_REBOOT = "/v1/pre-reboot"
@@ -179,15 +179,15 @@ def check_token(expected: bytes | None, authorization: str | None) -> None:
     if not authorization:
         problem = "the Authorization header is missing"
     elif scheme.lower() != "bearer":
-        problem = "the Authorization header must be 'Bearer <token>'"
+        problem = "the Authorization header is not of the Bearer scheme"
     elif not hmac.compare_digest(given.strip().encode("latin-1", "replace"), expected):
         problem = "the token is wrong"
     else:
         return
     raise RequestError(
         HTTPStatus.UNAUTHORIZED, "unauthorized",
-        f"{problem}: this server wants 'Authorization: Bearer <token>' with its token file's "
-        "token",
+        f"{problem}: send 'Authorization: Bearer <token>' with the token of the server's "
+        "--token-file",
     )  # fmt: skip
 
 
@@ -233,6 +233,7 @@ class FleetLockServer(GuardedServer):
         log: Callable[[str], None] = log_to_stderr,
         token: bytes | None = None,
         only_groups: Collection[str] | None = None,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         host = address[0]
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -240,7 +241,7 @@ class FleetLockServer(GuardedServer):
         self.log = log
         self.token = token
         self.only_groups = frozenset(only_groups) if only_groups is not None else None
-        super().__init__(address, FleetLockHandler)
+        super().__init__(address, FleetLockHandler, request_timeout=request_timeout)
 
     @property
     def url(self) -> str:

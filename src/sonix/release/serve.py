@@ -19,7 +19,7 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import BinaryIO
 
-from sonix.httpguard import GuardedHandler, GuardedServer
+from sonix.httpguard import REQUEST_TIMEOUT, GuardedHandler, GuardedServer
 
 CONTENT_TYPES = {
     ".json": "application/json",
@@ -85,6 +85,8 @@ def request_parts(target: str) -> list[str] | None:
         return None
     raw = target.split("#", 1)[0].split("?", 1)[0]
     decoded = urllib.parse.unquote_to_bytes(raw.encode("latin-1", "replace"))
+    if decoded.endswith(b"/"):
+        return None  # a directory, or a file named as one
     parts = [part for part in decoded.split(b"/") if part]
     if not parts or any(part.startswith(b".") or b"\0" in part or b"\\" in part
                         for part in parts):
@@ -197,10 +199,11 @@ def handler_for(root: Path) -> type[ChannelHandler]:
     return type("ChannelHandlerFor", (ChannelHandler,), {"root": root.absolute()})
 
 
-def make_server(root: Path, host: str = "127.0.0.1", port: int = 8000) -> ThreadingHTTPServer:
+def make_server(root: Path, host: str = "127.0.0.1", port: int = 8000, *,
+                request_timeout: float = REQUEST_TIMEOUT) -> ThreadingHTTPServer:
     """A threaded server for the files below root (not started: call serve_forever)."""
     server_class = _Server6 if ":" in host else _Server
-    return server_class((host, port), handler_for(root))
+    return server_class((host, port), handler_for(root), request_timeout=request_timeout)
 
 
 def server_url(server: ThreadingHTTPServer) -> str:
