@@ -141,7 +141,7 @@ class GuardedHandler(BaseHTTPRequestHandler):
         requestline = str(raw, "iso-8859-1").rstrip("\r\n")
         if len(requestline.split()) == 2:
             # HTTP/0.9 ("GET /path"): its answer would be a bare body, no status, no length.
-            self.command, self.requestline = "", requestline
+            self.command, self.requestline = requestline.split()[0], requestline
             self.request_version = self.default_request_version
             self.close_connection = True
             self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 requests are not served",
@@ -152,6 +152,19 @@ class GuardedHandler(BaseHTTPRequestHandler):
         if self.command not in self.body_methods and declares_body(self.headers):
             self.close_connection = True  # the unread body must not become the next request
         return True
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None
+                   ) -> None:  # fmt: skip
+        self.remember_command()
+        super().send_error(code, message, explain)
+
+    def remember_command(self) -> None:
+        """The method of a request refused before http.server took it from the request line:
+        a refused HEAD request still gets an answer without a body."""
+        if not self.command:
+            raw: bytes = getattr(self, "raw_requestline", b"")
+            words = str(raw, "iso-8859-1").split()
+            self.command = words[0] if words else ""
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self.rfile.stop(self.write_timeout)

@@ -390,6 +390,7 @@ class FleetLockHandler(GuardedHandler):
         """http.server's own refusals (a malformed request line, headers too long, an
         unknown method) as JSON too; the connection closes, its stream is not trusted."""
         self.close_connection = True
+        self.remember_command()
         status = HTTPStatus(code)
         kind = "method_not_allowed" if code == HTTPStatus.NOT_IMPLEMENTED else "bad_request"
         self._fail(f"{self.command or 'request'}", RequestError(
