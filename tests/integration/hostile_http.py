@@ -26,10 +26,12 @@ import contextlib
 import json
 import random
 import re
+import select
 import socket
 import time
 import tomllib
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,6 +118,25 @@ def exchange(port: int, request: bytes, *, head: bool = False, timeout: float = 
     result.seconds = time.monotonic() - started
     result.responses = parse_responses(data.bytes, head=head)
     return result
+
+
+def trickle(port: int, start: bytes, *, give_up: float, between: Callable[[], None]) -> float:
+    """Send `start`, then one more byte every 0.2 s (slowloris), calling `between` after each,
+    until the server closes the connection; the seconds that took (AssertionError when the
+    server still listens after `give_up` seconds)."""
+    started = time.monotonic()
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(start)
+        while time.monotonic() - started < give_up:
+            try:
+                sock.sendall(b"a")
+            except OSError:
+                return time.monotonic() - started
+            readable, _, _ = select.select([sock], [], [], 0.2)
+            if readable and sock.recv(1024) == b"":
+                return time.monotonic() - started
+            between()
+    raise AssertionError(f"a client trickling its request was not cut off in {give_up} s")
 
 
 @dataclass

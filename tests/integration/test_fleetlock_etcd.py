@@ -34,6 +34,7 @@ from hostile_http import (
     json_body,
     load_corpus,
     mutate,
+    trickle,
 )
 
 from sonix.fleetlock.etcd import EtcdClient, EtcdUnavailable
@@ -313,6 +314,18 @@ def test_hostile_request_corpus(start_server: Callable[..., LockServer], tmp_pat
     assert TOKEN not in servers["guarded"].log.read_text()
     assert post(servers["plain"].url, "/v1/pre-reboot", "after")[0] == 200
     assert holders(servers["plain"].url, "default") == ["after"]
+
+
+def test_trickling_client_is_cut_off(start_server: Callable[..., LockServer]) -> None:
+    """A client that sends its body one byte every 0.2 s (slowloris) is cut off at the
+    request's deadline; good requests are answered meanwhile."""
+    server = start_server("--request-timeout", str(REQUEST_TIMEOUT))
+    start = (b"POST /v1/pre-reboot HTTP/1.1\r\nfleet-lock-protocol: true\r\n"
+             b"Content-Length: 60000\r\n\r\n")  # fmt: skip
+    seconds = trickle(server.port, start, give_up=REQUEST_TIMEOUT + 8,
+                      between=lambda: good_status(server))
+    assert REQUEST_TIMEOUT * 0.8 < seconds < REQUEST_TIMEOUT + 2, seconds
+    assert_clean_log(server)
 
 
 FUZZ_CASES = 1500
