@@ -32,6 +32,7 @@ from sonix.agents.common import escape
 REQUEST_TIMEOUT = 30.0  # seconds for a whole request (wait, request line, headers, body)
 WRITE_TIMEOUT = 60.0  # seconds a client may leave one write of a reply unread
 MAX_CONNECTIONS = 256  # connections (threads) served at once by a GuardedServer
+MAX_LOG_LINE = 1000  # characters of one log line
 
 
 class DeadlineReader:
@@ -182,7 +183,10 @@ class GuardedHandler(BaseHTTPRequestHandler):
         super().end_headers()
 
     def log_message(self, format: str, *args: Any) -> None:
-        sys.stderr.write(escape(f"{self.address_string()} {format % args}") + "\n")
+        line = escape(f"{self.address_string()} {format % args}")
+        if len(line) > MAX_LOG_LINE:  # a request line of 64 KiB is not logged whole
+            line = line[: MAX_LOG_LINE - 1] + "…"
+        sys.stderr.write(line + "\n")
 
 
 class GuardedServer(ThreadingHTTPServer):

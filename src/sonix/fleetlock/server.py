@@ -393,9 +393,10 @@ class FleetLockHandler(GuardedHandler):
         self.remember_command()
         status = HTTPStatus(code)
         kind = "method_not_allowed" if code == HTTPStatus.NOT_IMPLEMENTED else "bad_request"
-        self._fail(f"{self.command or 'request'}", RequestError(
-            status, kind, f"{message or status.phrase}: {explain or status.description}",
-        ))  # fmt: skip
+        text = f"{message or status.phrase}: {explain or status.description}"
+        if len(text) > 4 * SHOWN:  # a request line of 64 KiB is not quoted back whole
+            text = text[: 4 * SHOWN - 1] + "…"
+        self._fail(f"{self.command or 'request'}", RequestError(status, kind, text))
 
     def _reply(
         self, status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | None = None

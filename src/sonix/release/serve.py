@@ -2,8 +2,11 @@
 
 Plain files only, as any static web server serves them: GET and HEAD, single byte ranges
 (206, 416 with `Content-Range: bytes */SIZE`) so that machines resume interrupted downloads,
-`ETag`/`Last-Modified` with `If-Range`, and no directory listings. Hidden files (the temporary
-files of a release in progress) are never served. Requests are logged to stderr.
+`ETag`/`Last-Modified` with `If-Range`, and no directory listings. Nothing hidden (the
+temporary files of a release in progress) is ever served: no path with a component starting
+with `.`, however encoded, and no symlink whose target is hidden or outside the directory.
+Malformed requests get an error status, never a traceback; each request has a deadline
+(sonix.httpguard). Requests are logged to stderr, control characters escaped.
 """
 
 from __future__ import annotations
