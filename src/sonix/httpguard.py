@@ -32,7 +32,7 @@ from sonix.agents.common import escape
 REQUEST_TIMEOUT = 30.0  # seconds for a whole request (wait, request line, headers, body)
 WRITE_TIMEOUT = 60.0  # seconds a client may leave one write of a reply unread
 MAX_CONNECTIONS = 256  # connections (threads) served at once by a GuardedServer
-MAX_LOG_LINE = 1000  # characters of one log line
+MAX_LOG_LINE = 4096  # characters of one log line (a decision line with many holders fits)
 
 
 class DeadlineReader:

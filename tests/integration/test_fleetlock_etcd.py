@@ -269,6 +269,7 @@ def assert_clean_log(server: LockServer) -> None:
     assert "Traceback" not in log, log[-3000:]
     for line in log.splitlines():
         assert line.isprintable(), line  # nothing a client sent could end or colour a line
+        assert len(line) <= 4096, line[:200]  # nor make one 64 KiB long
     assert server.process.poll() is None, "the server died"
 
 

@@ -104,6 +104,7 @@ def assert_clean_log(served: Served) -> None:
     assert "Traceback" not in log, log[-3000:]
     for line in log.splitlines():
         assert line.isprintable(), line  # nothing a client sent could end or colour a line
+        assert len(line) <= 4096, line[:200]  # nor make one 64 KiB long
     assert served.process.poll() is None, "the server died"
 
 

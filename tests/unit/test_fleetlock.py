@@ -472,6 +472,14 @@ def test_read_token(tmp_path: pytest.TempPathFactory) -> None:
         fleetlock_server.read_token(path.parent / "missing")
 
 
+def test_only_configured_groups_needs_groups() -> None:
+    parser = argparse.ArgumentParser()
+    fleetlock_server.register(parser.add_subparsers())
+    args = parser.parse_args(["fleetlock-server", "--only-configured-groups"])
+    with pytest.raises(ui.SonixError, match="needs the groups: give them with --group"):
+        fleetlock_server.run(args)
+
+
 # ---- command line ----------------------------------------------------------------------------
 
 

@@ -77,6 +77,8 @@ def read_token(path: Path) -> bytes:
         raise ui.die(f"cannot read the token file {path}: {error.strerror or error}") from None
     except UnicodeDecodeError:
         text = "\0"
+    if path.stat().st_mode & 0o077:
+        ui.info(f"warning: the token file {path} can be read by other users: chmod 600 it")
     if not TOKEN_PATTERN.fullmatch(text):
         raise ui.die(
             f"the token file {path} must hold one token of 16 to 4096 visible ASCII characters "

@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from sonix.agents.common import escape
 from sonix.fleetlock.etcd import EtcdError, EtcdUnavailable
 from sonix.fleetlock.semaphore import Contention, Decision, Semaphore, StateError
-from sonix.httpguard import REQUEST_TIMEOUT, GuardedHandler, GuardedServer
+from sonix.httpguard import MAX_LOG_LINE, REQUEST_TIMEOUT, GuardedHandler, GuardedServer
 
 PROTOCOL_HEADER = "fleet-lock-protocol"
 PRE_REBOOT = "/v1/pre-reboot"
@@ -373,7 +373,10 @@ class FleetLockHandler(GuardedHandler):
             ) from error  # fmt: skip
 
     def _log(self, line: str) -> None:
-        self.server.log(escape(line))
+        line = escape(line)
+        if len(line) > MAX_LOG_LINE:  # garbage taken for a method or path, say
+            line = line[: MAX_LOG_LINE - 1] + "…"
+        self.server.log(line)
 
     def _fail(self, what: str, error: RequestError) -> None:
         self._log(
