@@ -7,8 +7,10 @@ servers run as `sonix fleetlock-server` processes, as in production, on free por
 
 from __future__ import annotations
 
+import collections
 import json
 import os
+import random
 import select
 import signal
 import subprocess
@@ -22,6 +24,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hostile_http import (
+    Case,
+    Malformed,
+    check_case,
+    exchange,
+    fuzz_body,
+    is_head,
+    json_body,
+    load_corpus,
+    mutate,
+    trickle,
+)
 
 from sonix.fleetlock.etcd import EtcdClient, EtcdUnavailable
 from sonix.fleetlock.semaphore import Semaphore, SlotConfig
@@ -236,3 +250,127 @@ def test_etcd_restart_loses_no_lock(tmp_path: Path, prefix: str) -> None:
         assert time.monotonic() - started < 20
         assert not semaphore.lock("default", "b").granted
         assert semaphore.status()["default"].holders == ("a",)
+
+
+# ---- hostile requests -------------------------------------------------------------------------
+
+TOKEN = "fleet-token-0123456789abcdef"
+REQUEST_TIMEOUT = 2.0
+
+
+def good_status(server: LockServer, headers: dict[str, str] | None = None) -> None:
+    """The server still answers a good request on a new connection."""
+    status, reply = request(server.url + "/v1/status", headers=headers)
+    assert status == 200 and "groups" in reply, reply
+
+
+def assert_clean_log(server: LockServer) -> None:
+    log = server.log.read_text()
+    assert "Traceback" not in log, log[-3000:]
+    for line in log.splitlines():
+        assert line.isprintable(), line  # nothing a client sent could end or colour a line
+        assert len(line) <= 4096, line[:200]  # nor make one 64 KiB long
+    assert server.process.poll() is None, "the server died"
+
+
+def test_hostile_request_corpus(start_server: Callable[..., LockServer], tmp_path: Path) -> None:
+    """tests/fixtures/hostile-http/fleetlock.toml against two real servers: every answer is
+    well-formed JSON with the expected status and kind; incomplete requests are dropped at the
+    request timeout; the servers keep serving and log no traceback."""
+    token_file = tmp_path / "token"
+    token_file.write_text(TOKEN + "\n")
+    timeout = ["--request-timeout", str(REQUEST_TIMEOUT)]
+    servers = {
+        "plain": start_server(*timeout),
+        "guarded": start_server(*timeout, "--group", "web=1", "--only-configured-groups",
+                                "--token-file", str(token_file)),
+    }  # fmt: skip
+    cases = load_corpus("fleetlock.toml", token=TOKEN)
+    assert len(cases) >= 70
+    failures: list[str] = []
+
+    def run(case: Case) -> None:
+        server = servers[case.server]
+        try:
+            check_case(case, server.port, REQUEST_TIMEOUT, fleetlock=True)
+        except Exception as error:  # every failing case is listed, not only the first
+            failures.append(f"{case.name}: {error!r}")
+
+    # Incomplete requests wait for the server's deadline: all at once, beside the others.
+    slow = [threading.Thread(target=run, args=(case,)) for case in cases
+            if case.status == "timeout"]  # fmt: skip
+    for thread in slow:
+        thread.start()
+    for case in cases:
+        if case.status != "timeout":
+            run(case)
+            good_status(servers[case.server], {"Authorization": f"Bearer {TOKEN}"})
+    for thread in slow:
+        thread.join()
+    assert not failures, "\n".join(failures)
+    for server in servers.values():
+        assert_clean_log(server)
+    log = servers["plain"].log.read_text()
+    assert "400 invalid_client_params: client_params.id 'a\\npre-reboot" in log
+    assert TOKEN not in servers["guarded"].log.read_text()
+    assert post(servers["plain"].url, "/v1/pre-reboot", "after")[0] == 200
+    assert holders(servers["plain"].url, "default") == ["after"]
+
+
+def test_trickling_client_is_cut_off(start_server: Callable[..., LockServer]) -> None:
+    """A client that sends its body one byte every 0.2 s (slowloris) is cut off at the
+    request's deadline; good requests are answered meanwhile."""
+    server = start_server("--request-timeout", str(REQUEST_TIMEOUT))
+    start = (b"POST /v1/pre-reboot HTTP/1.1\r\nfleet-lock-protocol: true\r\n"
+             b"Content-Length: 60000\r\n\r\n")  # fmt: skip
+    seconds = trickle(server.port, start, give_up=REQUEST_TIMEOUT + 8,
+                      between=lambda: good_status(server))
+    assert REQUEST_TIMEOUT * 0.8 < seconds < REQUEST_TIMEOUT + 2, seconds
+    assert_clean_log(server)
+
+
+FUZZ_CASES = 1500
+FUZZ_SECONDS = 20.0
+GOOD = (b"POST /v1/pre-reboot HTTP/1.1\r\nHost: t\r\nfleet-lock-protocol: true\r\n"
+        b"Content-Length: %d\r\n\r\n%s")  # fmt: skip
+GOOD_BODY = b'{"client_params": {"id": "fuzz", "group": "default"}}'
+
+
+def fuzz_request(rng: random.Random) -> bytes:
+    """A good request with a random body, or a good request with random changes."""
+    if rng.random() < 0.4:
+        body = fuzz_body(rng)
+        return GOOD % (len(body), body)
+    return mutate(rng, GOOD % (len(GOOD_BODY), GOOD_BODY))
+
+
+def test_fuzz(start_server: Callable[..., LockServer]) -> None:
+    """Seeded random malformed requests (bounded: FUZZ_CASES or FUZZ_SECONDS, loopback):
+    every byte the server sends is part of a well-formed HTTP answer with a JSON body, it
+    never logs a traceback, and good requests keep working."""
+    server = start_server("--request-timeout", str(REQUEST_TIMEOUT))
+    rng = random.Random(14)
+    started = time.monotonic()
+    count = 0
+    statuses: collections.Counter[int] = collections.Counter()
+    while count < FUZZ_CASES and time.monotonic() - started < FUZZ_SECONDS:
+        raw = fuzz_request(rng)
+        try:
+            result = exchange(server.port, raw, half_close=True, timeout=REQUEST_TIMEOUT + 3,
+                              head=is_head(raw))
+        except Malformed as error:
+            raise AssertionError(f"case {count} ({raw[:200]!r}): {error}") from None
+        for index, response in enumerate(result.responses):
+            if not (index == 0 and is_head(raw)):
+                json_body(response)
+            statuses[response.status] += 1
+        assert result.closed, f"case {count}: the connection stayed open after EOF"
+        count += 1
+        if count % 50 == 0:
+            good_status(server)
+    assert count >= 100, f"only {count} cases in {FUZZ_SECONDS} s"
+    print(f"{count} cases in {time.monotonic() - started:.1f} s, answers: {dict(statuses)}")
+    assert {200, 400, 409, 411, 413} <= set(statuses), statuses  # the cases reach every check
+    good_status(server)
+    assert_clean_log(server)
+    assert post(server.url, "/v1/steady-state", "fuzz")[0] == 200

@@ -16,7 +16,9 @@ from typing import Any
 
 import pytest
 
+from sonix import ui
 from sonix.commands import fleetlock_server
+from sonix.commands.serve import parse_listen
 from sonix.fleetlock.etcd import EtcdUnavailable, KeyValue, _prefix_end
 from sonix.fleetlock.semaphore import (
     Contention,
@@ -87,6 +89,8 @@ def body(client_id: str = "m1", group: str = "default") -> bytes:
 def test_parse_request_reads_id_and_group() -> None:
     params = parse_request("true", body("c988d2509fdf", "workers"))
     assert (params.id, params.group) == ("c988d2509fdf", "workers")
+    for name in ("x" * 128, "node-1.example.org", "root@h:1+a_b"):
+        assert parse_request("true", body(name, "g" * 128)).id == name
 
 
 def test_parse_request_ignores_unknown_fields_and_header_case() -> None:
@@ -99,7 +103,30 @@ BAD_REQUESTS = [
     (None, body(), "missing_protocol_header", "fleet-lock-protocol: true' is missing"),
     ("false", body(), "missing_protocol_header", "must be 'true', not 'false'"),
     ("true", b"{not json", "invalid_body", "body is not JSON"),
-    ("true", b"", "invalid_body", "body is not JSON"),
+    ("true", b"", "invalid_body", "body is empty"),
+    ("true", b" \n", "invalid_body", "body is empty"),
+    ("true", b"[" * 60_000, "invalid_body", "nests deeper than 16 levels"),
+    ("true", b'{"a":' * 17 + b"1" + b"}" * 17, "invalid_body", "nests deeper"),
+    ("true", b'{"client_params": {"id": "[[[[[[[[[[[[[[[[[[[[", "group": "g"}}',
+     "invalid_client_params", "id"),  # brackets in a string do not nest
+    ("true", b"1" * 5000, "invalid_body", "body is not JSON"),
+    ("true", b"\xff\xfe{}", "invalid_body", "not UTF-8 (byte 0)"),
+    ("true", '{"client_params": {"id": "a", "group": "\u00e9"}}'.encode("latin-1"),
+     "invalid_body", "not UTF-8"),
+    ("true", b"NaN", "invalid_body", '{"client_params"'),
+    ("true", b'{"client_params": {"id": ["a"], "group": "g"}}', "invalid_client_params", "id"),
+    ("true", b'{"client_params": {"id": "a", "group": 1.5}}', "invalid_client_params", "group"),
+    ("true", b'{"client_params": null}', "invalid_body", '{"client_params"'),
+    ("true", body(client_id="a\nevil"), "invalid_client_params", "'a\\nevil' must be 1 to 128"),
+    ("true", body(client_id="a\rb"), "invalid_client_params", "must be 1 to 128"),
+    ("true", body(client_id="a\x1b[31m"), "invalid_client_params", "must be 1 to 128"),
+    ("true", body(client_id="a\u2028b"), "invalid_client_params", "must be 1 to 128"),
+    ("true", body(client_id="a b"), "invalid_client_params", "must be 1 to 128"),
+    ("true", body(client_id="a,b"), "invalid_client_params", "must be 1 to 128"),
+    ("true", body(client_id="\u00e9"), "invalid_client_params", "must be 1 to 128"),
+    ("true", body(client_id="x" * 129), "invalid_client_params", "…"),
+    ("true", body(group="g" * 129), "invalid_client_params", "at most 128"),
+    ("true", body(group="a\n"), "invalid_client_params", "must match"),
     ("true", b"[1]", "invalid_body", '{"client_params"'),
     ("true", b'{"client_params": "m1"}', "invalid_body", '{"client_params"'),
     ("true", b'{"client_params": {"group": "g"}}', "invalid_client_params", "id must be"),
@@ -355,15 +382,117 @@ def test_http_keeps_the_connection_after_an_error(
     connection.close()
 
 
+TOKEN = b"s3cret-token-0123456789"
+
+
+@pytest.fixture
+def guarded(etcd: FakeEtcd) -> Iterator[tuple[FleetLockServer, list[str]]]:
+    """A server with a token and only the group web."""
+    lines: list[str] = []
+    srv = FleetLockServer(("127.0.0.1", 0), semaphore(etcd, {"web": 2}), log=lines.append,
+                          token=TOKEN, only_groups={"web"})  # fmt: skip
+    thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
+    thread.start()
+    yield srv, lines
+    srv.shutdown()
+    srv.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("authorization", [
+    None, "", "Bearer", "Bearer ", "Basic czNjcmV0", "Bearer s3cret-token-012345678",
+    "Bearer s3cret-token-01234567890", "Bearer s3cret-token-0123456789x", "Token " + TOKEN.decode(),
+    "Bearer \u00e9" + TOKEN.decode(),
+])  # fmt: skip
+def test_token_required(
+    guarded: tuple[FleetLockServer, list[str]], etcd: FakeEtcd, authorization: str | None
+) -> None:
+    srv, lines = guarded
+    headers = {**LOCK, **({"Authorization": authorization} if authorization is not None else {})}
+    for path, data in (("/v1/pre-reboot", body("a", "web")), ("/v1/status", None),
+                       ("/v2/unknown", body())):  # fmt: skip
+        status, reply = call(srv.url, path, data, headers)
+        assert (status, reply["kind"]) == (401, "unauthorized"), path
+        assert "Authorization: Bearer <token>" in reply["value"]
+        assert TOKEN.decode() not in lines[-1]
+    assert etcd.writes == 0
+
+
+def test_token_accepted(guarded: tuple[FleetLockServer, list[str]]) -> None:
+    srv, _ = guarded
+    for authorization in ("Bearer " + TOKEN.decode(), "bearer  " + TOKEN.decode() + " "):
+        headers = {**LOCK, "Authorization": authorization}
+        assert call(srv.url, "/v1/pre-reboot", body("a", "web"), headers)[0] == 200
+        assert call(srv.url, "/v1/status", None, headers)[0] == 200
+
+
+def test_only_configured_groups(guarded: tuple[FleetLockServer, list[str]], etcd: FakeEtcd
+                                ) -> None:  # fmt: skip
+    srv, lines = guarded
+    headers = {**LOCK, "Authorization": "Bearer " + TOKEN.decode()}
+    status, reply = call(srv.url, "/v1/pre-reboot", body("a", "db"), headers)
+    assert (status, reply["kind"]) == (403, "unknown_group")
+    assert reply["value"] == "group 'db' is not configured on this server; its groups are web"
+    assert "403 unknown_group" in lines[-1]
+    # Releasing never creates a key, so it stays possible in any group.
+    assert call(srv.url, "/v1/steady-state", body("a", "db"), headers)[0] == 200
+    assert etcd.writes == 0
+
+
+def test_log_lines_cannot_be_forged(server: tuple[FleetLockServer, list[str]]) -> None:
+    srv, lines = server
+    raw = b'{"client_params": {"id": "a\\n pre-reboot web/x: granted", "group": "web"}}'
+    assert call(srv.url, "/v1/pre-reboot", raw, LOCK)[0] == 400
+    status, _ = call(srv.url, "/v1/pre-reboot", body(), {**LOCK, "fleet-lock-protocol": "no\x1b"})
+    assert status == 400
+    assert all(line.isprintable() for line in lines), lines
+
+
+def test_http_level_errors_are_json(server: tuple[FleetLockServer, list[str]]) -> None:
+    srv, lines = server
+    connection = http.client.HTTPConnection("127.0.0.1", srv.server_address[1], timeout=10)
+    connection.request("PUT", "/v1/pre-reboot", body(), LOCK)
+    response = connection.getresponse()
+    reply = json.load(response)
+    assert (response.status, reply["kind"]) == (501, "method_not_allowed")
+    assert response.getheader("Connection") == "close"
+    assert "PUT from 127.0.0.1: 501 method_not_allowed" in lines[-1]
+    connection.close()
+
+
+def test_read_token(tmp_path: pytest.TempPathFactory) -> None:
+    path = tmp_path / "token"  # type: ignore[operator]
+    path.write_text(TOKEN.decode() + "\n")
+    assert fleetlock_server.read_token(path) == TOKEN
+    for bad in (b"", b"short", b"two words here, long enough", b"\xff" * 20, b"x" * 4097):
+        path.write_bytes(bad)
+        with pytest.raises(ui.SonixError, match="16 to 4096 visible ASCII"):
+            fleetlock_server.read_token(path)
+    with pytest.raises(ui.SonixError, match="cannot read the token file"):
+        fleetlock_server.read_token(path.parent / "missing")
+
+
+def test_only_configured_groups_needs_groups() -> None:
+    parser = argparse.ArgumentParser()
+    fleetlock_server.register(parser.add_subparsers())
+    args = parser.parse_args(["fleetlock-server", "--only-configured-groups"])
+    with pytest.raises(ui.SonixError, match="needs the groups: give them with --group"):
+        fleetlock_server.run(args)
+
+
 # ---- command line ----------------------------------------------------------------------------
 
 
 def test_listen_address() -> None:
-    assert fleetlock_server.listen_address("127.0.0.1:3333") == ("127.0.0.1", 3333)
-    assert fleetlock_server.listen_address("[::1]:0") == ("::1", 0)
-    for bad in ("3333", "host:", ":80", "h:99999", "h:x"):
+    """One parser for `sonix serve --listen` and `sonix fleetlock-server --listen`."""
+    assert parse_listen("127.0.0.1:3333") == ("127.0.0.1", 3333)
+    assert parse_listen("[::1]:0") == ("::1", 0)
+    assert parse_listen("[::]:3333") == ("::", 3333)
+    assert parse_listen("localhost:80") == ("localhost", 80)
+    for bad in ("3333", "host:", ":80", "h:99999", "h:x", "::1:3333", "[::1]", "[zz::1]:80",
+                "[1.2.3.4]:80", "h:\u0663", "h:" + "9" * 5000, "[::1]:80x", "h:-1"):
         with pytest.raises(argparse.ArgumentTypeError):
-            fleetlock_server.listen_address(bad)
+            parse_listen(bad)
 
 
 def test_group_slots() -> None:

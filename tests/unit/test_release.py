@@ -404,7 +404,30 @@ def test_range_headers(header: str, expected: tuple[int, int] | None) -> None:
     assert serve.parse_range(header, 100) == expected
 
 
-@pytest.mark.parametrize("header", ["bytes=100-", "bytes=100-200", "bytes=-0"])
+HUGE = "9" * 5000  # int() refuses more than 4300 digits
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    (f"bytes=0-{HUGE}", (0, 100)), (f"bytes=-{HUGE}", (0, 100)), (f"bytes=1{HUGE}-{HUGE}", None),
+    ("bytes=" + "0" * 5000 + "1-2", (1, 3)), ("BYTES = 1 - 2", (1, 3)), ("bytes=\u0663-", None),
+    ("bytes=99-" + "0" * 5000 + "100", (99, 100)),
+])  # fmt: skip
+def test_range_numbers_of_any_length(header: str, expected: tuple[int, int] | None) -> None:
+    assert serve.parse_range(header, 100) == expected
+
+
+@pytest.mark.parametrize(("target", "expected"), [
+    ("/a/b", ["a", "b"]), ("//a//b?x#y", ["a", "b"]), ("/a%20b", ["a b"]),
+    ("http://h/a", ["a"]), ("/caf%E9", ["caf\udce9"]), ("/", None), ("/a/", None),
+    ("a", None), ("*", None), ("/.a", None), ("/a/.b/c", None), ("/%2e%2E/x", None),
+    ("/a%2f..%2fb", None), ("/a%00", None), ("/a\\b", None), ("/a%5cb", None),
+])  # fmt: skip
+def test_request_parts(target: str, expected: list[str] | None) -> None:
+    assert serve.request_parts(target) == expected
+
+
+@pytest.mark.parametrize("header", ["bytes=100-", "bytes=100-200", "bytes=-0", f"bytes={HUGE}-",
+                                    f"bytes={HUGE}-{HUGE}", f"bytes={HUGE}-1{HUGE}"])
 def test_unsatisfiable_ranges(header: str) -> None:
     with pytest.raises(serve.Unsatisfiable):
         serve.parse_range(header, 100)

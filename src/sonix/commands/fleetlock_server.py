@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import argparse
+import re
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 from sonix import ui
+from sonix.commands.serve import parse_listen
 from sonix.fleetlock.etcd import EtcdClient, EtcdError, EtcdUnavailable
 from sonix.fleetlock.semaphore import DEFAULT_PREFIX, Semaphore, SlotConfig, StateError
 from sonix.fleetlock.server import GROUP_PATTERN, FleetLockServer
+from sonix.httpguard import REQUEST_TIMEOUT, positive_seconds
 
 DEFAULT_ETCD = "http://127.0.0.1:2379"
 
@@ -25,7 +29,7 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "stdout once it listens and logs one line per decision on stderr. See docs/updates.md.",
     )
     parser.add_argument(
-        "--listen", metavar="HOST:PORT", type=listen_address, default=("127.0.0.1", 3333),
+        "--listen", metavar="HOST:PORT", type=parse_listen, default=("127.0.0.1", 3333),
         help="address to listen on (default 127.0.0.1:3333; port 0 picks a free port)",
     )  # fmt: skip
     parser.add_argument(
@@ -44,16 +48,44 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "--prefix", default=DEFAULT_PREFIX,
         help=f"etcd key prefix of the groups' keys (default {DEFAULT_PREFIX})",
     )  # fmt: skip
+    parser.add_argument(
+        "--token-file", metavar="FILE", type=Path, default=None,
+        help="require 'Authorization: Bearer <token>' on every request, the token being the "
+        "file's content (read once at start; off by default: Zincati sends no token)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--only-configured-groups", action="store_true",
+        help="grant slots only in the groups given with --group; others get 403 unknown_group",
+    )  # fmt: skip
+    parser.add_argument(
+        "--request-timeout", metavar="SECONDS", type=positive_seconds, default=REQUEST_TIMEOUT,
+        help=f"seconds a client has for each request before the connection is closed "
+        f"(default {REQUEST_TIMEOUT:g})",
+    )  # fmt: skip
     parser.set_defaults(func=run)
 
 
-def listen_address(text: str) -> tuple[str, int]:
-    """`HOST:PORT` or `[IPv6]:PORT`."""
-    host, sep, port = text.rpartition(":")
-    host = host.removeprefix("[").removesuffix("]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
-        raise argparse.ArgumentTypeError(f"expected HOST:PORT, e.g. 127.0.0.1:3333, not {text!r}")
-    return host, int(port)
+# A token goes into a header: visible ASCII, and long enough not to be guessed.
+TOKEN_PATTERN = re.compile(r"[!-~]{16,4096}")
+
+
+def read_token(path: Path) -> bytes:
+    """The shared token of --token-file: the file's content without surrounding white space."""
+    try:
+        text = path.read_bytes().decode("ascii").strip()
+    except OSError as error:
+        raise ui.die(f"cannot read the token file {path}: {error.strerror or error}") from None
+    except UnicodeDecodeError:
+        text = "\0"
+    if path.stat().st_mode & 0o077:
+        ui.info(f"warning: the token file {path} can be read by other users: chmod 600 it")
+    if not TOKEN_PATTERN.fullmatch(text):
+        raise ui.die(
+            f"the token file {path} must hold one token of 16 to 4096 visible ASCII characters "
+            "(no spaces)",
+            hint=f"make one with `head -c 32 /dev/urandom | base64 > {path}`",
+        )
+    return text.encode()
 
 
 def slot_count(text: str) -> int:
@@ -79,13 +111,20 @@ def run(args: argparse.Namespace) -> int:
         if name in groups:
             raise ui.die(f"group {name} is given twice (--group {name}=…)")
         groups[name] = slots
+    if args.only_configured_groups and not groups:
+        raise ui.die("--only-configured-groups needs the groups: give them with --group NAME=SLOTS")
+    token = read_token(args.token_file) if args.token_file else None
     endpoints: list[str] = args.etcd or [DEFAULT_ETCD]
     config = SlotConfig(groups, args.slots)
     semaphore = Semaphore(EtcdClient(endpoints), config, prefix=args.prefix)
     check_etcd(semaphore, endpoints)
 
     try:
-        server = FleetLockServer(args.listen, semaphore)
+        server = FleetLockServer(
+            args.listen, semaphore, token=token,
+            only_groups=groups if args.only_configured_groups else None,
+            request_timeout=args.request_timeout,
+        )  # fmt: skip
     except OSError as error:
         host, port = args.listen
         raise ui.die(
@@ -93,9 +132,11 @@ def run(args: argparse.Namespace) -> int:
             hint="pick another --listen address, or stop what already listens there",
         ) from None
     listed = ", ".join(f"{name}={slots}" for name, slots in sorted(groups.items()))
+    others = "no other groups" if args.only_configured_groups else f"other groups {args.slots}"
     ui.info(
         f"fleetlock-server on {server.url}, etcd {', '.join(endpoints)} (keys {args.prefix}*), "
-        f"slots: {listed + ', ' if listed else ''}other groups {args.slots}"
+        f"slots: {listed + ', ' if listed else ''}{others}, "
+        f"{'token required' if token else 'no authentication'}"
     )
     print(server.url, flush=True)
 

@@ -9,31 +9,46 @@ POST requests carry the header `fleet-lock-protocol: true` and the body
 `{"kind": "<bounded set of names>", "value": "<what is wrong, for people>"}`, which Zincati logs
 (value) and counts (kind).
 Protocol: https://coreos.github.io/zincati/development/fleetlock/protocol/
+
+Hostile requests get the same kind of answer: a body is read only with a valid Content-Length
+of at most MAX_BODY bytes, must be UTF-8 JSON nested at most MAX_NESTING deep, and ids and
+groups are short printable names (ID_PATTERN, GROUP_PATTERN), so nothing a client sends can
+crash a thread or forge a log line. Requests have a deadline (sonix.httpguard). Options: a
+shared token (`Authorization: Bearer`, off by default as Zincati sends none) and serving only
+the configured groups.
 """
 
 from __future__ import annotations
 
+import hmac
 import json
 import re
 import socket
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TypeVar
 
+from sonix.agents.common import escape
 from sonix.fleetlock.etcd import EtcdError, EtcdUnavailable
 from sonix.fleetlock.semaphore import Contention, Decision, Semaphore, StateError
+from sonix.httpguard import MAX_LOG_LINE, REQUEST_TIMEOUT, GuardedHandler, GuardedServer
 
 PROTOCOL_HEADER = "fleet-lock-protocol"
 PRE_REBOOT = "/v1/pre-reboot"
 STEADY_STATE = "/v1/steady-state"
 STATUS = "/v1/status"
 # The protocol's group syntax; it also keeps groups from reaching outside the etcd prefix.
-GROUP_PATTERN = re.compile(r"[a-zA-Z0-9.-]+")
+GROUP_PATTERN = re.compile(r"[a-zA-Z0-9.-]{1,128}")
+# Machine ids: Zincati sends the 32 hex digits of an app-specific machine id, people use host
+# names; nothing that could end a log line, separate holders (", ") or hide in a terminal.
+ID_PATTERN = re.compile(r"[a-zA-Z0-9._:@+-]{1,128}")
+ID_SYNTAX = "1 to 128 letters, digits or . _ : @ + -"
 MAX_BODY = 64 * 1024
+MAX_NESTING = 16  # the protocol's body nests 2 deep; json recurses once per level
+SHOWN = 64  # characters of a rejected value quoted back in an error
 
 T = TypeVar("T")
 
@@ -63,6 +78,54 @@ def bad_request(kind: str, value: str) -> RequestError:
     return RequestError(HTTPStatus.BAD_REQUEST, kind, value)
 
 
+def shown(value: object) -> str:
+    """A value quoted back to the client and the log: repr (escapes), at most SHOWN chars."""
+    text = repr(value)
+    return text if len(text) <= SHOWN else text[: SHOWN - 1] + "…"
+
+
+def nesting_depth(text: str) -> int:
+    """How deep arrays and objects nest in a JSON text (outside strings), counted before
+    json.loads sees it: json recurses per level, and a body of 60 KB of `[` ends in
+    RecursionError."""
+    depth = deepest = 0
+    in_string = escaped = False
+    for char in text:
+        if in_string:
+            if escaped:
+                escaped = False
+            elif char == "\\":
+                escaped = True
+            elif char == '"':
+                in_string = False
+        elif char == '"':
+            in_string = True
+        elif char in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif char in "]}":
+            depth -= 1
+    return deepest
+
+
+def parse_json(body: bytes) -> Any:
+    """The body as JSON: UTF-8, nested at most MAX_NESTING deep."""
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise bad_request(
+            "invalid_body", f"body is not UTF-8 (byte {error.start}): send JSON in UTF-8"
+        ) from None
+    if nesting_depth(text) > MAX_NESTING:
+        raise bad_request(
+            "invalid_body", f"body nests deeper than {MAX_NESTING} levels: not a FleetLock body"
+        )
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError) as error:
+        raise bad_request("invalid_body", f"body is not JSON: {shown(str(error))[1:-1]}") from None
+
+
 def parse_request(protocol_header: str | None, body: bytes) -> ClientParams:
     """Check a lock or unlock request: the protocol header's value and the raw body."""
     if protocol_header is None:
@@ -70,12 +133,14 @@ def parse_request(protocol_header: str | None, body: bytes) -> ClientParams:
     if protocol_header.strip().lower() != "true":
         raise bad_request(
             "missing_protocol_header",
-            f"header '{PROTOCOL_HEADER}' must be 'true', not {protocol_header.strip()!r}",
+            f"header '{PROTOCOL_HEADER}' must be 'true', not {shown(protocol_header.strip())}",
         )
-    try:
-        data = json.loads(body)
-    except ValueError as error:
-        raise bad_request("invalid_body", f"body is not JSON: {error}") from None
+    if not body.strip():
+        raise bad_request(
+            "invalid_body",
+            'body is empty: send {"client_params": {"id": "<machine id>", "group": "<group>"}}',
+        )
+    data = parse_json(body)
     params = data.get("client_params") if isinstance(data, dict) else None
     if not isinstance(params, dict):
         raise bad_request(
@@ -95,9 +160,35 @@ def parse_request(protocol_header: str | None, body: bytes) -> ClientParams:
     if not GROUP_PATTERN.fullmatch(group):
         raise bad_request(
             "invalid_client_params",
-            f"client_params.group {group!r} must match ^[a-zA-Z0-9.-]+$",
+            f"client_params.group {shown(group)} must match ^[a-zA-Z0-9.-]+$ "
+            "(at most 128 characters)",
+        )
+    if not ID_PATTERN.fullmatch(client_id):
+        raise bad_request(
+            "invalid_client_params", f"client_params.id {shown(client_id)} must be {ID_SYNTAX}"
         )
     return ClientParams(client_id, group)
+
+
+def check_token(expected: bytes | None, authorization: str | None) -> None:
+    """With a token configured, the request must carry `Authorization: Bearer <token>`
+    (RFC 6750); compared in constant time so the answer's timing tells nothing."""
+    if expected is None:
+        return
+    scheme, _, given = (authorization or "").strip().partition(" ")
+    if not authorization:
+        problem = "the Authorization header is missing"
+    elif scheme.lower() != "bearer":
+        problem = "the Authorization header is not of the Bearer scheme"
+    elif not hmac.compare_digest(given.strip().encode("latin-1", "replace"), expected):
+        problem = "the token is wrong"
+    else:
+        return
+    raise RequestError(
+        HTTPStatus.UNAUTHORIZED, "unauthorized",
+        f"{problem}: send 'Authorization: Bearer <token>' with the token of the server's "
+        "--token-file",
+    )  # fmt: skip
 
 
 def decision_body(decision: Decision) -> dict[str, Any]:
@@ -126,10 +217,13 @@ def log_to_stderr(line: str) -> None:
         sys.stderr.flush()
 
 
-class FleetLockServer(ThreadingHTTPServer):
-    """The HTTP server: one thread per connection, decisions made by `semaphore`."""
+class FleetLockServer(GuardedServer):
+    """The HTTP server: one thread per connection, decisions made by `semaphore`.
 
-    daemon_threads = True
+    `token`: when set, every request needs `Authorization: Bearer <token>`.
+    `only_groups`: when set, a slot can be taken only in these groups (releasing stays
+    possible in any group: it never creates a key, and frees a slot taken before a group
+    was dropped from the configuration)."""
 
     def __init__(
         self,
@@ -137,12 +231,17 @@ class FleetLockServer(ThreadingHTTPServer):
         semaphore: Semaphore,
         *,
         log: Callable[[str], None] = log_to_stderr,
+        token: bytes | None = None,
+        only_groups: Collection[str] | None = None,
+        request_timeout: float = REQUEST_TIMEOUT,
     ) -> None:
         host = address[0]
         self.address_family = socket.AF_INET6 if ":" in host else socket.AF_INET
         self.semaphore = semaphore
         self.log = log
-        super().__init__(address, FleetLockHandler)
+        self.token = token
+        self.only_groups = frozenset(only_groups) if only_groups is not None else None
+        super().__init__(address, FleetLockHandler, request_timeout=request_timeout)
 
     @property
     def url(self) -> str:
@@ -151,9 +250,9 @@ class FleetLockServer(ThreadingHTTPServer):
         return f"http://{shown}:{port}"
 
 
-class FleetLockHandler(BaseHTTPRequestHandler):
+class FleetLockHandler(GuardedHandler):
     protocol_version = "HTTP/1.1"  # keep-alive: every reply carries Content-Length
-    timeout = 60  # seconds a connection may stay silent before its thread lets it go
+    body_methods = frozenset({"POST"})
     server: FleetLockServer
 
     def do_POST(self) -> None:
@@ -161,9 +260,12 @@ class FleetLockHandler(BaseHTTPRequestHandler):
         what = {PRE_REBOOT: "pre-reboot", STEADY_STATE: "steady-state"}.get(path)
         try:
             body = self._read_body()
+            check_token(self.server.token, self.headers.get("Authorization"))
             if what is None:
                 raise self._unknown_path(path, "POST")
             params = parse_request(self.headers.get(PROTOCOL_HEADER), body)
+            if what == "pre-reboot":
+                self._check_group(params.group)
             semaphore = self.server.semaphore
             decide = semaphore.lock if what == "pre-reboot" else semaphore.unlock
             decision = self._ask_etcd(lambda: decide(params.group, params.id))
@@ -171,7 +273,7 @@ class FleetLockHandler(BaseHTTPRequestHandler):
             self._fail(what or f"POST {path}", error)
             return
         holders = ", ".join(decision.holders) or "none"
-        self.server.log(
+        self._log(
             f"{what} {decision.group}/{decision.client_id} from {self.client_address[0]}: "
             f"{decision.outcome.value} ({len(decision.holders)}/{decision.slots} held: {holders})"
         )
@@ -181,6 +283,7 @@ class FleetLockHandler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = self.path.split("?", 1)[0]
         try:
+            check_token(self.server.token, self.headers.get("Authorization"))
             if path != STATUS:
                 raise self._unknown_path(path, "GET")
             groups = self._ask_etcd(self.server.semaphore.status)
@@ -198,27 +301,42 @@ class FleetLockHandler(BaseHTTPRequestHandler):
         })  # fmt: skip
 
     def _read_body(self) -> bytes:
+        """The body, by its one Content-Length. Where the length is unknown or refused, the
+        connection closes after the answer: what follows is not a next request."""
+        lengths = self.headers.get_all("Content-Length", [])
         if self.headers.get("Transfer-Encoding"):
             self.close_connection = True
             raise RequestError(
                 HTTPStatus.LENGTH_REQUIRED, "invalid_body",
-                "chunked bodies are not supported: send Content-Length",
+                "send the body with a Content-Length (chunked bodies are not supported)",
             )  # fmt: skip
-        length_header = self.headers.get("Content-Length", "0")
-        try:
-            length = int(length_header)
-        except ValueError:
+        if not lengths:
+            return b""  # no length, no body (RFC 9112 §6.3)
+        if len(set(lengths)) > 1 or not re.fullmatch(r"[0-9]{1,19}", lengths[0].strip()):
             self.close_connection = True
             raise bad_request(
-                "invalid_body", f"Content-Length {length_header!r} is not a number"
-            ) from None
-        if length < 0 or length > MAX_BODY:
+                "invalid_body", f"Content-Length {shown(', '.join(lengths))} is not one number"
+            )
+        length = int(lengths[0])
+        if length > MAX_BODY:
             self.close_connection = True
             raise RequestError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "invalid_body",
                 f"body of {length} bytes is larger than {MAX_BODY} bytes",
             )  # fmt: skip
-        return self.rfile.read(length)
+        body = self.rfile.read(length)
+        if len(body) < length:
+            raise ConnectionAbortedError("the client closed the connection mid-body")
+        return body
+
+    def _check_group(self, group: str) -> None:
+        allowed = self.server.only_groups
+        if allowed is not None and group not in allowed:
+            raise RequestError(
+                HTTPStatus.FORBIDDEN, "unknown_group",
+                f"group {shown(group)} is not configured on this server; its groups are "
+                f"{', '.join(sorted(allowed))}",
+            )  # fmt: skip
 
     def _unknown_path(self, path: str, method: str) -> RequestError:
         if path in (PRE_REBOOT, STEADY_STATE, STATUS):
@@ -254,13 +372,34 @@ class FleetLockHandler(BaseHTTPRequestHandler):
                 f"{type(error).__name__}: {error}",
             ) from error  # fmt: skip
 
+    def _log(self, line: str) -> None:
+        line = escape(line)
+        if len(line) > MAX_LOG_LINE:  # garbage taken for a method or path, say
+            line = line[: MAX_LOG_LINE - 1] + "…"
+        self.server.log(line)
+
     def _fail(self, what: str, error: RequestError) -> None:
-        self.server.log(
+        self._log(
             f"{what} from {self.client_address[0]}: {error.status.value} {error.kind}: "
             f"{error.value}"
         )
         headers = {"Allow": error.allow} if error.allow else {}
+        if error.status == HTTPStatus.UNAUTHORIZED:
+            headers["WWW-Authenticate"] = 'Bearer realm="fleetlock"'
         self._reply(error.status, {"kind": error.kind, "value": error.value}, headers)
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None
+                   ) -> None:
+        """http.server's own refusals (a malformed request line, headers too long, an
+        unknown method) as JSON too; the connection closes, its stream is not trusted."""
+        self.close_connection = True
+        self.remember_command()
+        status = HTTPStatus(code)
+        kind = "method_not_allowed" if code == HTTPStatus.NOT_IMPLEMENTED else "bad_request"
+        text = f"{message or status.phrase}: {explain or status.description}"
+        if len(text) > 4 * SHOWN:  # a request line of 64 KiB is not quoted back whole
+            text = text[: 4 * SHOWN - 1] + "…"
+        self._fail(f"{self.command or 'request'}", RequestError(status, kind, text))
 
     def _reply(
         self, status: HTTPStatus, body: dict[str, Any], headers: dict[str, str] | None = None
@@ -272,7 +411,12 @@ class FleetLockHandler(BaseHTTPRequestHandler):
         for name, value in (headers or {}).items():
             self.send_header(name, value)
         self.end_headers()
-        self.wfile.write(data)
+        if self.command != "HEAD":
+            self.wfile.write(data)
 
     def log_message(self, format: str, *args: Any) -> None:
         """Quiet: decisions are logged instead of every request."""
+
+    def log_error(self, format: str, *args: Any) -> None:
+        """Timeouts and internal errors: one line in the decision log."""
+        self._log(f"{self.client_address[0]}: {format % args}")
