@@ -19,6 +19,7 @@ import contextlib
 import http.client
 import os
 import secrets
+import shlex
 import socket
 import ssl
 import subprocess
@@ -338,7 +339,7 @@ def run(argv: Sequence[str], timeout: float, input: bytes | None = None
         ) -> subprocess.CompletedProcess[str]:
     """Run argv (no shell), its output captured as text, stdin empty unless given. Raises
     CommandError when it exits non-zero or outlives `timeout` seconds."""
-    command = " ".join(argv)
+    command = shlex.join(argv)
     try:
         result = subprocess.run(
             list(argv), input=input.decode() if input is not None else None,

@@ -30,8 +30,6 @@ import hashlib
 import json
 import os
 import re
-import shlex
-import subprocess
 import sys
 import tempfile
 import time
@@ -332,18 +330,16 @@ def _reason(reason: object) -> str:
     return "timed out" if text == "timed out" else text
 
 
+COMMAND_TIMEOUT = 60.0  # seconds for mount and umount of a config drive
+
+
 def run(argv: Sequence[str]) -> None:
-    """Run a command (argv, no shell, stdin from /dev/null); SourceError when it fails, with
-    the command line to paste and what it printed."""
+    """Run a command (argv, no shell, stdin from /dev/null, at most COMMAND_TIMEOUT seconds);
+    SourceError when it fails, with the command line and what it printed."""
     try:
-        result = subprocess.run(list(argv), stdin=subprocess.DEVNULL, capture_output=True,
-                                text=True, check=False)
-    except FileNotFoundError:
-        raise SourceError(f"{argv[0]} was not found (needed for: {shlex.join(argv)})") from None
-    if result.returncode != 0:
-        detail = (result.stderr or result.stdout).strip()
-        raise SourceError(f"command failed with exit status {result.returncode}: "
-                          f"{shlex.join(argv)}" + (f": {detail}" if detail else ""))
+        common.run(argv, timeout=COMMAND_TIMEOUT)
+    except common.CommandError as error:
+        raise SourceError(f"command failed: {error}") from None
 
 
 # ------------------------------------------------------------------------------------------
