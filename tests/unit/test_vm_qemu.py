@@ -204,6 +204,22 @@ def test_probe_without_a_kernel_boots_ovmf_only(fake_host: Path, tmp_path: Path)
     assert len(_calls(fake_host)) == 1
 
 
+def test_probe_without_ovmf_boots_the_kernel_only(
+    fake_host: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def no_ovmf() -> tuple[Path, Path]:
+        raise ui.die("UEFI firmware not found", hint=qemu.OVMF_HINT)
+
+    monkeypatch.setattr(qemu, "find_ovmf", no_ovmf)
+    assert qemu.accelerator(tmp_path / "a") == "tcg"  # nothing to boot: no answer but TCG
+    assert _calls(fake_host) == []
+    vmlinuz = tmp_path / "vmlinuz"
+    vmlinuz.write_bytes(b"bzImage")
+    assert qemu.accelerator(tmp_path / "b", vmlinuz) == "kvm"
+    (call,) = _calls(fake_host)
+    assert "-kernel" in call and "pflash" not in call
+
+
 def test_probe_uses_the_hosts_newest_kernel(tmp_path: Path) -> None:
     assert qemu.host_kernel(tmp_path) is None
     for name, mtime in (("vmlinuz-6.1", 100), ("vmlinuz-6.12", 200), ("config-6.12", 300)):

@@ -348,7 +348,9 @@ class Machine:
         if reason is None:
             return False
         if self.accel is not None or not qemu.may_fall_back():
-            raise self._failure(str(qemu.kvm_error(self.name, reason)))
+            raise self._failure(f"KVM cannot run this guest: {reason}\n  hint: "
+                                + ("give accel=None or accel='tcg'" if self.accel is not None
+                                   else qemu.KVM_FORCED_HINT))
         qemu.fall_back_to_tcg(paths.state_dir() / "vm", reason)
         if self._process.poll() is None:
             self._process.kill()

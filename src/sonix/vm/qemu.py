@@ -157,12 +157,12 @@ def fall_back_to_tcg(cache_dir: Path, reason: str) -> None:
             f"TCG from now on ({where}; SONIX_ACCEL=kvm forces KVM)")
 
 
+KVM_FORCED_HINT = "unset SONIX_ACCEL (sonix then falls back to TCG) or set SONIX_ACCEL=tcg"
+
+
 def kvm_error(name: str, reason: str) -> ui.SonixError:
     """The error when KVM failed but SONIX_ACCEL=kvm forbids the fallback."""
-    return ui.SonixError(
-        f"{name}: KVM cannot run this guest: {reason}",
-        hint="unset SONIX_ACCEL (sonix then falls back to TCG) or set SONIX_ACCEL=tcg",
-    )
+    return ui.SonixError(f"{name}: KVM cannot run this guest: {reason}", hint=KVM_FORCED_HINT)
 
 
 def host_kernel(boot: Path = Path("/boot")) -> Path | None:
@@ -187,30 +187,33 @@ class ProbeGuest:
 
 
 def probe_guests(
-    work: Path, ovmf: tuple[Path, Path], kernel: Path | None
+    work: Path, ovmf: tuple[Path, Path] | None, kernel: Path | None
 ) -> list[ProbeGuest]:
-    """OVMF (code, vars template) under `-cpu host`, then `kernel` if there is one.
+    """OVMF (code, vars template) under `-cpu host`, then `kernel`, each if there is one.
 
-    Each guest's serial console goes to `work/<n>.serial` (QEMU writes the file itself).
+    Each guest's serial console goes to `work/<what>.serial` (QEMU writes the file itself).
     """
     common = [QEMU, "-accel", "kvm", "-cpu", "host", "-machine", "q35", "-m", "256",
               "-nodefaults", "-display", "none", "-no-reboot"]  # fmt: skip
-    vars_copy = work / "probe-vars.fd"
-    ovmf_code, template = ovmf
-    shutil.copyfile(template, vars_copy)
-    guests = [ProbeGuest(
-        what="OVMF",
-        argv=(*common,
-              "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={_escape(str(ovmf_code))}",
-              "-drive", f"if=pflash,format=raw,unit=1,file={_escape(str(vars_copy))}",
-              "-serial", f"file:{work / '0.serial'}"),
-        sign="",
-    )]  # fmt: skip
+    guests = []
+    if ovmf is not None:
+        vars_copy = work / "probe-vars.fd"
+        ovmf_code, template = ovmf
+        shutil.copyfile(template, vars_copy)
+        code = _escape(str(ovmf_code))
+        guests.append(ProbeGuest(
+            what="OVMF",
+            argv=(*common,
+                  "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+                  "-drive", f"if=pflash,format=raw,unit=1,file={_escape(str(vars_copy))}",
+                  "-serial", f"file:{work / 'ovmf.serial'}"),
+            sign="",
+        ))  # fmt: skip
     if kernel is not None:
         guests.append(ProbeGuest(
             what=f"Linux ({kernel.name})",
             argv=(*common, "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1",
-                  "-serial", f"file:{work / '1.serial'}"),
+                  "-serial", f"file:{work / 'linux.serial'}"),
             sign=PROBE_KERNEL_SIGN,
         ))  # fmt: skip
     return guests
@@ -222,17 +225,25 @@ def _probe_kvm(work: Path, kernel: Path | None) -> tuple[str, str]:
         ui.debug("/dev/kvm is missing or not accessible: TCG")
         return "tcg", "no /dev/kvm"
     require_qemu()
-    ovmf = find_ovmf()
+    try:
+        ovmf: tuple[Path, Path] | None = find_ovmf()
+    except ui.SonixError:
+        ovmf = None  # direct kernel boots need no firmware; image boots say what to install
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work) as tmp:
-        for index, guest in enumerate(probe_guests(Path(tmp), ovmf, kernel)):
-            failure = run_probe_guest(guest, Path(tmp) / f"{index}.serial", PROBE_TIMEOUT)
+        guests = probe_guests(Path(tmp), ovmf, kernel)
+        if not guests:
+            ui.debug("KVM probe: neither OVMF nor a kernel to boot: TCG")
+            return "tcg", "nothing to probe with"
+        for guest in guests:
+            serial = Path(guest.argv[-1].removeprefix("file:"))
+            failure = run_probe_guest(guest, serial, PROBE_TIMEOUT)
             if failure is not None:
                 ui.info(f"KVM is here but does not run {guest.what} ({failure}): using TCG")
                 return "tcg", f"{guest.what}: {failure}"
             ui.debug(f"KVM probe: {guest.what} runs")
-    if kernel is None:
-        ui.debug("KVM probe: no kernel to boot (no /boot/vmlinuz-*): OVMF alone decided")
+    if len(guests) == 1:
+        ui.debug(f"KVM probe: only {guests[0].what} could be booted")
     return "kvm", "probe passed"
 
 
