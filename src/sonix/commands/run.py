@@ -178,6 +178,7 @@ class _StderrCopy(threading.Thread):
         self.log = log
         self._lines: list[str] = []
         self._lock = threading.Lock()
+        self._kvm_failed = False
 
     def text(self) -> str:
         with self._lock:
@@ -188,11 +189,12 @@ class _StderrCopy(threading.Thread):
             for raw in self.stream:
                 line = raw.decode(errors="replace")
                 with self._lock:
-                    quiet = qemu.kvm_failure("".join(self._lines)) is not None
                     self._lines.append(line)
-                    quiet = quiet or qemu.kvm_failure(line) is not None
                 log.write(raw)
                 log.flush()
-                if not quiet:  # the failure itself is said once, by fall_back_to_tcg
+                # From the failure on (a register dump follows), the log only: the failure
+                # is said once, by fall_back_to_tcg.
+                self._kvm_failed = self._kvm_failed or qemu.kvm_failure(line) is not None
+                if not self._kvm_failed:
                     sys.stderr.write(line)
                     sys.stderr.flush()
