@@ -313,10 +313,14 @@ def test_kvm_watch(
 def test_silence_bound_only_for_guests_that_print() -> None:
     image = qemu.VmSpec(name="x", firmware=qemu.Firmware(Path("/c"), Path("/v")))
     assert qemu.silence_bound(image) == qemu.KVM_SILENCE
-    boot = qemu.DirectBoot(Path("/k"), append="quiet console=ttyS0,115200")
+    boot = qemu.DirectBoot(Path("/k"), append="panic=0 console=ttyS0,115200")
     assert qemu.silence_bound(qemu.VmSpec(name="x", direct_boot=boot)) == qemu.KVM_SILENCE
-    quiet = qemu.DirectBoot(Path("/k"), append="quiet")
-    assert qemu.silence_bound(qemu.VmSpec(name="x", direct_boot=quiet)) is None
+    for append in ("quiet", "console=tty0", "console=ttyS0 quiet", "console=ttyS0 loglevel=0",
+                   "loglevel=3 console=ttyS0,115200", ""):
+        boot = qemu.DirectBoot(Path("/k"), append=append)
+        assert qemu.silence_bound(qemu.VmSpec(name="x", direct_boot=boot)) is None, append
+    loud = qemu.DirectBoot(Path("/k"), append="console=ttyS0 loglevel=7")
+    assert qemu.silence_bound(qemu.VmSpec(name="x", direct_boot=loud)) == qemu.KVM_SILENCE
 
 
 def test_file_tail_reads_what_was_appended(tmp_path: Path) -> None:

@@ -327,10 +327,16 @@ class KvmWatch:
 
 def prints_on_serial(spec: VmSpec) -> bool:
     """Whether the guest of `spec` is expected to print on its serial console at once: OVMF
-    does; a kernel booted directly only with console=ttyS0."""
+    does; a kernel booted directly only with console=ttyS* and its messages not silenced
+    (`quiet`, `loglevel=` below 4: then only its init might print, and maybe late)."""
     if spec.direct_boot is None:
         return True
-    return "console=ttyS" in spec.direct_boot.append
+    words = spec.direct_boot.append.split()
+    silenced = "quiet" in words or any(
+        w.startswith("loglevel=") and w.removeprefix("loglevel=") in ("0", "1", "2", "3")
+        for w in words
+    )
+    return any(w.startswith("console=ttyS") for w in words) and not silenced
 
 
 def silence_bound(spec: VmSpec) -> float | None:
