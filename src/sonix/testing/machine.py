@@ -111,7 +111,8 @@ class Machine:
         port_forwards, guest_forwards: host 127.0.0.1 <-> guest TCP forwards.
         credentials: systemd credentials for the guest (SMBIOS type 11).
         poweroff_command: what `shutdown()` runs in the guest.
-        accel: `kvm` or `tcg`; default: probed once per host boot (see sonix.vm.qemu).
+        accel: `kvm` or `tcg`; default: probed once per host boot (see sonix.vm.qemu), and
+            TCG for good once KVM fails a guest (a chosen `kvm` fails with a MachineError).
         extra_args: more QEMU arguments.
     """
 
