@@ -83,6 +83,8 @@ def test_image_argv_with_firmware_forwards_and_credentials() -> None:
     # The watchdog resets a hung guest; under -no-reboot that ends QEMU (the driver restarts it).
     assert "-device i6300esb -action watchdog=reset" in joined
     assert "i6300esb" not in qemu.qemu_argv(qemu.VmSpec(name="x", watchdog=False))
+    twice = qemu.qemu_argv(qemu.VmSpec(name="x", extra_args=("-device", "i6300esb")))
+    assert twice.count("i6300esb") == 1
 
 
 def test_user_network_range_for_the_metadata_address() -> None:

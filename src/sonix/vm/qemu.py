@@ -586,8 +586,9 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         "-nodefaults", "-display", "none",
         "-device", "virtio-rng-pci",
     ]  # fmt: skip
-    if spec.watchdog:
+    if spec.watchdog and "i6300esb" not in spec.extra_args:
         # The action is QEMU's default, written out: a hung guest must be reset, not paused.
+        # (Not twice when a caller's extra_args bring the device already.)
         argv += ["-device", "i6300esb", "-action", "watchdog=reset"]
     if spec.firmware is not None:
         code, variables = _escape(str(spec.firmware.code)), _escape(str(spec.firmware.vars))
