@@ -46,7 +46,8 @@ OVMF_HINT = "install the `ovmf` package (apt-get install ovmf); it provides /usr
 # write that `-cpu host` aborts on in some nested hosts, a failed KVM_RUN.
 KVM_FAILURE_SIGNS = ("KVM internal error", "failed to set MSR", "kvm run failed")
 # A KVM guest whose serial console stays empty this long after QEMU started is not running:
-# OVMF prints within ~2 s under KVM, a kernel with console=ttyS0 within ~1 s.
+# OVMF prints early in its boot (within 20 s even under TCG here), a kernel with
+# console=ttyS0 prints "Linux version" as its console comes up.
 KVM_SILENCE = 30.0
 # Each probe guest gets this long to show its sign of life (a failing one ends in ~0.1 s).
 PROBE_TIMEOUT = 10.0
