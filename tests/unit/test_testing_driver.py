@@ -126,10 +126,17 @@ class FakeQemu:
     instances: ClassVar[list[FakeQemu]] = []
     panics_left: ClassVar[int] = 0  # boots whose kernel panics before the backdoor
     panic_resets: ClassVar[bool] = False  # the panic resets the VM (QEMU exits, -no-reboot)
+    # How KVM fails on this "host" (None: it works): "internal" (QEMU reports a KVM internal
+    # error and stays alive, the guest paused), "silent" (nothing at all), "msr" (QEMU aborts).
+    kvm_failure: ClassVar[str | None] = None
+    watchdog_resets: ClassVar[int] = 0  # boots that hang until the watchdog resets them
 
     def __init__(self, argv: list[str], log: Any) -> None:
         self.argv = argv
+        self.log_path = Path(log.name)  # QEMU writes on its own descriptor of the log
         self.returncode: int | None = None
+        self._qmp_conn: Any = None
+        self._qmp_ready = threading.Event()
         self.monitor: list[str] = []
         self.boots = 0
         self.hung = False
@@ -145,8 +152,46 @@ class FakeQemu:
         threading.Thread(target=self._guest, daemon=True).start()
         FakeQemu.instances.append(self)
 
+    def _exit(self, status: int) -> None:
+        """QEMU ends by itself (e.g. a guest reset under -no-reboot)."""
+        self.returncode = status
+        self._stop.set()
+        for sock in (self.serial, self.backdoor, self.qmp_server):
+            sock.close()
+        if self._qmp_conn is not None:
+            self._qmp_conn.close()
+
+    def _kvm_fails(self) -> bool:
+        accel = self.argv[self.argv.index("-accel") + 1]
+        if accel != "kvm" or FakeQemu.kvm_failure is None:
+            return False
+        with open(self.log_path, "ab") as log:
+            if FakeQemu.kvm_failure == "internal":
+                log.write(b"KVM internal error. Suberror: 1\nextra data[0]: 0x1\n"
+                          b"emulation failure\nEAX=00000000 EBX=00807000\n")
+            elif FakeQemu.kvm_failure == "msr":
+                log.write(b"qemu-system-x86_64: error: failed to set MSR 0x10a to 0x69\n")
+        if FakeQemu.kvm_failure == "msr":
+            self._exit(134)
+        return True
+
+    def _fire_watchdog(self) -> None:
+        """The guest hung; the i6300esb resets it, which under -no-reboot ends QEMU."""
+        self._qmp_ready.wait(5)
+        for event in ('{"event": "WATCHDOG", "data": {"action": "reset"}}',
+                      '{"event": "SHUTDOWN", "data": {"guest": true, "reason": "guest-reset"}}'):
+            self._qmp_conn.sendall(event.encode() + b"\n")
+        self._exit(0)
+
     def _boot(self) -> None:
         self.boots += 1
+        if self._kvm_fails():
+            return
+        if FakeQemu.watchdog_resets > 0 and "i6300esb" in self.argv:
+            FakeQemu.watchdog_resets -= 1
+            self.serial.sendall(b"Welcome to sonix\r\n")  # and then nothing: hung
+            threading.Timer(0.2, self._fire_watchdog).start()
+            return
         if FakeQemu.panics_left > 0:
             FakeQemu.panics_left -= 1
             self.serial.sendall(b"Kernel panic - not syncing: Fatal exception in interrupt\r\n")
@@ -192,6 +237,8 @@ class FakeQemu:
         file = conn.makefile("rwb")
         file.write(b'{"QMP": {}}\n')
         file.flush()
+        self._qmp_conn = conn
+        self._qmp_ready.set()
         for line in file:
             request = json.loads(line)
             if request["execute"] == "human-monitor-command":
@@ -223,6 +270,8 @@ class FakeQemu:
 def fake_qemu(monkeypatch: pytest.MonkeyPatch) -> Iterator[type[FakeQemu]]:
     FakeQemu.instances = []
     FakeQemu.panics_left = 0
+    FakeQemu.kvm_failure = None
+    FakeQemu.watchdog_resets = 0
     monkeypatch.setattr(machine_module, "launch", FakeQemu)
     yield FakeQemu
     for instance in FakeQemu.instances:
@@ -387,6 +436,108 @@ def test_a_kernel_that_keeps_panicking_is_a_machine_error(image_machine: Machine
         image_machine.connect(timeout=5)
     assert "Kernel panic" in str(failure.value)
     assert image_machine.panic_resets == machine_module.HUNG_PANIC_RESETS
+
+
+def test_a_watchdog_reset_under_no_reboot_is_a_power_cycle(image_machine: Machine) -> None:
+    # The guest prints no reboot message: only QMP says why QEMU ended.
+    FakeQemu.watchdog_resets = 1
+    assert image_machine.succeed("echo up") == "up\n"
+    assert [q.boots for q in FakeQemu.instances] == [1, 1]
+    assert all("-no-reboot" in q.argv for q in FakeQemu.instances)
+
+
+def test_a_guest_that_powers_off_is_not_restarted(image_machine: Machine) -> None:
+    image_machine.start()
+    image_machine.connect()
+    FakeQemu.instances[-1]._exit(0)  # no SHUTDOWN guest-reset event, no reboot message
+    with pytest.raises(MachineError, match="exited unexpectedly"):
+        image_machine.connect()
+    assert len(FakeQemu.instances) == 1
+
+
+# ---- KVM that only half works ---------------------------------------------------------------
+
+
+@pytest.fixture
+def probed_kvm(
+    fake_qemu: type[FakeQemu], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Path:
+    """The probe said KVM (as the 16-byte probe did on the host of issue 14); the cache."""
+    monkeypatch.delenv("SONIX_ACCEL", raising=False)
+    monkeypatch.setenv("SONIX_STATE_DIR", str(tmp_path / "sonix-state"))
+    monkeypatch.setattr(qemu._Fallback, "reason", None)
+    monkeypatch.setattr(qemu, "_probe_kvm", lambda work, kernel: ("kvm", "probe passed"))
+    monkeypatch.setattr(qemu, "KVM_SILENCE", 0.5)
+    return tmp_path / "sonix-state" / "vm" / "accel"
+
+
+def _accels() -> list[str]:
+    return [q.argv[q.argv.index("-accel") + 1] for q in FakeQemu.instances]
+
+
+@pytest.mark.parametrize("failure", ["internal", "silent", "msr"])
+def test_kvm_failure_restarts_under_tcg_for_good(
+    probed_kvm: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch, failure: str,
+) -> None:  # fmt: skip
+    FakeQemu.kvm_failure = failure
+    boot = qemu.DirectBoot(Path("/kernel"))  # console=ttyS0: it should print at once
+    first = Machine("a", tmp_path / "a", direct_boot=boot, user_net=False)
+    second = Machine("b", tmp_path / "b", direct_boot=boot, user_net=False)
+    try:
+        assert first.succeed("echo up") == "up\n"
+        assert second.succeed("echo up") == "up\n"
+    finally:
+        first.stop()
+        second.stop()
+    assert _accels() == ["kvm", "tcg", "tcg"]
+    said = [line for line in capsys.readouterr().err.splitlines() if "KVM cannot run" in line]
+    assert len(said) == 1 and "TCG from now on" in said[0]
+    assert probed_kvm.read_text().split()[1] == "tcg"
+    # A later run (a new process) starts under TCG at once.
+    monkeypatch.setattr(qemu._Fallback, "reason", None)
+    assert qemu.accelerator(probed_kvm.parent) == "tcg"
+
+
+def test_kvm_failure_while_waiting_for_console_text(
+    probed_kvm: Path, image_machine: Machine
+) -> None:
+    FakeQemu.kvm_failure = "internal"
+    image_machine.accel = None
+    assert image_machine.wait_for_console_text(r"boot \d+", timeout=10) == "boot 1"
+    assert _accels() == ["kvm", "tcg"]
+
+
+def test_a_quiet_kernel_is_not_taken_for_a_kvm_failure(
+    probed_kvm: Path, tmp_path: Path
+) -> None:
+    # No console=ttyS0: silence proves nothing, so only QEMU's own report counts.
+    FakeQemu.kvm_failure = "silent"
+    machine = Machine("q", tmp_path / "q", user_net=False,
+                      direct_boot=qemu.DirectBoot(Path("/kernel"), append="quiet"))
+    try:
+        with pytest.raises(MachineError, match="did not come up within 2s"):
+            machine.connect(timeout=2)
+    finally:
+        machine.stop()
+    assert _accels() == ["kvm"]
+
+
+@pytest.mark.parametrize("forced", ["env", "argument"])
+def test_a_chosen_kvm_fails_clearly_instead_of_falling_back(
+    probed_kvm: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, forced: str
+) -> None:
+    FakeQemu.kvm_failure = "internal"
+    if forced == "env":
+        monkeypatch.setenv("SONIX_ACCEL", "kvm")
+    machine = Machine("k", tmp_path / "k", direct_boot=qemu.DirectBoot(Path("/kernel")),
+                      user_net=False, accel="kvm" if forced == "argument" else None)
+    with pytest.raises(MachineError, match="KVM cannot run this guest") as failure:
+        machine.connect(timeout=30)
+    hint = "SONIX_ACCEL" if forced == "env" else "accel=None"
+    assert "KVM internal error" in str(failure.value) and hint in str(failure.value)
+    assert _accels() == ["kvm"] and not machine.is_running()
+    assert not probed_kvm.exists() or probed_kvm.read_text().split()[1] == "kvm"
 
 
 # ---- Driver ---------------------------------------------------------------------------------

@@ -5,7 +5,11 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+import threading
+from collections.abc import Callable
+from dataclasses import replace
 from pathlib import Path
+from typing import IO
 
 from sonix import paths, process, ui
 from sonix.vm import check, qemu
@@ -76,8 +80,9 @@ def run(args: argparse.Namespace) -> int:
     result = build_system(config)
     state: Path = args.state_dir or paths.state_dir() / "vm" / config.stem
     state.mkdir(parents=True, exist_ok=True)
+    cache = paths.state_dir() / "vm"
     with ui.step("Preparing the VM"):
-        accel = qemu.accelerator(paths.state_dir() / "vm")
+        accel = qemu.accelerator(cache, qemu.image_kernel(result.toplevel))
         firmware = qemu.prepare_firmware(state)
         disk = qemu.prepare_disk(result.image, state, size)
         ui.info(f"accelerator: {accel}; disk: {disk} ({size // qemu.MiB} MiB)")
@@ -92,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
         port_forwards=forwards,
     )
     if args.check:
-        report = check.boot_check(spec, args.timeout)
+        report = check.boot_check(spec, args.timeout, cache)
         print(report.body)
         verdict = "healthy" if report.healthy else "NOT healthy"
         print(
@@ -100,11 +105,96 @@ def run(args: argparse.Namespace) -> int:
             f"boot-complete.target {report.boot_complete})"
         )
         return 0 if report.healthy else 1
-    argv = qemu.qemu_argv(spec)
     ui.info("serial console follows; Ctrl-a x quits, Ctrl-a c switches to the QEMU monitor")
+    status, failure = run_interactive(spec, state / "qemu.log")
+    if failure is None:
+        return status
+    if not qemu.may_fall_back():
+        raise qemu.kvm_error(spec.name, failure)
+    qemu.fall_back_to_tcg(cache, failure)
+    return run_interactive(replace(spec, accel="tcg"), state / "qemu.log")[0]
+
+
+def run_interactive(spec: qemu.VmSpec, log: Path) -> tuple[int, str | None]:
+    """QEMU with the serial console on this terminal, until it exits: (exit status, None);
+    or, when KVM cannot run the guest, QEMU is stopped: (its status, why KVM failed).
+
+    QEMU's stderr is copied to the terminal and to `log`, and read for KVM failures; the
+    guest's silence is seen in the serial log QEMU writes. After a KVM failure, the rest of
+    QEMU's report (a register dump) goes to `log` only.
+    """
+    argv = qemu.qemu_argv(spec)
     ui.debug(process.command_line(argv))
+    assert spec.serial_log is not None
+    serial_size = _growth(spec.serial_log)
     # The terminal belongs to QEMU (the serial console), so not process.run (stdin /dev/null).
-    return subprocess.call(
-        argv, stdin=sys.stdin, stdout=sys.stdout, stderr=sys.stderr,
+    qemu_process = subprocess.Popen(
+        argv, stdin=sys.stdin, stdout=sys.stdout, stderr=subprocess.PIPE,
         preexec_fn=qemu.die_with_parent,
     )  # fmt: skip
+    assert qemu_process.stderr is not None
+    copier = _StderrCopy(qemu_process.stderr, log)
+    copier.start()
+    watch = qemu.KvmWatch(spec.accel, copier.text, serial_size, qemu.silence_bound(spec))
+    while True:
+        try:
+            status = qemu_process.wait(0.5)
+            copier.join(5)
+            return status, None
+        except subprocess.TimeoutExpired:
+            pass
+        failure = watch.failure()
+        if failure is not None:
+            # SIGTERM, not SIGKILL: QEMU then gives the terminal back in its normal mode.
+            qemu_process.terminate()
+            try:
+                status = qemu_process.wait(10)
+            except subprocess.TimeoutExpired:
+                qemu_process.kill()
+                status = qemu_process.wait()
+            copier.join(5)
+            return status, failure
+
+
+def _growth(path: Path) -> Callable[[], int]:
+    """A function returning how many bytes were appended to `path` since now."""
+    start = path.stat().st_size if path.exists() else 0
+
+    def size() -> int:
+        try:
+            return max(0, path.stat().st_size - start)
+        except OSError:
+            return 0
+
+    return size
+
+
+class _StderrCopy(threading.Thread):
+    """Copies QEMU's stderr to the terminal and a log file, and keeps it for KvmWatch."""
+
+    def __init__(self, stream: IO[bytes], log: Path) -> None:
+        super().__init__(name="qemu-stderr", daemon=True)
+        self.stream = stream
+        self.log = log
+        self._lines: list[str] = []
+        self._lock = threading.Lock()
+        self._kvm_failed = False
+
+    def text(self) -> str:
+        with self._lock:
+            return "".join(self._lines)
+
+    def run(self) -> None:
+        with open(self.log, "ab") as log:
+            for raw in self.stream:
+                line = raw.decode(errors="replace")
+                with self._lock:
+                    self._lines.append(line)
+                log.write(raw)
+                log.flush()
+                # From the failure on (a register dump follows), the log only: the failure
+                # is said once, by fall_back_to_tcg.
+                self._kvm_failed = self._kvm_failed or qemu.kvm_failure(line) is not None
+                if not self._kvm_failed:
+                    sys.stderr.write(line)
+                    sys.stderr.flush()

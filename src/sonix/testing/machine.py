@@ -111,7 +111,8 @@ class Machine:
         port_forwards, guest_forwards: host 127.0.0.1 <-> guest TCP forwards.
         credentials: systemd credentials for the guest (SMBIOS type 11).
         poweroff_command: what `shutdown()` runs in the guest.
-        accel: `kvm` or `tcg`; default: probed once per host boot (see sonix.vm.qemu).
+        accel: `kvm` or `tcg`; default: probed once per host boot (see sonix.vm.qemu), and
+            TCG for good once KVM fails a guest (a chosen `kvm` fails with a MachineError).
         extra_args: more QEMU arguments.
     """
 
@@ -168,6 +169,8 @@ class Machine:
         self.boot_times: list[float] = []  # seconds from start()/reboot() to the backdoor
         self.panic_resets = 0  # hung panics the driver reset (see HUNG_PANIC_QUIET)
         self._reset_hung_panic = False
+        self._kvm_watch: qemu.KvmWatch | None = None
+        self._kvm_failed: str | None = None  # why KVM could not run the guest (QEMU killed)
 
     def __repr__(self) -> str:
         return f"<Machine {self.name}>"
@@ -184,9 +187,10 @@ class Machine:
         if self.image is not None:
             firmware = qemu.prepare_firmware(self.state_dir)
             disk = qemu.prepare_disk(self.image, self.state_dir, self.disk_size)
+        kernel = self.direct_boot.kernel if self.direct_boot is not None else None
         return qemu.VmSpec(
             name=self.name,
-            accel=self.accel or qemu.accelerator(paths.state_dir() / "vm"),
+            accel=self.accel or qemu.accelerator(paths.state_dir() / "vm", kernel),
             memory_mib=self.memory_mib,
             cpus=self.cpus,
             firmware=firmware,
@@ -233,15 +237,23 @@ class Machine:
             with open(self.qemu_log, "ab") as log:
                 log.write(f"\n# {time.strftime('%F %T')} {shlex.join(argv)}\n".encode())
                 log.flush()
+                output = qemu.file_tail(self.qemu_log)
                 self._process = launch(argv, log)
+            serial = self._serial
+            self._kvm_watch = qemu.KvmWatch(
+                spec.accel, output, lambda: len(serial.text()), qemu.silence_bound(spec)
+            )
+            self._kvm_failed = None
             self.booted_at = time.monotonic()
             self._connected = False
             self._console_pos = 0
             if not self._serial.wait_connected(START_TIMEOUT, alive=self.is_running):
+                if self._restart_if_kvm_failed():
+                    return
                 raise self._failure("QEMU did not start")
             self._qmp = Qmp(spec.qmp or self._runtime / "qmp")
             try:
-                self._qmp.connect(START_TIMEOUT)
+                self._qmp.connect(START_TIMEOUT, alive=self.is_running)
             except QmpError as error:
                 if not self.is_running():
                     # QEMU started (its console connected) and has ended already: the guest
@@ -259,6 +271,16 @@ class Machine:
         killed, so that the next wait power-cycles the machine like a hardware watchdog."""
         if not self.is_running():
             return False
+        if self._kvm_watch is not None:
+            failure = self._kvm_watch.failure()
+            if failure is not None:
+                # After a KVM internal error QEMU stays alive with the guest paused: end it,
+                # so that the waiter restarts the machine under TCG (_restart_after_exit).
+                assert self._process is not None
+                self._process.kill()
+                self._process.wait()
+                self._kvm_failed = failure
+                return False
         if (self.image is None or self._serial is None
                 or self._serial.quiet_for() < HUNG_PANIC_QUIET):
             return True
@@ -286,7 +308,7 @@ class Machine:
         if self.is_up():
             return
         if (self._process is not None and not self.is_running()
-                and not self._power_cycle_after_guest_reboot()):
+                and not self._restart_after_exit()):
             # Started and not stopped by crash()/shutdown(): QEMU died on its own.
             raise self._failure("QEMU exited unexpectedly")
         self.start()
@@ -299,7 +321,7 @@ class Machine:
                         deadline - time.monotonic(), alive=self._guest_alive
                     )
                 except ChannelClosed:
-                    if self._power_cycle_after_guest_reboot():
+                    if self._restart_after_exit():
                         continue
                     raise self._failure("QEMU exited before the backdoor came up") from None
                 if line is None:
@@ -310,6 +332,33 @@ class Machine:
             if self.booted_at is not None:
                 self.boot_times.append(time.monotonic() - self.booted_at)
                 ui.info(f"{self.name}: backdoor ready {self.boot_times[-1]:.1f}s after boot")
+
+    def _restart_after_exit(self) -> bool:
+        """QEMU ended while someone waited: start it again when that is what a real machine
+        would do (a reboot under -no-reboot, a watchdog reset) or when KVM could not run the
+        guest (then under TCG). True when it runs again."""
+        return self._restart_if_kvm_failed() or self._power_cycle_after_guest_reboot()
+
+    def _restart_if_kvm_failed(self) -> bool:
+        """When KVM could not run the guest (QEMU said so, or the guest stayed silent), fall
+        back to TCG for good and start the machine again; True then. With an accelerator that
+        was chosen (`accel=`, SONIX_ACCEL) instead of probed, that is a MachineError."""
+        if self._kvm_watch is None or self._process is None:
+            return False
+        reason = self._kvm_failed or self._kvm_watch.failure()
+        if reason is None:
+            return False
+        if self.accel is not None or not qemu.may_fall_back():
+            raise self._failure(f"KVM cannot run this guest: {reason}\n  hint: "
+                                + ("give accel=None or accel='tcg'" if self.accel is not None
+                                   else qemu.KVM_FORCED_HINT))
+        qemu.fall_back_to_tcg(paths.state_dir() / "vm", reason)
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._cleanup()
+        self.start()
+        return True
 
     def _power_cycle_after_guest_reboot(self) -> bool:
         """Image boots run QEMU with -no-reboot, so a reboot of the guest ends QEMU; start it
@@ -324,7 +373,8 @@ class Machine:
         # driver reset (_guest_alive).
         markers = ("reboot: Restarting system", "reboot: machine restart", "Rebooting in ",
                    PANIC_MARKER)
-        if not (self._reset_hung_panic or any(marker in tail for marker in markers)):
+        reset = self._qmp is not None and self._qmp.guest_reset()  # a reboot or the watchdog
+        if not (reset or self._reset_hung_panic or any(marker in tail for marker in markers)):
             return False
         self._reset_hung_panic = False
         ui.info(f"{self.name}: the guest rebooted; starting QEMU again (power cycle)")
@@ -431,6 +481,7 @@ class Machine:
         self._qmp = self._serial = self._backdoor = None
         self._runtime = None
         self._process = None
+        self._kvm_watch = None
 
     def _failure(self, message: str) -> MachineError:
         """A MachineError with QEMU's output and the end of the serial console."""
@@ -480,7 +531,14 @@ class Machine:
                 if reply is not None:
                     break
         except (ChannelClosed, OSError) as error:
-            raise self._failure(f"the VM went away while running a command ({error})") from None
+            detail = str(error)
+            if self._kvm_failed is not None:
+                # KVM failed after the guest came up: the command is lost, but the next
+                # start (and the next run) uses TCG.
+                if self.accel is None and qemu.may_fall_back():
+                    qemu.fall_back_to_tcg(paths.state_dir() / "vm", self._kvm_failed)
+                detail = f"KVM failed: {self._kvm_failed}"
+            raise self._failure(f"the VM went away while running a command ({detail})") from None
         if reply.stderr.strip():
             for err_line in reply.stderr.rstrip().splitlines()[-20:]:
                 ui.info(f"{self.name} stderr: {err_line}")
@@ -623,7 +681,7 @@ class Machine:
                     )  # fmt: skip
                     break
                 except ChannelClosed:
-                    if self._power_cycle_after_guest_reboot():
+                    if self._restart_after_exit():
                         continue  # the new boot's console, from its start
                     raise self._failure(f"QEMU exited while waiting for {regex!r}") from None
             if found is None:

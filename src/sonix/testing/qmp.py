@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +19,12 @@ class Qmp:
         self.path = path
         self._sock: socket.socket | None = None
         self._file: Any = None
+        self.events: list[dict[str, Any]] = []  # asynchronous events seen so far
 
-    def connect(self, timeout: float = 30.0) -> None:
-        """Connect (QEMU creates the socket shortly after it starts) and negotiate."""
+    def connect(self, timeout: float = 30.0, alive: Callable[[], bool] | None = None) -> None:
+        """Connect (QEMU creates the socket shortly after it starts) and negotiate.
+
+        `alive` says whether QEMU still runs: once it does not, waiting is pointless."""
         deadline = time.monotonic() + timeout
         while True:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -29,7 +33,7 @@ class Qmp:
                 break
             except OSError as error:
                 sock.close()
-                if time.monotonic() >= deadline:
+                if time.monotonic() >= deadline or (alive is not None and not alive()):
                     raise QmpError(f"cannot connect to QMP at {self.path}: {error}") from None
                 time.sleep(0.1)
         sock.settimeout(timeout)
@@ -57,10 +61,34 @@ class Qmp:
         while True:
             message = self._read_message()
             if "event" in message:
+                self.events.append(message)
                 continue
             if "error" in message:
                 raise QmpError(f"{name}: {message['error'].get('desc', message['error'])}")
             return message.get("return")
+
+    def drain_events(self, timeout: float = 1.0) -> list[dict[str, Any]]:
+        """Every event, after reading what QEMU sent before it exited (call it then only:
+        while QEMU runs this waits `timeout` s for more)."""
+        if self._file is None or self._sock is None:
+            return self.events
+        self._sock.settimeout(timeout)
+        try:
+            while True:
+                self.events.append(self._read_message())
+        except (QmpError, OSError, ValueError):
+            pass  # the end of the stream (or of what can be read)
+        return self.events
+
+    def guest_reset(self) -> bool:
+        """Whether QEMU (now ended) stopped because the guest reset: a reboot, or the
+        watchdog firing, which under -no-reboot ends QEMU with the same SHUTDOWN reason."""
+        return any(
+            (event.get("event"), event.get("data", {}).get("reason"))
+            == ("SHUTDOWN", "guest-reset")
+            or (event.get("event"), event.get("data", {}).get("action")) == ("WATCHDOG", "reset")
+            for event in self.drain_events()
+        )
 
     def close(self) -> None:
         if self._sock is not None:

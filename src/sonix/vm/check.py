@@ -18,8 +18,9 @@ import tempfile
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import BinaryIO
 
-from sonix import ui
+from sonix import paths, ui
 from sonix.vm import qemu
 from sonix.vm.console import Channel, ChannelClosed
 
@@ -72,11 +73,31 @@ def check_spec(spec: qemu.VmSpec, serial_socket: Path) -> qemu.VmSpec:
     )
 
 
-def boot_check(spec: qemu.VmSpec, timeout: float) -> BootReport:
+class KvmFailed(Exception):
+    """KVM could not run the guest (QEMU said so, or the guest stayed silent)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def boot_check(spec: qemu.VmSpec, timeout: float, cache_dir: Path | None = None) -> BootReport:
     """Boot `spec` headless until its report arrives and it powers off; the report.
 
+    When KVM cannot run the guest, falls back to TCG for good (the answer is cached in
+    `cache_dir`, see qemu.fall_back_to_tcg) and boots again, unless SONIX_ACCEL chose KVM.
     Raises SonixError (with the end of the serial log) when no report comes in `timeout` s.
     """
+    try:
+        return _boot_check_once(spec, timeout)
+    except KvmFailed as failed:
+        if not qemu.may_fall_back():
+            raise qemu.kvm_error(spec.name, failed.reason) from None
+        qemu.fall_back_to_tcg(cache_dir or paths.state_dir() / "vm", failed.reason)
+        return _boot_check_once(replace(spec, accel="tcg"), timeout)
+
+
+def _boot_check_once(spec: qemu.VmSpec, timeout: float) -> BootReport:
     runtime = Path(tempfile.mkdtemp(prefix="sonix-check-"))
     # --debug shows the console while it boots; otherwise only the report is printed.
     serial = Channel(runtime / "serial", echo=sys.stderr if ui.debug_enabled() else None)
@@ -84,22 +105,27 @@ def boot_check(spec: qemu.VmSpec, timeout: float) -> BootReport:
     argv = qemu.qemu_argv(check_spec(spec, runtime / "serial"))
     ui.debug(shlex.join(argv))
     qemu_log = (spec.serial_log.parent if spec.serial_log else runtime) / "qemu.log"
+    output = qemu.file_tail(qemu_log)
     with open(qemu_log, "ab") as log:
-        process = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-            preexec_fn=qemu.die_with_parent,
-        )  # fmt: skip
+        process = launch(argv, log)
+    watch = qemu.KvmWatch(
+        spec.accel, output, lambda: len(serial.text()), qemu.silence_bound(spec)
+    )
     started = time.monotonic()
     try:
         with ui.step(f"Booting {spec.name} ({spec.accel}) until its boot report"):
             try:
                 found = serial.wait_for(
-                    REPORT, timeout, alive=lambda: process.poll() is None
-                )
+                    REPORT, timeout,
+                    alive=lambda: process.poll() is None and watch.failure() is None,
+                )  # fmt: skip
             except ChannelClosed:
                 found = None
             report = parse_report(found.group(0)) if found else None
             if report is None:
+                failure = watch.failure()
+                if failure is not None:
+                    raise KvmFailed(failure)
                 raise _no_report(spec, serial.text(), process, timeout, qemu_log)
             ui.info(f"report after {time.monotonic() - started:.1f}s")
         with ui.step("Waiting for the power-off"):
@@ -114,6 +140,14 @@ def boot_check(spec: qemu.VmSpec, timeout: float) -> BootReport:
             process.wait()
         serial.close()
         shutil.rmtree(runtime, ignore_errors=True)
+
+
+def launch(argv: list[str], log: BinaryIO) -> subprocess.Popen[bytes]:
+    """Start QEMU headless, its output to `log` (unit tests replace this)."""
+    return subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+        preexec_fn=qemu.die_with_parent,
+    )  # fmt: skip
 
 
 def _no_report(

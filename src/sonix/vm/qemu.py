@@ -16,7 +16,8 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -29,96 +30,337 @@ OVMF_CODE = "OVMF_CODE_4M.fd"
 OVMF_VARS = "OVMF_VARS_4M.fd"
 OVMF_HINT = "install the `ovmf` package (apt-get install ovmf); it provides /usr/share/OVMF"
 
-# The KVM probe: a 64 KiB "BIOS" whose reset vector writes 0x31 to the isa-debug-exit port
-# (QEMU then exits with status 0x31 * 2 + 1 = 99). A real-mode probe alone is not enough:
-# on some hosts /dev/kvm opens and real mode runs, but `-cpu host` aborts ("failed to set
-# MSR") or long mode dies with "KVM internal error"; so the probe uses the same CPU model as
-# a real KVM boot, and any other outcome (abort, timeout, other status) means TCG.
-_PROBE_EXIT_PORT = 0xF4
-_PROBE_STATUS = 0x31 * 2 + 1
-_PROBE_TIMEOUT = 15.0
+# ---- KVM or TCG ----------------------------------------------------------------------------
+#
+# Whether KVM runs a guest is only known by running one. Hosts exist (nested virtualization)
+# where /dev/kvm opens and a few real-mode instructions run, yet OVMF dies at its first x87
+# instruction with "KVM internal error. Suberror: 1 … emulation failure" (QEMU then stays
+# alive with the guest paused, and nothing is printed), and a kernel booted with -kernel dies
+# the same way. So the probe boots what a real boot runs, under the CPU model a real KVM boot
+# uses (`-cpu host`): the real OVMF until it prints on the serial console, then a Linux kernel
+# until it prints "Linux version". And because a probe can still miss something, the runner
+# and the test driver watch every KVM guest (`KvmWatch`) and fall back to TCG for good when
+# QEMU reports a KVM failure or the guest stays silent (`fall_back_to_tcg`).
+
+# Lines on QEMU's stderr that say KVM cannot run the guest: the emulation failure, the MSR
+# write that `-cpu host` aborts on in some nested hosts, a failed KVM_RUN.
+KVM_FAILURE_SIGNS = ("KVM internal error", "failed to set MSR", "kvm run failed")
+# A KVM guest whose serial console stays empty this long after QEMU started is not running:
+# OVMF prints early in its boot (within 20 s even under TCG here), a kernel with
+# console=ttyS0 prints "Linux version" as its console comes up.
+KVM_SILENCE = 30.0
+# Each probe guest gets this long to show its sign of life (a failing one ends in ~0.1 s).
+PROBE_TIMEOUT = 10.0
+# In the cache key: answers of an older, weaker probe are not trusted.
+PROBE_VERSION = "2"
+PROBE_KERNEL_SIGN = "Linux version"
+CACHE_FILE = "accel"
 
 
-def probe_bios() -> bytes:
-    """The probe firmware: `mov al, 0x31; out 0xf4, al; hlt; jmp $` at the reset vector."""
-    image = bytearray(b"\xf4" * 0x10000)  # hlt everywhere else
-    code = bytes([0xB0, 0x31, 0xE6, _PROBE_EXIT_PORT, 0xF4, 0xEB, 0xFE])
-    image[0xFFF0 : 0xFFF0 + len(code)] = code
-    return bytes(image)
+def kvm_failure(qemu_output: str) -> str | None:
+    """The line of QEMU's output that says KVM cannot run the guest, or None."""
+    for line in qemu_output.splitlines():
+        if any(sign in line for sign in KVM_FAILURE_SIGNS):
+            return line.strip()
+    return None
 
 
-def probe_argv(bios: Path) -> list[str]:
-    """QEMU command line of the KVM probe."""
-    return [
-        QEMU, "-accel", "kvm", "-cpu", "host", "-machine", "q35", "-m", "16",
-        "-nodefaults", "-display", "none", "-no-reboot", "-bios", str(bios),
-        "-device", f"isa-debug-exit,iobase={_PROBE_EXIT_PORT:#x},iosize=0x04",
-    ]  # fmt: skip
+def forced_accelerator() -> str | None:
+    """`SONIX_ACCEL` (kvm or tcg) when it is set: then nothing is probed or changed."""
+    forced = os.environ.get("SONIX_ACCEL")
+    if not forced:
+        return None
+    if forced not in ("kvm", "tcg"):
+        raise ui.die(f"SONIX_ACCEL={forced} is not an accelerator", hint="use kvm or tcg")
+    return forced
+
+
+class _Fallback:
+    """This process fell back to TCG (the cache may be unwritable: it still holds here)."""
+
+    reason: str | None = None
 
 
 def _cache_key() -> str:
-    """The probe's answer holds for this boot of the host and this QEMU binary."""
+    """The probe's answer holds for this boot of the host, this QEMU and this OVMF."""
     try:
         boot_id = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
         boot_id = "unknown"
-    qemu = shutil.which(QEMU) or QEMU
+    ids = [f"probe {PROBE_VERSION}", boot_id]
+    for path in (shutil.which(QEMU) or QEMU, str(OVMF_DIR / OVMF_CODE)):
+        try:
+            stat = os.stat(path)
+            ids.append(f"{path}:{stat.st_size}:{stat.st_mtime_ns}")
+        except OSError:
+            ids.append(path)
+    return hashlib.sha256("\n".join(ids).encode()).hexdigest()[:16]
+
+
+def _read_cache(cache: Path, key: str) -> str | None:
+    """The cached answer (`KEY kvm|tcg [why]`) for this key, or None."""
     try:
-        stat = os.stat(qemu)
-        qemu_id = f"{qemu}:{stat.st_size}:{stat.st_mtime_ns}"
-    except OSError:
-        qemu_id = qemu
-    return hashlib.sha256(f"{boot_id}\n{qemu_id}".encode()).hexdigest()[:16]
+        cached_key, answer, *_ = cache.read_text().split(maxsplit=2)
+    except (OSError, ValueError):
+        return None
+    return answer if cached_key == key and answer in ("kvm", "tcg") else None
 
 
-def accelerator(cache_dir: Path) -> str:
+def _write_cache(cache: Path, answer: str, why: str = "") -> None:
+    """Atomically: several test processes may probe or fall back at once."""
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    tmp = cache.with_name(f".{cache.name}.{os.getpid()}")
+    tmp.write_text(f"{_cache_key()} {answer} {' '.join(why.split())}".rstrip() + "\n")
+    tmp.replace(cache)
+
+
+def accelerator(cache_dir: Path, kernel: Path | None = None) -> str:
     """`kvm` when a guest really runs under KVM here, else `tcg`; the answer is cached.
 
-    `SONIX_ACCEL=kvm|tcg` overrides the probe (e.g. to compare both on one host).
+    `kernel` (a bzImage) is booted by the probe too; without one the host's newest
+    /boot/vmlinuz-* is, or only OVMF when there is none. `SONIX_ACCEL=kvm|tcg` overrides the
+    probe and the fallback (e.g. to compare both on one host).
     """
-    forced = os.environ.get("SONIX_ACCEL")
+    forced = forced_accelerator()
     if forced:
-        if forced not in ("kvm", "tcg"):
-            raise ui.die(f"SONIX_ACCEL={forced} is not an accelerator", hint="use kvm or tcg")
         return forced
-    cache = cache_dir / "accel"
-    key = _cache_key()
-    try:
-        cached_key, cached = cache.read_text().split()
-        if cached_key == key and cached in ("kvm", "tcg"):
-            return cached
-    except (OSError, ValueError):
-        pass
-    answer = _probe_kvm(cache_dir)
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    cache.write_text(f"{key} {answer}\n")
+    if _Fallback.reason is not None:
+        return "tcg"
+    cache = cache_dir / CACHE_FILE
+    cached = _read_cache(cache, _cache_key())
+    if cached is not None:
+        return cached
+    answer, why = _probe_kvm(cache_dir, kernel or host_kernel())
+    _write_cache(cache, answer, why)
     return answer
 
 
-def _probe_kvm(work: Path) -> str:
+def may_fall_back() -> bool:
+    """Whether a KVM failure may switch to TCG (not when SONIX_ACCEL chose the accelerator)."""
+    return forced_accelerator() is None
+
+
+def fall_back_to_tcg(cache_dir: Path, reason: str) -> None:
+    """KVM failed a real guest: TCG from now on, for this process and (cached) the next ones.
+
+    Says so once per process, in one line. The caller restarts its guest under TCG.
+    """
+    if _Fallback.reason is not None:
+        return
+    _Fallback.reason = reason
+    cache = cache_dir / CACHE_FILE
+    try:
+        _write_cache(cache, "tcg", f"fallback: {reason}")
+        where = f"remembered in {cache}"
+    except OSError as error:
+        where = f"could not remember it in {cache}: {error.strerror}"
+    ui.info(f"KVM cannot run guests on this host ({reason}): restarting under TCG, and using "
+            f"TCG from now on ({where}; SONIX_ACCEL=kvm forces KVM)")
+
+
+KVM_FORCED_HINT = "unset SONIX_ACCEL (sonix then falls back to TCG) or set SONIX_ACCEL=tcg"
+
+
+def kvm_error(name: str, reason: str) -> ui.SonixError:
+    """The error when KVM failed but SONIX_ACCEL=kvm forbids the fallback."""
+    return ui.SonixError(f"{name}: KVM cannot run this guest: {reason}", hint=KVM_FORCED_HINT)
+
+
+def host_kernel(boot: Path = Path("/boot")) -> Path | None:
+    """The host's newest readable /boot/vmlinuz-*, for the probe (None when there is none)."""
+    found = [p for p in boot.glob("vmlinuz-*") if os.access(p, os.R_OK)]
+    return max(found, key=lambda p: p.stat().st_mtime) if found else None
+
+
+def image_kernel(toplevel: Path) -> Path | None:
+    """The kernel in a built system (`toplevel/usr/boot/vmlinuz-*`), for the probe."""
+    found = sorted((toplevel / "usr" / "boot").glob("vmlinuz-*"))
+    return found[-1] if found else None
+
+
+@dataclass(frozen=True)
+class ProbeGuest:
+    """One guest of the probe: what it is, and the serial text that shows it runs."""
+
+    what: str
+    argv: tuple[str, ...]
+    sign: str  # a substring of its serial output; "" means any output at all
+
+
+def probe_guests(
+    work: Path, ovmf: tuple[Path, Path] | None, kernel: Path | None
+) -> list[ProbeGuest]:
+    """OVMF (code, vars template) under `-cpu host`, then `kernel`, each if there is one.
+
+    Each guest's serial console goes to `work/<what>.serial` (QEMU writes the file itself).
+    """
+    common = [QEMU, "-accel", "kvm", "-cpu", "host", "-machine", "q35", "-m", "256",
+              "-nodefaults", "-display", "none", "-no-reboot"]  # fmt: skip
+    guests = []
+    if ovmf is not None:
+        vars_copy = work / "probe-vars.fd"
+        ovmf_code, template = ovmf
+        shutil.copyfile(template, vars_copy)
+        code = _escape(str(ovmf_code))
+        guests.append(ProbeGuest(
+            what="OVMF",
+            argv=(*common,
+                  "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
+                  "-drive", f"if=pflash,format=raw,unit=1,file={_escape(str(vars_copy))}",
+                  "-serial", f"file:{work / 'ovmf.serial'}"),
+            sign="",
+        ))  # fmt: skip
+    if kernel is not None:
+        guests.append(ProbeGuest(
+            what=f"Linux ({kernel.name})",
+            argv=(*common, "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1",
+                  "-serial", f"file:{work / 'linux.serial'}"),
+            sign=PROBE_KERNEL_SIGN,
+        ))  # fmt: skip
+    return guests
+
+
+def _probe_kvm(work: Path, kernel: Path | None) -> tuple[str, str]:
+    """(answer, why) of the probe: `kvm` only when every probe guest showed its sign."""
     if not os.access("/dev/kvm", os.R_OK | os.W_OK):
         ui.debug("/dev/kvm is missing or not accessible: TCG")
-        return "tcg"
+        return "tcg", "no /dev/kvm"
     require_qemu()
+    try:
+        ovmf: tuple[Path, Path] | None = find_ovmf()
+    except ui.SonixError:
+        ovmf = None  # direct kernel boots need no firmware; image boots say what to install
     work.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=work) as tmp:
-        bios = Path(tmp) / "probe.bin"
-        bios.write_bytes(probe_bios())
-        argv = probe_argv(bios)
-        ui.debug(process.command_line(argv))
-        # Not process.run: a failing probe is an answer (TCG), not an error, and it may hang.
+        guests = probe_guests(Path(tmp), ovmf, kernel)
+        if not guests:
+            ui.debug("KVM probe: neither OVMF nor a kernel to boot: TCG")
+            return "tcg", "nothing to probe with"
+        for guest in guests:
+            serial = Path(guest.argv[-1].removeprefix("file:"))
+            failure = run_probe_guest(guest, serial, PROBE_TIMEOUT)
+            if failure is not None:
+                ui.info(f"KVM is here but does not run {guest.what} ({failure}): using TCG")
+                return "tcg", f"{guest.what}: {failure}"
+            ui.debug(f"KVM probe: {guest.what} runs")
+    if len(guests) == 1:
+        ui.debug(f"KVM probe: only {guests[0].what} could be booted")
+    return "kvm", "probe passed"
+
+
+def run_probe_guest(guest: ProbeGuest, serial: Path, timeout: float) -> str | None:
+    """None when `guest` showed its sign of life within `timeout` s, else what went wrong.
+
+    Not process.run: a failing probe is an answer (TCG), not an error, and it may hang
+    (after a KVM internal error QEMU stays alive). Polls two small files for a few seconds.
+    """
+    ui.debug(process.command_line(list(guest.argv)))
+    with tempfile.TemporaryFile() as errors:
+        qemu_process = subprocess.Popen(
+            guest.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
+            preexec_fn=die_with_parent,
+        )  # fmt: skip
+        deadline = time.monotonic() + timeout
         try:
-            result = subprocess.run(
-                argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=_PROBE_TIMEOUT,
-                check=False,
-            )  # fmt: skip
-        except subprocess.TimeoutExpired:
-            ui.debug("KVM probe timed out: TCG")
-            return "tcg"
-    if result.returncode == _PROBE_STATUS:
-        return "kvm"
-    ui.debug(f"KVM probe exited with {result.returncode}: TCG ({result.stderr!r:.200})")
-    return "tcg"
+            while True:
+                errors.seek(0)
+                output = errors.read().decode(errors="replace")
+                failure = kvm_failure(output)
+                if failure is not None:
+                    return failure
+                if _shows(serial, guest.sign):
+                    return None
+                if qemu_process.poll() is not None:
+                    last = output.strip().splitlines()[-1:] or ["no output"]
+                    return f"QEMU exited with status {qemu_process.returncode}: {last[0]}"
+                if time.monotonic() >= deadline:
+                    return f"no output on the serial console within {timeout:.0f}s"
+                time.sleep(0.1)
+        finally:
+            if qemu_process.poll() is None:
+                qemu_process.kill()
+            qemu_process.wait()
+
+
+def _shows(serial: Path, sign: str) -> bool:
+    try:
+        text = serial.read_bytes().decode(errors="replace")
+    except OSError:
+        return False
+    return sign in text if sign else bool(text)
+
+
+class KvmWatch:
+    """Whether a guest that QEMU runs under KVM is dead in the water.
+
+    `qemu_output` returns what QEMU wrote (stderr) since it started, `serial_size` how many
+    characters the guest wrote on its serial console. A KVM guest fails when QEMU reports a
+    KVM failure (see KVM_FAILURE_SIGNS), or when the console stays empty for `silence` s
+    (None: the guest may legitimately print nothing, e.g. a kernel without console=ttyS0).
+    Under TCG nothing is watched.
+    """
+
+    def __init__(
+        self,
+        accel: str,
+        qemu_output: Callable[[], str],
+        serial_size: Callable[[], int],
+        silence: float | None = KVM_SILENCE,
+    ) -> None:
+        self.accel = accel
+        self.qemu_output = qemu_output
+        self.serial_size = serial_size
+        self.silence = silence
+        self.started = time.monotonic()
+
+    def failure(self) -> str | None:
+        """Why KVM is not running this guest, or None (so far all is well)."""
+        if self.accel != "kvm":
+            return None
+        line = kvm_failure(self.qemu_output())
+        if line is not None:
+            return f"QEMU said {line!r}"
+        quiet = time.monotonic() - self.started
+        if self.silence is not None and quiet >= self.silence and self.serial_size() == 0:
+            return f"the guest printed nothing on its serial console for {quiet:.0f}s"
+        return None
+
+
+def prints_on_serial(spec: VmSpec) -> bool:
+    """Whether the guest of `spec` is expected to print on its serial console at once: OVMF
+    does; a kernel booted directly only with console=ttyS* and its messages not silenced
+    (`quiet`, `loglevel=` below 4: then only its init might print, and maybe late)."""
+    if spec.direct_boot is None:
+        return True
+    words = spec.direct_boot.append.split()
+    silenced = "quiet" in words or any(
+        w.startswith("loglevel=") and w.removeprefix("loglevel=") in ("0", "1", "2", "3")
+        for w in words
+    )
+    return any(w.startswith("console=ttyS") for w in words) and not silenced
+
+
+def silence_bound(spec: VmSpec) -> float | None:
+    """KvmWatch's silence bound for `spec`."""
+    return KVM_SILENCE if prints_on_serial(spec) else None
+
+
+def file_tail(path: Path) -> Callable[[], str]:
+    """A function returning what was appended to `path` since now (a log QEMU writes to)."""
+    try:
+        offset = path.stat().st_size
+    except OSError:
+        offset = 0
+
+    def read() -> str:
+        try:
+            with open(path, "rb") as file:
+                file.seek(offset)
+                return file.read(1 << 20).decode(errors="replace")
+        except OSError:
+            return ""
+
+    return read
 
 
 def die_with_parent() -> None:
@@ -314,6 +556,9 @@ class VmSpec:
     # systemd credentials passed as SMBIOS type 11 strings (name -> value).
     credentials: tuple[tuple[str, str], ...] = ()
     no_reboot: bool = False
+    # QEMU's i6300esb watchdog: a guest whose systemd sets RuntimeWatchdogSec= is reset when it
+    # hangs (with -no-reboot, QEMU exits instead; the test driver then power-cycles it).
+    watchdog: bool = True
     extra_args: tuple[str, ...] = field(default_factory=tuple)
 
 
@@ -342,6 +587,10 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         "-nodefaults", "-display", "none",
         "-device", "virtio-rng-pci",
     ]  # fmt: skip
+    if spec.watchdog and "i6300esb" not in spec.extra_args:
+        # The action is QEMU's default, written out: a hung guest must be reset, not paused.
+        # (Not twice when a caller's extra_args bring the device already.)
+        argv += ["-device", "i6300esb", "-action", "watchdog=reset"]
     if spec.firmware is not None:
         code, variables = _escape(str(spec.firmware.code)), _escape(str(spec.firmware.vars))
         argv += [
