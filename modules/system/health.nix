@@ -39,8 +39,25 @@ let
     boot_limit=${toString cfg.bootTimeLimit}
     emergency_limit=${toString cfg.emergencyTimeLimit}
     trial=
-    if [ -e "$root/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f" ]; then
+    efivar=$root/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
+    if [ -e "$efivar" ]; then
       trial="boot counting"
+      # The entry's new name, counter already bumped for this boot (UTF-16: drop the NULs):
+      # `+0-3` with 3 tries is the last try, `+0-4` means systemd-boot booted an entry with no
+      # tries left because it had nothing better. Rebooting that would only loop, so the
+      # admin keeps the emergency shell.
+      counter=$(tr -d '\000' < "$efivar" 2>/dev/null || true)
+      counter=''${counter##*+}
+      case $counter in
+        0-*)
+          tries_done=''${counter#0-}
+          tries_done=''${tries_done%%.*}
+          case $tries_done in
+            *[!0-9]*|"") ;;
+            *) [ "$tries_done" -le ${toString config.boot.loader.tries} ] || trial= ;;
+          esac
+          ;;
+      esac
     elif [ ! -e "$root/etc/initrd-release" ] && [ -r "$root/var/lib/sonix-update/trial" ]; then
       version=$(. "$root/usr/lib/os-release" && echo "''${IMAGE_VERSION:-}")
       if [ -n "$version" ] && [ "$(cat "$root/var/lib/sonix-update/trial")" = "$version" ]; then
@@ -201,7 +218,9 @@ in
         How long a boot that is on trial may stay in emergency or rescue mode, in the initrd
         (its usr partition never appeared, provisioning failed) or in the system, before it is
         rebooted (`reboot-force`), so that the next try or the previous release boots. Not on
-        trial, the emergency shell waits for the admin as before. `null` turns it off;
+        trial, the emergency shell waits for the admin as before; neither does an entry that
+        systemd-boot booted with no tries left (nothing to fall back to: rebooting it would
+        only loop, see docs/updates.md). `null` turns it off;
         `sonix.emergency_time_limit=` on the kernel command line changes it for one boot.
       '';
     };
@@ -271,7 +290,7 @@ in
       "lib/systemd/system-generators/sonix-trial-generator" = { text = trialGenerator; mode = "0755"; };
     };
     # The generator's tools that the initrd's base set lacks (sh and cat are in it).
-    boot.initrd.binaries = lib.optionals trialLimits [ "/usr/bin/mkdir" "/usr/bin/ln" ];
+    boot.initrd.binaries = lib.optionals trialLimits [ "/usr/bin/mkdir" "/usr/bin/ln" "/usr/bin/tr" ];
 
     systemd.targets.boot-complete.requires =
       map (name: "${unitName name}.service") (attrNames cfg.checks)

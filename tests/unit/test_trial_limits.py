@@ -80,7 +80,8 @@ def test_the_generator_is_in_the_system_and_the_initrd() -> None:
     assert text(system, GENERATOR) == text(stage1, GENERATOR)
     assert text(system, GENERATOR).startswith("#!/usr/bin/sh\n")
     # The initrd's base set has sh and cat; the generator also needs these.
-    assert {"/usr/bin/mkdir", "/usr/bin/ln"} <= set(evaluate("{ }", "boot.initrd.binaries"))
+    assert {"/usr/bin/mkdir", "/usr/bin/ln", "/usr/bin/tr"} <= set(
+        evaluate("{ }", "boot.initrd.binaries"))
 
 
 def test_no_limits_no_generator() -> None:
@@ -102,13 +103,14 @@ class Case:
 
     name: str
     stage: str = "system"  # or "initrd"
-    efivar: bool = False  # LoaderBootCountPath: systemd-boot counts this boot
+    efivar: str | None = None  # LoaderBootCountPath (systemd-boot counts this boot): the entry
     trial_file: str | None = None  # /var/lib/sonix-update/trial
     cmdline: str = "console=ttyS0 panic=5"
     expect: dict[str, str] = field(default_factory=dict)  # path -> a line it must contain
     absent: tuple[str, ...] = ()
 
 
+TRYING = "\\EFI\\Linux\\sonix_7+1.efi"
 BOOT = "boot-complete.target.d/50-sonix-trial.conf"
 INITRD = "initrd.target.d/50-sonix-trial.conf"
 TIMER = "sonix-trial-reboot.timer"
@@ -121,33 +123,48 @@ EVERYTHING = (BOOT, INITRD, TIMER, SERVICE, PULL, *WANTS)
 CASES = [
     Case("not on trial: nothing", absent=EVERYTHING),
     Case("not on trial in the initrd", stage="initrd", absent=EVERYTHING),
-    Case("boot counting", efivar=True,
+    Case("boot counting", efivar=TRYING,
          expect={BOOT: "JobTimeoutSec=15min", TIMER: "OnActiveSec=5min",
                  SERVICE: "SuccessAction=reboot-force", PULL: "",
                  WANTS[0]: "", WANTS[1]: ""},
          absent=(INITRD,)),
-    Case("boot counting: the drop-in forces the reboot", efivar=True,
+    Case("boot counting: the drop-in forces the reboot", efivar=TRYING,
          expect={BOOT: "JobTimeoutAction=reboot-force"}),
-    Case("boot counting: the reboot unit says why", efivar=True,
+    Case("boot counting: the reboot unit says why", efivar=TRYING,
          expect={SERVICE: "on trial (boot counting) and was in emergency or rescue mode for 5min",
                  TIMER: "DefaultDependencies=no"}),
-    Case("boot counting in the initrd", stage="initrd", efivar=True,
+    Case("boot counting in the initrd", stage="initrd", efivar=TRYING,
          expect={INITRD: "JobTimeoutSec=15min", TIMER: "OnActiveSec=5min", WANTS[0]: ""},
          absent=(BOOT, PULL)),
+    Case("a later try", efivar="\\EFI\\Linux\\sonix_7+1-2.efi", expect={BOOT: "JobTimeoutSec"}),
+    Case("a Type #1 entry on trial", efivar="\\loader\\entries\\sonix-7+2.conf",
+         expect={BOOT: "JobTimeoutSec"}),
+    Case("the last try (3 tries)", efivar="\\EFI\\Linux\\sonix_7+0-3.efi",
+         expect={BOOT: "JobTimeoutSec"}),
+    Case("no tries left: nothing to fall back to, the admin keeps the shell",
+         efivar="\\EFI\\Linux\\sonix_7+0-4.efi", absent=EVERYTHING),
+    Case("no tries left, Type #1", efivar="\\loader\\entries\\sonix-7+0-9.conf",
+         absent=EVERYTHING),
+    Case("no tries left in the initrd", stage="initrd",
+         efivar="\\EFI\\Linux\\sonix_7+0-12.efi", absent=EVERYTHING),
+    Case("a counter that is not one", efivar="\\EFI\\Linux\\sonix_7+0-x.efi",
+         expect={BOOT: "JobTimeoutSec"}),
+    Case("ten tries left", efivar="\\EFI\\Linux\\sonix_7+10-12.efi",
+         expect={BOOT: "JobTimeoutSec"}),
     Case("soft-reboot or kexec trial of this version", trial_file="7\n",
          expect={BOOT: "on trial (activated by the update agent)", TIMER: "OnActiveSec=5min"}),
     Case("trial file of another version", trial_file="6\n", absent=EVERYTHING),
     Case("empty trial file", trial_file="", absent=EVERYTHING),
     Case("trial file in the initrd (its /var is not there yet)", stage="initrd",
          trial_file="7\n", absent=EVERYTHING),
-    Case("limit from the boot menu", efivar=True, cmdline="quiet sonix.boot_time_limit=60",
+    Case("limit from the boot menu", efivar=TRYING, cmdline="quiet sonix.boot_time_limit=60",
          expect={BOOT: "JobTimeoutSec=60", TIMER: "OnActiveSec=5min"}),
-    Case("boot limit off from the boot menu", efivar=True, cmdline="sonix.boot_time_limit=0",
+    Case("boot limit off from the boot menu", efivar=TRYING, cmdline="sonix.boot_time_limit=0",
          expect={TIMER: "OnActiveSec=5min"}, absent=(BOOT,)),
-    Case("emergency limit off from the boot menu", efivar=True,
+    Case("emergency limit off from the boot menu", efivar=TRYING,
          cmdline="sonix.emergency_time_limit=off sonix.boot_time_limit=2min",
          expect={BOOT: "JobTimeoutSec=2min"}, absent=(TIMER, SERVICE, *WANTS)),
-    Case("a word that only starts like the option", efivar=True,
+    Case("a word that only starts like the option", efivar=TRYING,
          cmdline="xsonix.boot_time_limit=1s sonix.boot_time_limitx=2s",
          expect={BOOT: "JobTimeoutSec=15min"}),
     Case("not on trial ignores the boot menu", cmdline="sonix.boot_time_limit=60",
@@ -168,9 +185,11 @@ def run_generator(script: str, case: Case, tmp_path: Path) -> Path:
     if case.stage == "initrd":
         (root / "etc").mkdir()
         (root / "etc/initrd-release").write_text("ID=sonix-initrd\n")
-    if case.efivar:
+    if case.efivar is not None:
         (root / EFIVAR).parent.mkdir(parents=True)
-        (root / EFIVAR).write_bytes(b"\x06\x00\x00\x00\\EFI\\Linux\\sonix_7+1.efi")
+        # efivarfs: 4 bytes of attributes, then the value (a UTF-16 path, NUL-terminated).
+        value = case.efivar.encode("utf-16-le") + b"\x00\x00"
+        (root / EFIVAR).write_bytes(b"\x06\x00\x00\x00" + value)
     if case.trial_file is not None:
         (root / "var/lib/sonix-update").mkdir(parents=True)
         (root / "var/lib/sonix-update/trial").write_text(case.trial_file)
@@ -204,7 +223,7 @@ def test_generator(case: Case, default_generator: str, tmp_path: Path) -> None:
 
 
 def test_generated_units_point_where_systemd_looks(default_generator: str, tmp_path: Path) -> None:
-    out = run_generator(default_generator, Case("links", efivar=True), tmp_path)
+    out = run_generator(default_generator, Case("links", efivar=TRYING), tmp_path)
     for wants in WANTS:
         assert os.readlink(out / wants) == "../sonix-trial-reboot.timer"
         assert (out / wants).resolve() == (out / TIMER).resolve()
@@ -218,7 +237,7 @@ def test_configured_limits_reach_the_generator(tmp_path: Path) -> None:
     script = generator_script(
         '{ ... }: { health = { bootTimeLimit = "3min"; emergencyTimeLimit = null; }; }'
     )
-    out = run_generator(script, Case("configured", efivar=True), tmp_path)
+    out = run_generator(script, Case("configured", efivar=TRYING), tmp_path)
     assert "JobTimeoutSec=3min" in (out / BOOT).read_text()
     assert not (out / TIMER).exists()
 
