@@ -65,11 +65,19 @@ let
       fi
     fi
     [ -n "$trial" ] || exit 0
-    # The boot menu can change them for one boot (0 turns a limit off), e.g. to debug a release.
+    # The boot menu can change them for one boot (0 turns a limit off), e.g. to debug a release:
+    # digits with an optional unit, as the options take; a typo keeps the configured limit.
+    checked() {
+      case $1 in
+        0|off) echo off ;;
+        *[!0-9a-z]*|"") ;;
+        [1-9]*) case ''${1#"''${1%%[!0-9]*}"} in ""|ms|s|min|h) echo "$1" ;; esac ;;
+      esac
+    }
     for word in $(cat "$root/proc/cmdline" 2>/dev/null || true); do
       case $word in
-        sonix.boot_time_limit=*) boot_limit=''${word#*=} ;;
-        sonix.emergency_time_limit=*) emergency_limit=''${word#*=} ;;
+        sonix.boot_time_limit=*) value=$(checked "''${word#*=}"); boot_limit=''${value:-$boot_limit} ;;
+        sonix.emergency_time_limit=*) value=$(checked "''${word#*=}"); emergency_limit=''${value:-$emergency_limit} ;;
       esac
     done
     case $boot_limit in 0|off) boot_limit= ;; esac
