@@ -443,6 +443,8 @@ let
   initrd = renderTree "boot.initrd.systemd" config.boot.initrd.systemd;
 in
 {
+  imports = [ ./watchdog.nix ];
+
   options.systemd = unitTreeOptions "systemd" // {
     defaultUnit = lib.mkOption {
       type = lib.types.str;
