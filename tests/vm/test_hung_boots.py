@@ -25,9 +25,9 @@ the test image that run only when their word is on the command line
 covered here (test_updates.py covers a good kexec trial, and the generator's decision is the
 same as after a soft-reboot).
 
-QEMU gets an i6300esb watchdog (Machine extra_args); the first test checks that PID 1 armed it
-already in the initrd. A watchdog reset itself is not provoked: the driver power-cycles the
-guest only on a reboot or panic it saw on the console.
+QEMU gives every machine an i6300esb watchdog (src/sonix/vm/qemu.py); the first test checks
+that PID 1 armed it already in the initrd. A watchdog reset itself is not provoked here (the
+driver's handling of one is in tests/unit/test_testing_driver.py and docs/test-driver.md).
 """
 
 from __future__ import annotations
@@ -57,7 +57,6 @@ ESP_ENTRIES = "/boot/loader/entries"
 def machine(build_config: Callable[[Path], BuildResult], driver: Driver) -> Machine:
     m = driver.machine(
         "hung", image=build_config(CONFIG).image, memory_mib=1024,
-        extra_args=("-device", "i6300esb"),
     )  # fmt: skip
     m.start()
     m.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
