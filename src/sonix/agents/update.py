@@ -441,19 +441,17 @@ class HashingWriter:
         return len(data)
 
 
-def stream(url: str, out: BinaryIO, expect_size: int, expect_sha256: str, deadline: Deadline,
-           target: str) -> None:
+def stream(url: str, out: BinaryIO, expect_size: int, expect_sha256: str,
+           deadline: Deadline) -> None:
     """Download url into out while hashing (at most expect_size bytes, within deadline);
-    a size or hash mismatch, a cut connection and a failed write are UpdateErrors."""
+    a size or hash mismatch and a cut connection are UpdateErrors, a failed write an OSError."""
     writer = HashingWriter(out)
     try:
         common.http_get(url, max_bytes=expect_size, deadline=deadline,
                         out=writer)  # type: ignore[arg-type]
     except FetchError as e:
         raise UpdateError(f"download failed: {e}; not installed") from None
-    except OSError as e:
-        raise UpdateError(f"writing {target} failed after {writer.size} bytes: "
-                          f"{common.reason(e)}; not installed") from None
+    # An OSError of the target (ENOSPC) goes to the caller, which knows what it wrote to.
     if writer.size != expect_size or writer.digest.hexdigest() != expect_sha256:
         raise UpdateError(f"{url}: {writer.size} bytes with sha256 {writer.digest.hexdigest()}"
                           f", the manifest says {expect_size} bytes with {expect_sha256}; "
@@ -529,7 +527,7 @@ def write_slot(cfg: Config, device: Path, part: gpt.Partition, spec: SlotSpec,
     try:
         with device.open("r+b", buffering=0) as out:
             stream(cfg.channel + spec.file.name, out, spec.file.size, spec.file.sha256,
-                   deadline, str(device))
+                   deadline)
             zero_fill(out, spec.file.size, part.size)
             os.fsync(out.fileno())
         written = read_back_sha256(device, spec.file.size)
@@ -545,7 +543,7 @@ def write_uki(cfg: Config, partial: Path, spec_name: str, size: int, sha256: str
     ESP) the temporary file is removed again and the ESP holds what it held before."""
     try:
         with partial.open("wb") as out:
-            stream(cfg.channel + spec_name, out, size, sha256, deadline, f"the ESP ({partial})")
+            stream(cfg.channel + spec_name, out, size, sha256, deadline)
             out.flush()
             os.fsync(out.fileno())
         if read_back_sha256(partial, size) != sha256:
