@@ -435,7 +435,10 @@ class HashingWriter:
         self.out, self.digest, self.size = out, hashlib.sha256(), 0
 
     def write(self, data: bytes) -> int:
-        self.out.write(data)
+        view = memoryview(data)
+        while view:  # an unbuffered device may take part of it
+            written = self.out.write(view)
+            view = view[written if written is not None else len(view):]
         self.digest.update(data)
         self.size += len(data)
         return len(data)
