@@ -891,7 +891,7 @@ def cmd_run(cfg: Config, ledger: Ledger, install_allowed: bool = True) -> int:
     try:
         result = check_channel(cfg, ledger, booted, install_allowed)
     except StateError as e:
-        error(f"{e}; nothing installed")
+        error(f"{e}; stopped here (nothing is installed without its record)")
         return 1  # the state cannot be written: nothing more to record it in
     except (UpdateError, OSError, gpt.GptError, uki.NotAUki, RecordError) as e:
         text = str(e) if isinstance(e, UpdateError) else f"{type(e).__name__}: {e}"
