@@ -234,3 +234,18 @@ def test_valid_days_must_be_sensible(days: str) -> None:
 
     with pytest.raises(Exception, match=r"must be|not a number"):
         positive_days(days)
+
+
+def test_renew_upgrades_a_channel_from_before_issue_14(tmp_path: Path) -> None:
+    """A channel with the old SHA256SUMS (no header) and no SHA256SUMS.signed gets both."""
+    out = tmp_path / "channel"
+    publish(out, tmp_path, "1")
+    old_text = "".join(line + "\n" for line in (out / "SHA256SUMS").read_text().splitlines()
+                       if not line.startswith("#"))
+    (out / "SHA256SUMS").write_text(old_text)
+    (out / "SHA256SUMS.signed").unlink()
+    with channel.locked(out):
+        renewed = channel.renew(out, FakeSigner(out))
+    assert renewed.serial > 0 and renewed.expires
+    assert renewed.files == records.SignedIndex.from_text(old_text).files
+    assert (out / "SHA256SUMS.signed").read_bytes().startswith(renewed.to_text().encode())
