@@ -8,7 +8,7 @@ let
   keyFile = i: "lib/sonix/update-keys/${toString i}.gpg";
   agentConfig = {
     inherit (config.image) name;
-    inherit (cfg) channel strategy activation;
+    inherit (cfg) channel strategy activation timeout;
     tries = config.boot.loader.tries;
     keyrings = lib.imap0 (i: _: "/usr/${keyFile i}") cfg.trustedKeys;
   } // lib.optionalAttrs (cfg.strategy == "maintenance-window") {
@@ -17,7 +17,8 @@ let
       minutes = cfg.maintenanceWindow.duration;
     };
   } // lib.optionalAttrs (cfg.strategy == "fleet-lock") {
-    fleetLock = { inherit (cfg.fleetLock) url group; };
+    fleetLock = { inherit (cfg.fleetLock) url group; }
+      // lib.optionalAttrs (cfg.fleetLock.tokenFile != null) { inherit (cfg.fleetLock) tokenFile; };
   };
   # The window's opening times as a calendar spec, so the agent also runs when a window opens.
   windowCalendar = let w = cfg.maintenanceWindow; in
@@ -60,6 +61,17 @@ in
       default = "5min";
       example = "30s";
       description = "The first check after boot (`OnBootSec=`): after the boot has been assessed, usually.";
+    };
+
+    timeout = mkOption {
+      type = types.ints.between 120 86400;
+      default = 3600;
+      example = 7200;
+      description = ''
+        Seconds one run of the agent may take, downloads included (`TimeoutStartSec=` of
+        sonix-update.service; the agent's own download deadline ends a minute before, so it
+        stops with its own error). Raise it for large releases on slow links.
+      '';
     };
 
     randomizedDelay = mkOption {
@@ -139,6 +151,16 @@ in
         example = "web";
         description = "The FleetLock group: machines of a group share its reboot slots.";
       };
+      tokenFile = mkOption {
+        type = types.nullOr (types.strMatching "/.+");
+        default = null;
+        example = "/etc/sonix/fleetlock-token";
+        description = ''
+          A file on the machine (not in the image: a secret; provisioning or the admin puts
+          it there) whose content is sent as `Authorization: Bearer <content>` with every
+          FleetLock request, for a server started with `--token-file`. Read at each request.
+        '';
+      };
     };
   };
 
@@ -162,7 +184,7 @@ in
       ++ optional (cfg.activation != "reboot") pkgs.kexec-tools
       ++ optional (cfg.strategy == "maintenance-window" && cfg.maintenanceWindow.timeZone != "UTC") pkgs.tzdata;
 
-    system.agents = [ "uki" "gpt" "update" "versions" ];
+    system.agents = [ "common" "gpt" "records" "uki" "update" "versions" ];
 
     system.usrFiles = {
       "bin/sonix" = {
@@ -187,6 +209,7 @@ in
       serviceConfig = {
         Type = "oneshot";
         ExecStart = "/usr/bin/sonix update run";
+        TimeoutStartSec = "${toString cfg.timeout}s";
       };
     };
 
@@ -206,6 +229,7 @@ in
         Type = "oneshot";
         RemainAfterExit = true;
         ExecStart = "/usr/bin/sonix update assess";
+        TimeoutStartSec = "2min";  # local files only
       };
     };
 
@@ -219,6 +243,7 @@ in
         Type = "oneshot";
         RemainAfterExit = true;
         ExecStart = "/usr/bin/sonix update steady-state";
+        TimeoutStartSec = "2min";  # one FleetLock request (30 s) at most
         Restart = "on-failure";
         RestartSec = "30s";
       };

@@ -4,6 +4,7 @@ rebuild slots that dm-verity accepts; `sonix serve` resumes downloads with byte 
 
 from __future__ import annotations
 
+import datetime
 import hashlib
 import json
 import os
@@ -19,7 +20,7 @@ from pathlib import Path
 import pytest
 
 from sonix import cli, process
-from sonix.agents import uki
+from sonix.agents import records, uki, update
 from sonix.build import BuildResult
 from sonix.release import channel, release_build, signing, verify_channel
 
@@ -73,7 +74,8 @@ def test_the_channel_holds_the_documented_files(published: Published) -> None:
     stem = f"{build['name']}_{build['version']}"
     suffixes = ("efi", "json", "usr", "verity")
     assert sorted(p.name for p in published.directory.iterdir()) == sorted(
-        ["SHA256SUMS", "SHA256SUMS.gpg"] + [f"{stem}.{s}" for s in suffixes])
+        ["SHA256SUMS", "SHA256SUMS.gpg", "SHA256SUMS.signed"]
+        + [f"{stem}.{s}" for s in suffixes])
     manifest = published.manifest
     usrhash = build["usrhash"]
     assert manifest["usrhash"] == usrhash
@@ -127,7 +129,54 @@ def test_a_tampered_sha256sums_is_rejected(published: Published, tmp_path: Path)
     assert not signing.verify(published.key.trusted, copy / "SHA256SUMS",
                               copy / "SHA256SUMS.gpg")
     assert verify_channel(copy, published.key.trusted) == [
-        f"gpgv does not accept {copy / 'SHA256SUMS.gpg'} with {published.key.trusted}"]
+        "SHA256SUMS is not the text of SHA256SUMS.signed"]
+
+
+def test_a_tampered_signed_index_is_rejected(published: Published, tmp_path: Path) -> None:
+    def change_a_digest(text: bytes) -> bytes:
+        at = text.index(b"\n\n") + 2 + 60  # inside the signed text
+        return text[:at] + (b"0" if text[at:at + 1] != b"0" else b"1") + text[at + 1:]
+
+    copy = shadow(published, tmp_path, "SHA256SUMS.signed", change_a_digest)
+    assert signing.verify_signed(published.key.trusted, copy / "SHA256SUMS.signed") is None
+    assert verify_channel(copy, published.key.trusted) == [
+        f"gpgv does not accept {copy / 'SHA256SUMS.signed'} with {published.key.trusted}"]
+
+
+def test_the_signed_index_carries_serial_and_expiry_and_the_agent_accepts_it(
+    published: Published, tmp_path: Path,
+) -> None:  # fmt: skip
+    """The agent's own check (gpgv from PATH, as on the machine) on the real signature."""
+    signed = (published.directory / "SHA256SUMS.signed").read_bytes()
+    text = update.verify_index(signed, (published.key.trusted,), tmp_path)
+    index = records.SignedIndex.from_text(text.decode())
+    assert text == (published.directory / "SHA256SUMS").read_bytes()
+    assert index.serial > 1_700_000_000
+    expiry = index.expiry()
+    assert expiry is not None
+    left = expiry - datetime.datetime.now(datetime.UTC)
+    assert datetime.timedelta(days=6.9) < left <= datetime.timedelta(days=7)
+    # Text outside the signed part is never used: a line added before the signature block.
+    forged = signed.replace(b"-----BEGIN PGP SIGNATURE-----",
+                            b"0" * 64 + b"  evil.json\n-----BEGIN PGP SIGNATURE-----")
+    with pytest.raises(update.UpdateError, match="signature is not valid"):
+        update.verify_index(forged, (published.key.trusted,), tmp_path)
+
+
+def test_renew_signs_a_higher_serial_and_a_new_expiry(
+    published: Published, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    directory = tmp_path / "channel"
+    shutil.copytree(published.directory, directory)
+    before = records.SignedIndex.from_text((directory / "SHA256SUMS").read_text())
+    argv = ["channel", "renew", "--channel", str(directory), "--key", str(published.key.home),
+            "--valid-days", "30"]
+    assert cli.main(argv) == 0
+    assert capsys.readouterr().out == f"{directory}\n"
+    after = records.SignedIndex.from_text((directory / "SHA256SUMS").read_text())
+    assert after.serial > before.serial and after.files == before.files
+    assert after.expires > before.expires
+    assert verify_channel(directory, published.key.trusted) == []
 
 
 def test_a_tampered_file_is_found(published: Published, tmp_path: Path) -> None:
@@ -153,14 +202,15 @@ def test_sonix_release_prints_the_channel_and_a_second_run_changes_nothing(
             str(published.key.home), "--keep", "1"]
     assert cli.main(argv) == 0
     assert capsys.readouterr().out == f"{directory}\n"
-    sums = (directory / "SHA256SUMS").read_text()
+    sums = channel.parse_sums((directory / "SHA256SUMS").read_text())
     # The build is reproducible: the same files, only the manifest's `created` differs.
     first = channel.parse_sums((published.directory / "SHA256SUMS").read_text())
-    assert {n: d for n, d in channel.parse_sums(sums).items() if not n.endswith(".json")} == {
+    assert {n: d for n, d in sums.items() if not n.endswith(".json")} == {
         n: d for n, d in first.items() if not n.endswith(".json")}
     assert cli.main(argv) == 0
     assert capsys.readouterr().out == f"{directory}\n"
-    assert (directory / "SHA256SUMS").read_text() == sums
+    # The same files; the index is signed again (a new serial).
+    assert channel.parse_sums((directory / "SHA256SUMS").read_text()) == sums
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from uki_fakes import fake_uki
 
-from sonix.agents import gpt, update
+from sonix.agents import gpt, records, update
 from sonix.agents.update import Window
 
 UTC = dt.UTC
@@ -111,10 +111,9 @@ def test_config_override_wins(tmp_path: Path) -> None:
 
 def test_state_is_replaced_atomically(tmp_path: Path) -> None:
     path = tmp_path / "state/state.json"
-    update.save_state({"failed": {"3": {}}}, path)
-    assert update.load_state(path) == {"failed": {"3": {}}}
-    path.write_text("{broken")
-    assert update.load_state(path) == {}
+    failure = records.Failure("3", "2026-12-01T00:00:00Z", "broken", "2")
+    update.save_state(records.State(failed={"3": failure}), path)
+    assert update.load_state(path) == records.State(failed={"3": failure})
     assert [p.name for p in path.parent.iterdir()] == ["state.json"]
 
 
@@ -243,30 +242,34 @@ def reboots(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     def fake_run(argv: list[str], **_: object) -> None:
         commands.append(argv)
 
-    monkeypatch.setattr(update.subprocess, "run", fake_run)
+    monkeypatch.setattr(update.common, "run", fake_run)
     monkeypatch.setattr(update, "save_state", lambda state, path=None: None)
     return commands
+
+
+def request(ledger: update.Ledger) -> records.RebootRequest:
+    record = ledger.state.reboot_request
+    assert record is not None
+    return record
 
 
 def test_reboot_if_allowed_immediate_reboots_through_the_firmware(
     reboots: list[list[str]],
 ) -> None:
-    state: dict[str, object] = {}
-    assert update.cmd_reboot_if_allowed(strategy_config("immediate"), state, "firmware") == 0
+    ledger = update.Ledger(records.State())
+    assert update.cmd_reboot_if_allowed(strategy_config("immediate"), ledger, "firmware") == 0
     # A firmware reboot, never soft-reboot or kexec (they would skip the firmware).
     assert reboots == [["systemctl", "--no-block", "reboot"]]
-    record = state["reboot_request"]
-    assert isinstance(record, dict)
-    assert record["reason"] == "firmware"
-    assert record["decision"] == "reboot now (strategy immediate)"
-    assert "last_check" not in state  # a release check did not happen
+    assert request(ledger).reason == "firmware"
+    assert request(ledger).decision == "reboot now (strategy immediate)"
+    assert ledger.state.last_check is None  # a release check did not happen
 
 
 def test_reboot_if_allowed_off_defers(reboots: list[list[str]]) -> None:
-    state: dict[str, object] = {}
-    assert update.cmd_reboot_if_allowed(strategy_config("off"), state, "firmware") == 0
+    ledger = update.Ledger(records.State())
+    assert update.cmd_reboot_if_allowed(strategy_config("off"), ledger, "firmware") == 0
     assert reboots == []
-    assert state["reboot_request"]["decision"] == "deferred (strategy off)"  # type: ignore[index]
+    assert request(ledger).decision == "deferred (strategy off)"
 
 
 @pytest.mark.parametrize("inside", [True, False])
@@ -275,11 +278,11 @@ def test_reboot_if_allowed_in_the_maintenance_window_only(
 ) -> None:  # fmt: skip
     window = Window(days=("Sat",), start="03:00", minutes=60, time_zone="UTC")
     monkeypatch.setattr(update, "in_window", lambda w: (inside, "inside" if inside else "outside"))
-    state: dict[str, object] = {}
+    ledger = update.Ledger(records.State())
     cfg = strategy_config("maintenance-window", window)
-    assert update.cmd_reboot_if_allowed(cfg, state, "firmware") == 0
+    assert update.cmd_reboot_if_allowed(cfg, ledger, "firmware") == 0
     assert reboots == ([["systemctl", "--no-block", "reboot"]] if inside else [])
-    decision = state["reboot_request"]["decision"]  # type: ignore[index]
+    decision = request(ledger).decision
     assert decision == ("reboot now (strategy maintenance-window)" if inside
                         else "reboot deferred: outside")
 
@@ -290,36 +293,36 @@ def test_reboot_if_allowed_takes_a_fleet_lock_slot(
 ) -> None:  # fmt: skip
     asked: list[str] = []
 
-    def fake_fleet_lock(cfg: update.Config, state: dict[str, object], endpoint: str) -> bool:
+    def fake_fleet_lock(cfg: update.Config, endpoint: str) -> bool:
         asked.append(endpoint)
         return granted
 
     monkeypatch.setattr(update, "fleet_lock", fake_fleet_lock)
-    state: dict[str, object] = {}
-    assert update.cmd_reboot_if_allowed(strategy_config("fleet-lock"), state, "firmware") == 0
+    ledger = update.Ledger(records.State())
+    assert update.cmd_reboot_if_allowed(strategy_config("fleet-lock"), ledger, "firmware") == 0
     # The slot is released by steady-state after the next good boot, as for a release.
     assert asked == ["pre-reboot"]
     assert reboots == ([["systemctl", "--no-block", "reboot"]] if granted else [])
 
 
 def test_reboot_if_allowed_reports_a_broken_strategy(reboots: list[list[str]]) -> None:
-    state: dict[str, object] = {}
+    ledger = update.Ledger(records.State())
     cfg = strategy_config("maintenance-window")  # no window
-    assert update.cmd_reboot_if_allowed(cfg, state, "firmware") == 1
+    assert update.cmd_reboot_if_allowed(cfg, ledger, "firmware") == 1
     assert reboots == []
-    assert state["reboot_request"]["decision"].startswith("error: ")  # type: ignore[index]
+    assert request(ledger).decision.startswith("error: ")
 
 
 def test_reboot_if_allowed_command_line(
     reboots: list[list[str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
 ) -> None:  # fmt: skip
     monkeypatch.setattr(update, "load_config", lambda: strategy_config("immediate"))
-    monkeypatch.setattr(update, "load_state", lambda: {})
+    monkeypatch.setattr(update, "load_state", lambda: records.State())
     seen: list[str] = []
     original = update.cmd_reboot_if_allowed
-    def recording(cfg: update.Config, state: dict[str, object], reason: str) -> int:
+    def recording(cfg: update.Config, ledger: update.Ledger, reason: str) -> int:
         seen.append(reason)
-        return original(cfg, state, reason)
+        return original(cfg, ledger, reason)
 
     monkeypatch.setattr(update, "cmd_reboot_if_allowed", recording)
     assert update.main(["update", "reboot-if-allowed", "--reason", "firmware"]) == 0

@@ -70,17 +70,27 @@ def fake_image(tmp: Path, *, version: str = "2", fill: int = 1, usr_blocks: int 
 
 
 class FakeSigner:
-    """Writes `signed:<sha256 of the data>`; records what the channel held at signing time."""
+    """Writes `signed:<sha256 of the data>` (detached) or `<data>--signed:<sha256>` (clear);
+    records what the channel held at signing time."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory
         self.calls: list[tuple[bytes, set[str]]] = []
 
-    def __call__(self, data: Path, signature: Path) -> None:
+    def detached(self, data: Path, signature: Path) -> None:
         content = data.read_bytes()
         visible = {p.name for p in self.directory.iterdir() if not p.name.startswith(".")}
         self.calls.append((content, visible))
         signature.write_bytes(b"signed:" + hashlib.sha256(content).hexdigest().encode())
+
+    def clear(self, data: Path, signed: Path) -> None:
+        content = data.read_bytes()
+        signed.write_bytes(content + b"--signed:" + hashlib.sha256(content).hexdigest().encode())
+
+
+def sums_lines(text: str) -> list[str]:
+    """The file lines of SHA256SUMS (without the serial and expiry)."""
+    return [line for line in text.splitlines() if not line.startswith("#")]
 
 
 def release(tmp: Path, directory: Path, keep: int = 3, **image: Any) -> channel.Published:
@@ -163,8 +173,8 @@ def test_release_files_and_manifest(tmp_path: Path) -> None:
     out = tmp_path / "channel"
     published = release(tmp_path, out)
     assert published.new
-    assert listing(out) == ["SHA256SUMS", "SHA256SUMS.gpg", "sonix_2.efi", "sonix_2.json",
-                            "sonix_2.usr", "sonix_2.verity"]
+    assert listing(out) == ["SHA256SUMS", "SHA256SUMS.gpg", "SHA256SUMS.signed", "sonix_2.efi",
+                            "sonix_2.json", "sonix_2.usr", "sonix_2.verity"]
     manifest = json.loads((out / "sonix_2.json").read_text())
     build, _, uki = fake_image(tmp_path)  # the same bytes again
     usrhash = build["usrhash"]
@@ -228,7 +238,7 @@ def test_sha256sums_format_and_signature(tmp_path: Path) -> None:
     out = tmp_path / "channel"
     release(tmp_path, out)
     text = (out / "SHA256SUMS").read_text()
-    lines = text.splitlines()
+    lines = sums_lines(text)
     assert [line.split("  ")[1] for line in lines] == [
         "sonix_2.efi", "sonix_2.json", "sonix_2.usr", "sonix_2.verity"]
     for line in lines:
@@ -239,6 +249,7 @@ def test_sha256sums_format_and_signature(tmp_path: Path) -> None:
                                         for line in lines}
     signature = (out / "SHA256SUMS.gpg").read_bytes()
     assert signature == b"signed:" + hashlib.sha256(text.encode()).hexdigest().encode()
+    assert (out / "SHA256SUMS.signed").read_bytes().startswith(text.encode() + b"--signed:")
 
 
 # ---- several releases ----------------------------------------------------------------------
@@ -298,7 +309,11 @@ def test_the_same_release_again_changes_nothing(tmp_path: Path) -> None:
         staged = channel.stage(channel.image_from_build(manifest, disk, uki), out)  # now
         published = channel.publish(out, staged, 3, FakeSigner(out))
     assert not published.new
-    assert {name: (out / name).read_bytes() for name in listing(out)} == before
+    # The releases' files are untouched; the index is signed again with a new serial.
+    after = {name: (out / name).read_bytes() for name in listing(out)}
+    assert {n: d for n, d in after.items() if not n.startswith("SHA256SUMS")} == {
+        n: d for n, d in before.items() if not n.startswith("SHA256SUMS")}
+    assert sums_lines(after["SHA256SUMS"].decode()) == sums_lines(before["SHA256SUMS"].decode())
 
 
 def test_a_published_version_never_changes(tmp_path: Path) -> None:
@@ -338,8 +353,11 @@ def test_a_signing_failure_leaves_the_channel_as_it_was(tmp_path: Path) -> None:
     before = {name: (out / name).read_bytes() for name in listing(out)}
     manifest, disk, uki = fake_image(tmp_path, version="2")
 
-    def failing(data: Path, signature: Path) -> None:
-        raise ui.SonixError("gpg failed")
+    class Failing(FakeSigner):
+        def clear(self, data: Path, signed: Path) -> None:
+            raise ui.SonixError("gpg failed")
+
+    failing = Failing(out)
 
     with channel.locked(out), pytest.raises(ui.SonixError, match="gpg failed"):
         staged = channel.stage(channel.image_from_build(manifest, disk, uki), out)

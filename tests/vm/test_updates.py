@@ -129,9 +129,11 @@ def test_tampered_channel_is_rejected_and_nothing_written(
     shutil.copytree(directory, with_v3)
     before = (partition_table(machine), machine.succeed("ls -l /boot/EFI/Linux"))
     try:
-        # 1. SHA256SUMS changed after signing: gpgv refuses it, nothing is downloaded.
-        sums = directory / "SHA256SUMS"
-        sums.write_text(sums.read_text() + "# tampered\n")
+        # 1. The signed index changed after signing (a higher serial): gpgv refuses it,
+        #    nothing is downloaded.
+        sums = directory / "SHA256SUMS.signed"
+        sums.write_text(sums.read_text().replace("# sonix-channel-serial: ",
+                                                 "# sonix-channel-serial: 9"))
         out = machine.fail("sonix update run 2>&1")
         assert "signature is not valid" in out
         assert "signature is not valid" in status(machine)["last_check"]["result"]  # type: ignore[index]
@@ -139,7 +141,7 @@ def test_tampered_channel_is_rejected_and_nothing_written(
 
         # 2. Signature and manifest intact, but the usr image's bytes differ (a corrupted
         #    mirror): the download's hash gives it away before anything points to the slot.
-        shutil.copyfile(with_v3 / "SHA256SUMS", sums)
+        shutil.copyfile(with_v3 / "SHA256SUMS.signed", sums)
         with (directory / "sonix_3.usr").open("r+b") as f:
             f.seek(4096 * 3)
             f.write(b"tampered")

@@ -5,20 +5,23 @@
     sonix update check          say what the channel offers, change nothing
     sonix update assess         at every boot: notice a rollback, record the failed release
     sonix update steady-state   after boot-complete.target: the booted release is good
+    sonix update release-lock   give back the FleetLock slot that a rollback kept (operator)
     sonix update reboot-if-allowed [--reason WHY]
                                 something else needs a reboot (firmware): reboot now if the
                                 strategy allows it (the same decision as for a release)
     sonix status [--json]       booted release, other slot, channel, last check, rollbacks
 
 The channel layout and the order of checks are in docs/updates.md. Nothing is written before
-the signature of SHA256SUMS and the hash of the manifest are good; the slot is written and
-checked before the partition table and the boot entry change, and the boot entry appears last
-(atomic rename), so a power cut at any point leaves a machine that boots a good release.
+the signature of the channel's index, its serial and expiry, and the hash of the manifest are
+good; the slot is written and checked before the partition table and the boot entry change,
+and the boot entry appears last (atomic rename), so a power cut at any point leaves a machine
+that boots a good release. Every download has a byte cap and a deadline (common.http_get).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import fcntl
 import hashlib
 import json
@@ -32,12 +35,31 @@ import time
 import urllib.error
 import urllib.request
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import gpt, uki
+from . import common, gpt, uki
+from .common import Deadline, FetchError
+from .records import (
+    VERSION_RE,
+    Activation,
+    Boot,
+    ChannelSeen,
+    Check,
+    Failure,
+    LockHold,
+    Manifest,
+    Pending,
+    RebootRequest,
+    RecordError,
+    SignedIndex,
+    SlotSpec,
+    State,
+)
 from .versions import compare_versions, version_key
+
+VERSION_PATTERN = VERSION_RE.pattern
 
 CONFIG = Path("/usr/lib/sonix/update.json")  # from the configuration (modules/services/updates.nix)
 CONFIG_OVERRIDE = Path("/etc/sonix/update.json")  # machine-local (provisioning, the admin)
@@ -46,21 +68,31 @@ HEALTH_FAILURES = Path("/var/lib/sonix/health")  # failed-<version>: the check (
 CHUNK = 1 << 20
 EMPTY_LABEL = "_empty"
 
+# What the channel serves, and how much of it the agent reads at most (checked while
+# reading, before gpgv or json see a byte): a hostile or broken server cannot fill memory.
+SIGNED_INDEX = "SHA256SUMS.signed"
+INDEX_MAX = 1 << 20
+MANIFEST_MAX = 64 << 10
+SMALL_FILE_SECONDS = 60.0  # the deadline of the index and of a manifest, retries included
+GPGV_SECONDS = 60.0
+
+log = common.Logger("sonix-update")
+
+
+def warn(message: str) -> None:
+    log(message, common.WARNING)
+
+
+def error(message: str) -> None:
+    log(message, common.ERR)
+
 
 class UpdateError(Exception):
     """A failure the agent reports and recovers from (the next run tries again)."""
 
 
-# ------------------------------------------------------------------------------------------
-# Logging: one line per event, with a syslog priority prefix that journald understands.
-
-
-def log(message: str, priority: int = 6) -> None:
-    print(f"<{priority}>{message}", file=sys.stderr, flush=True)
-
-
-def warn(message: str) -> None:
-    log(message, 4)
+class StateError(UpdateError):
+    """The state file cannot be read or written: the agent stops rather than forget."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -86,6 +118,8 @@ class Config:
     window: Window | None
     fleet_lock_url: str
     fleet_lock_group: str
+    fleet_lock_token_file: str = ""  # a file holding the Bearer token ("": none)
+    timeout: float = 3600.0  # seconds a run may take (TimeoutStartSec= of sonix-update)
 
 
 def load_config(paths: tuple[Path, ...] = (CONFIG, CONFIG_OVERRIDE)) -> Config:
@@ -93,46 +127,99 @@ def load_config(paths: tuple[Path, ...] = (CONFIG, CONFIG_OVERRIDE)) -> Config:
     for path in paths:
         if path.is_file():
             try:
-                raw.update(json.loads(path.read_text()))
-            except json.JSONDecodeError as e:
+                data = json.loads(path.read_text())
+            except (ValueError, OSError) as e:
                 raise UpdateError(f"{path} is not valid JSON: {e}") from e
+            if not isinstance(data, dict):
+                raise UpdateError(f"{path} must hold a JSON object")
+            raw.update(data)
+    try:
+        return _config(raw)
+    except (KeyError, TypeError, ValueError, AttributeError) as e:
+        raise UpdateError(f"{' + '.join(map(str, paths))}: a missing or wrong value ({e!r}); "
+                          "see docs/updates.md") from None
+
+
+def _config(raw: dict[str, Any]) -> Config:
     window = raw.get("window")
+    fleet_lock = raw.get("fleetLock", {})
     return Config(
-        name=raw["name"],
-        channel=raw.get("channel", "").rstrip("/") + "/",
+        name=str(raw["name"]),
+        channel=str(raw.get("channel", "")).rstrip("/") + "/",
         keyrings=tuple(Path(k) for k in raw.get("keyrings", [])),
         tries=int(raw.get("tries", 3)),
-        strategy=raw.get("strategy", "immediate"),
-        activation=raw.get("activation", "auto"),
+        strategy=str(raw.get("strategy", "immediate")),
+        activation=str(raw.get("activation", "auto")),
         window=Window(
             tuple(window.get("days", [])), window.get("start", "00:00"),
             int(window.get("minutes", 60)), window.get("timeZone", "UTC"),
         ) if window else None,
-        fleet_lock_url=raw.get("fleetLock", {}).get("url", "").rstrip("/"),
-        fleet_lock_group=raw.get("fleetLock", {}).get("group", "default"),
+        fleet_lock_url=str(fleet_lock.get("url", "")).rstrip("/"),
+        fleet_lock_group=str(fleet_lock.get("group", "default")),
+        fleet_lock_token_file=str(fleet_lock.get("tokenFile", "")),
+        timeout=float(raw.get("timeout", 3600)),
     )
 
 
-def load_state(path: Path = STATE) -> dict[str, Any]:
+def damaged_copies(path: Path) -> list[Path]:
+    return sorted(path.parent.glob(path.name + ".damaged-*"))
+
+
+def load_state(path: Path = STATE) -> State:
+    """The state, every field checked. A damaged file is moved aside (kept, never reset) and
+    the agent stops, saying so: an empty state would forget which releases failed here and
+    install them again. While a damaged copy lies there and no state file, it stops too."""
     try:
-        state: dict[str, Any] = json.loads(path.read_text())
-        return state
+        data = path.read_bytes()
     except FileNotFoundError:
-        return {}
-    except json.JSONDecodeError:
-        warn(f"{path} is damaged; starting with an empty state")
-        return {}
+        kept = damaged_copies(path)
+        if kept:
+            raise StateError(
+                f"{path} is missing and {kept[-1]} holds a damaged earlier state; the agent "
+                "stops so that the failed releases it lists are not forgotten. Repair it and "
+                f"move it back to {path}, or delete it to start with an empty state "
+                "(docs/updates.md, \"State\")") from None
+        return State()
+    except OSError as e:
+        raise StateError(f"cannot read {path}: {common.reason(e)}") from None
+    try:
+        return State.from_bytes(data, str(path))
+    except RecordError as e:
+        aside = path.with_name(f"{path.name}.damaged-{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%SZ}")
+        try:
+            os.replace(path, aside)
+            common.fsync_directory(path.parent)
+        except OSError as move:
+            raise StateError(f"{e}; it could not be moved aside ({common.reason(move)}); "
+                             "the agent stops until it is repaired") from None
+        raise StateError(
+            f"{e}. Kept it as {aside} and stopped: an empty state would forget the releases "
+            f"that failed here. Repair it and move it back to {path}, or delete it to start "
+            "with an empty state (docs/updates.md, \"State\")") from None
 
 
-def save_state(state: dict[str, Any], path: Path = STATE) -> None:
-    """Atomically: a power cut leaves the old or the new state, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False) as f:
-        json.dump(state, f, indent=2, sort_keys=True)
-        f.write("\n")
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(f.name, path)
+def save_state(state: State, path: Path = STATE) -> None:
+    """Atomically and durably (common.write_atomic): a power cut leaves the old or the new
+    state, never half of one; a failure (ENOSPC on /var) is a StateError."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        common.write_atomic(path, state.to_bytes())
+    except OSError as e:
+        raise StateError(f"cannot save {path}: {common.reason(e)}") from None
+
+
+class Ledger:
+    """The state while a command runs: replaced record by record (`set`), saved on purpose."""
+
+    def __init__(self, state: State, path: Path = STATE) -> None:
+        self.state = state
+        self.path = path
+
+    def set(self, **changes: Any) -> None:
+        self.state = replace(self.state, **changes)
+
+    def save(self) -> None:
+        save_state(self.state, self.path)
 
 
 def now() -> str:
@@ -230,7 +317,9 @@ class Entry:
 
 
 def boot_entries(esp: Path, name: str) -> list[Entry]:
-    pattern = re.compile(rf"^{re.escape(name)}_(.+?)(?:\+(\d+)(?:-(\d+))?)?\.efi$")
+    # Versions hold no `+` and no `_` (records.VERSION_RE): the counter and another image's
+    # entries (`<name>_x_1.efi`) cannot pass for a version.
+    pattern = re.compile(rf"^{re.escape(name)}_({VERSION_PATTERN})(?:\+(\d+)(?:-(\d+))?)?\.efi$")
     entries = []
     directory = esp / "EFI/Linux"
     for path in sorted(directory.iterdir()) if directory.is_dir() else []:
@@ -242,75 +331,134 @@ def boot_entries(esp: Path, name: str) -> list[Entry]:
 
 
 # ------------------------------------------------------------------------------------------
-# The channel
+# The channel: the signed index (serial, expiry), manifests, release files
 
 
-def fetch(url: str, timeout: float = 60) -> bytes:
+def fetch_small(url: str, max_bytes: int) -> bytes:
+    """A small file of the channel, capped and with one deadline for all its tries."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            data: bytes = response.read()
-            return data
-    except (urllib.error.URLError, OSError) as e:
-        raise UpdateError(f"cannot download {url}: {e}") from e
+        return common.http_get_retrying(url, max_bytes=max_bytes,
+                                        deadline=Deadline.after(SMALL_FILE_SECONDS))
+    except common.HTTPStatusError as e:
+        if e.status == 404 and url.endswith("/" + SIGNED_INDEX):
+            raise UpdateError(
+                f"{url} is missing: the channel was published by a sonix release older than "
+                "issue 14 (no signed serial and expiry). Re-publish it with the current "
+                "`sonix release` (or run `sonix channel renew` on it); nothing installed"
+            ) from None
+        raise UpdateError(f"cannot download {e}") from None
+    except FetchError as e:
+        raise UpdateError(f"cannot download {e}") from None
 
 
-def verified_sums(cfg: Config, workdir: Path) -> dict[str, str]:
-    """SHA256SUMS of the channel, after gpgv accepted its signature: file name → sha256."""
-    sums, signature = workdir / "SHA256SUMS", workdir / "SHA256SUMS.gpg"
-    sums.write_bytes(fetch(cfg.channel + "SHA256SUMS"))
-    signature.write_bytes(fetch(cfg.channel + "SHA256SUMS.gpg"))
-    keyrings = [arg for k in cfg.keyrings for arg in ("--keyring", str(k))]
-    result = subprocess.run(
-        ["gpgv", *keyrings, str(signature), str(sums)], capture_output=True, text=True,
-        check=False,
-    )  # fmt: skip
-    if result.returncode != 0:
-        keys = ", ".join(map(str, cfg.keyrings))
-        raise UpdateError("the channel's SHA256SUMS signature is not valid for the trusted "
-                          f"keys ({keys}); nothing installed:\n{result.stderr.strip()}")
-    table = {}
-    for line in sums.read_text().splitlines():
-        match = re.fullmatch(r"([0-9a-f]{64}) [ *](\S+)", line.strip())
-        if match:
-            table[match[2]] = match[1]
-    return table
+def verify_index(signed: bytes, keyrings: tuple[Path, ...], workdir: Path) -> bytes:
+    """The text that gpgv found signed by a trusted key in the clearsigned index: only what
+    gpgv writes out is used, never the file itself (text around the signed part is ignored)."""
+    source, text = workdir / "index.signed", workdir / "index.txt"
+    source.write_bytes(signed)
+    text.unlink(missing_ok=True)
+    keys = [arg for k in keyrings for arg in ("--keyring", str(k))]
+    try:
+        common.run(["gpgv", *keys, "--output", str(text), str(source)], timeout=GPGV_SECONDS)
+        return text.read_bytes()
+    except (common.CommandError, OSError) as e:
+        names = ", ".join(map(str, keyrings))
+        raise UpdateError(f"the channel's {SIGNED_INDEX} signature is not valid for the "
+                          f"trusted keys ({names}); nothing installed:\n{e}") from None
 
 
-def release_versions(sums: dict[str, str], name: str) -> list[str]:
-    pattern = re.compile(rf"^{re.escape(name)}_(.+)\.json$")
-    found = [m[1] for f in sums if (m := pattern.match(f))]
-    return sorted(found, key=version_key)
+def fetch_index(cfg: Config, ledger: Ledger) -> SignedIndex:
+    """The channel's signed index, after gpgv, the serial and the expiry accepted it."""
+    signed = fetch_small(cfg.channel + SIGNED_INDEX, INDEX_MAX)
+    with tempfile.TemporaryDirectory(prefix="sonix-update.") as tmp:
+        text = verify_index(signed, cfg.keyrings, Path(tmp))
+    try:
+        index = SignedIndex.from_text(text.decode("utf-8"))
+    except (RecordError, UnicodeDecodeError) as e:
+        raise UpdateError(f"the channel's signed index is malformed: {e}") from None
+    return accept_index(ledger, index, dt.datetime.now(dt.UTC))
 
 
-def fetch_manifest(cfg: Config, sums: dict[str, str], version: str) -> dict[str, Any]:
+def accept_index(ledger: Ledger, index: SignedIndex, moment: dt.datetime) -> SignedIndex:
+    """Refuse a replayed index (a serial below the highest this machine accepted) and an
+    expired one (a frozen channel), recording what was seen; then record the accepted serial
+    durably, before anything is taken from the channel."""
+    if not index.serial:
+        raise UpdateError(
+            "the channel's signed index has no serial and expiry: it was published by a "
+            "sonix release older than issue 14. Re-publish it with the current `sonix "
+            "release` (or run `sonix channel renew` on it); nothing installed")
+    seen = ledger.state.channel
+    stamp = moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+    if seen is not None and index.serial < seen.serial:
+        ledger.set(channel=replace(seen, checked=stamp, status="replayed"))
+        raise UpdateError(
+            f"replayed channel: its serial {index.serial} is lower than {seen.serial}, which "
+            "this machine accepted before; the server (or someone between) serves an old "
+            "copy of the channel. Nothing installed")
+    expiry = index.expiry()
+    if expiry is not None and expiry <= moment:
+        ledger.set(channel=ChannelSeen(index.serial, index.expires, stamp, "expired"))
+        raise UpdateError(
+            f"the channel expired at {index.expires} (serial {index.serial}): its publisher "
+            "has not renewed it (`sonix channel renew`), or someone serves a frozen copy. "
+            "Nothing installed")
+    ledger.set(channel=ChannelSeen(index.serial, index.expires, stamp, "current"))
+    ledger.save()  # the highest serial is durable before anything is taken from it
+    return index
+
+
+def fetch_manifest(cfg: Config, index: SignedIndex, version: str) -> Manifest:
+    """The manifest of `version`, hash-checked against the index and read into a Manifest
+    (every field checked); its name and version must be the ones asked for."""
     file = f"{cfg.name}_{version}.json"
-    data = fetch(cfg.channel + file)
-    if hashlib.sha256(data).hexdigest() != sums[file]:
+    data = fetch_small(cfg.channel + file, MANIFEST_MAX)
+    if hashlib.sha256(data).hexdigest() != index.files.get(file):
         raise UpdateError(f"{file} does not match SHA256SUMS; nothing installed")
-    manifest: dict[str, Any] = json.loads(data)
-    for key in ("uki", "usr", "verity"):
-        name = manifest["files"][key]["name"]
-        if sums.get(name) != manifest["files"][key]["sha256"]:
-            raise UpdateError(f"{name} is not in SHA256SUMS with the manifest's hash")
+    try:
+        manifest = Manifest.from_bytes(data, file)
+    except RecordError as e:
+        raise UpdateError(f"{e}; nothing installed") from None
+    if (manifest.name, manifest.version) != (cfg.name, version):
+        raise UpdateError(f"{file} describes {manifest.name} {manifest.version}, not "
+                          f"{cfg.name} {version}; nothing installed")
+    for spec in manifest.files.values():
+        if index.files.get(spec.name) != spec.sha256:
+            raise UpdateError(f"{spec.name} is not in SHA256SUMS with the manifest's hash")
     return manifest
 
 
-def stream(url: str, out: BinaryIO, expect_size: int, expect_sha256: str) -> None:
-    """Download url into out while hashing; fail on a size or hash mismatch."""
-    digest, size = hashlib.sha256(), 0
+class HashingWriter:
+    """A file-like target that hashes and counts what goes through it."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out, self.digest, self.size = out, hashlib.sha256(), 0
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:  # an unbuffered device may take part of it
+            written = self.out.write(view)
+            view = view[written if written is not None else len(view):]
+        self.digest.update(data)
+        self.size += len(data)
+        return len(data)
+
+
+def stream(url: str, out: BinaryIO, expect_size: int, expect_sha256: str,
+           deadline: Deadline) -> None:
+    """Download url into out while hashing (at most expect_size bytes, within deadline);
+    a size or hash mismatch and a cut connection are UpdateErrors, a failed write an OSError."""
+    writer = HashingWriter(out)
     try:
-        with urllib.request.urlopen(url, timeout=60) as response:
-            while chunk := response.read(CHUNK):
-                size += len(chunk)
-                if size > expect_size:
-                    raise UpdateError(f"{url} is larger than the manifest says ({expect_size})")
-                digest.update(chunk)
-                out.write(chunk)
-    except (urllib.error.URLError, OSError) as e:
-        raise UpdateError(f"download of {url} failed: {e}") from e
-    if size != expect_size or digest.hexdigest() != expect_sha256:
-        raise UpdateError(f"{url}: {size} bytes with sha256 {digest.hexdigest()}, the manifest "
-                          f"says {expect_size} bytes with {expect_sha256}; not installed")
+        common.http_get(url, max_bytes=expect_size, deadline=deadline,
+                        out=writer)  # type: ignore[arg-type]
+    except FetchError as e:
+        raise UpdateError(f"download failed: {e}; not installed") from None
+    # An OSError of the target (ENOSPC) goes to the caller, which knows what it wrote to.
+    if writer.size != expect_size or writer.digest.hexdigest() != expect_sha256:
+        raise UpdateError(f"{url}: {writer.size} bytes with sha256 {writer.digest.hexdigest()}"
+                          f", the manifest says {expect_size} bytes with {expect_sha256}; "
+                          "not installed")
 
 
 # ------------------------------------------------------------------------------------------
@@ -325,7 +473,7 @@ def checkpoint(step: str) -> None:
         marker = Path("/run/sonix-update/stopped-at")
         marker.parent.mkdir(parents=True, exist_ok=True)
         marker.write_text(step + "\n")
-        log(f"stopped at {step} (SONIX_UPDATE_STOP_AT)", 4)
+        log(f"stopped at {step} (SONIX_UPDATE_STOP_AT)", common.WARNING)
         while True:
             time.sleep(3600)
 
@@ -349,33 +497,72 @@ def zero_fill(out: BinaryIO, start: int, end: int) -> None:
         left -= out.write(zeros[: min(left, CHUNK)])
 
 
-def write_slot(cfg: Config, device: Path, part: gpt.Partition, spec: dict[str, Any]) -> None:
-    """The release file, then zeros to the end of the slot (verity hashes all of it)."""
-    if spec["slot_size"] != part.size:
-        raise UpdateError(
-            f"{spec['name']} needs a {spec['slot_size']}-byte slot, {device} has {part.size} "
-            "bytes: the release changed image.usrSlotSize/usrVeritySlotSize, which an "
-            "installed machine cannot follow; reinstall or keep the slot sizes")
-    with device.open("r+b", buffering=0) as out:
-        stream(cfg.channel + spec["name"], out, spec["size"], spec["sha256"])
-        zero_fill(out, spec["size"], part.size)
-        os.fsync(out.fileno())
-    # Read back what the disk now holds.
+def read_back_sha256(path: Path, size: int) -> str:
+    """sha256 of the first `size` bytes as the disk holds them: the written pages are synced
+    and then dropped from the page cache (POSIX_FADV_DONTNEED drops clean pages), so the read
+    goes to the device rather than returning the bytes just written from memory."""
     digest = hashlib.sha256()
-    with device.open("rb") as f:
-        left = spec["size"]
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        os.fsync(fd)
+        os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        left = size
         while left > 0:
-            chunk = f.read(min(CHUNK, left))
+            chunk = os.read(fd, min(CHUNK, left))
             if not chunk:
                 break
             digest.update(chunk)
             left -= len(chunk)
-    if digest.hexdigest() != spec["sha256"]:
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
+def write_slot(cfg: Config, device: Path, part: gpt.Partition, spec: SlotSpec,
+               deadline: Deadline) -> None:
+    """The release file, then zeros to the end of the slot (verity hashes all of it), then
+    read back from the disk."""
+    if spec.slot_size != part.size:
+        raise UpdateError(
+            f"{spec.file.name} needs a {spec.slot_size}-byte slot, {device} has {part.size} "
+            "bytes: the release changed image.usrSlotSize/usrVeritySlotSize, which an "
+            "installed machine cannot follow; reinstall or keep the slot sizes")
+    try:
+        with device.open("r+b", buffering=0) as out:
+            stream(cfg.channel + spec.file.name, out, spec.file.size, spec.file.sha256,
+                   deadline)
+            zero_fill(out, spec.file.size, part.size)
+            os.fsync(out.fileno())
+        written = read_back_sha256(device, spec.file.size)
+    except OSError as e:
+        raise UpdateError(f"writing {device} failed: {common.reason(e)}; not installed") from None
+    if written != spec.file.sha256:
         raise UpdateError(f"{device} does not read back what was written; not installed")
 
 
-def install(cfg: Config, state: dict[str, Any], manifest: dict[str, Any]) -> Entry:
-    version, files = manifest["version"], manifest["files"]
+def write_uki(cfg: Config, partial: Path, spec_name: str, size: int, sha256: str,
+              deadline: Deadline) -> None:
+    """The UKI into a temporary file on the ESP, synced and read back; on any failure (a full
+    ESP) the temporary file is removed again and the ESP holds what it held before."""
+    try:
+        with partial.open("wb") as out:
+            stream(cfg.channel + spec_name, out, size, sha256, deadline)
+            out.flush()
+            os.fsync(out.fileno())
+        if read_back_sha256(partial, size) != sha256:
+            raise UpdateError(f"{partial} does not read back what was written; not installed")
+    except OSError as e:
+        partial.unlink(missing_ok=True)
+        full = " (the ESP is full)" if e.errno == errno.ENOSPC else ""
+        raise UpdateError(f"writing {partial}{full} failed: {common.reason(e)}; "
+                          "not installed") from None
+    except UpdateError:
+        partial.unlink(missing_ok=True)
+        raise
+
+
+def install(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Deadline) -> Entry:
+    version = manifest.version
     slots = find_slots(usr_partitions())
     esp = find_esp()
     booted = booted_version()
@@ -397,25 +584,22 @@ def install(cfg: Config, state: dict[str, Any], manifest: dict[str, Any]) -> Ent
 
     # 2. The slot's data and hash tree, checked.
     checkpoint("slot-emptied")
-    write_slot(cfg, slots.device(slots.other_usr), slots.other_usr, files["usr"])
+    write_slot(cfg, slots.device(slots.other_usr), slots.other_usr, manifest.usr, deadline)
     checkpoint("usr-written")
-    write_slot(cfg, slots.device(slots.other_verity), slots.other_verity, files["verity"])
+    write_slot(cfg, slots.device(slots.other_verity), slots.other_verity, manifest.verity,
+               deadline)
 
     # 3. The UKI next to its final place, checked.
     directory = esp / "EFI/Linux"
     partial = directory / f".{cfg.name}_{version}.efi.partial"
-    with partial.open("wb") as out:
-        stream(cfg.channel + files["uki"]["name"], out, files["uki"]["size"],
-               files["uki"]["sha256"])
-        out.flush()
-        os.fsync(out.fileno())
+    write_uki(cfg, partial, manifest.uki.name, manifest.uki.size, manifest.uki.sha256,
+              deadline)
 
     # 4. The partition table: the UUIDs that the new usrhash= names, labels with the version.
     gpt.update(slots.disk, {
-        slots.other_usr.number: (uuid.UUID(files["usr"]["partition_uuid"]),
-                                 files["usr"]["label"]),
-        slots.other_verity.number: (uuid.UUID(files["verity"]["partition_uuid"]),
-                                    files["verity"]["label"]),
+        slots.other_usr.number: (uuid.UUID(manifest.usr.partition_uuid), manifest.usr.label),
+        slots.other_verity.number: (uuid.UUID(manifest.verity.partition_uuid),
+                                    manifest.verity.label),
     })  # fmt: skip
     checkpoint("table-updated")
 
@@ -424,8 +608,8 @@ def install(cfg: Config, state: dict[str, Any], manifest: dict[str, Any]) -> Ent
     final = directory / f"{cfg.name}_{version}{counter}.efi"
     durable_rename(partial, final)
     checkpoint("entry-installed")
-    state["pending"] = {"version": version, "installed": now(), "entry": final.name}
-    save_state(state)
+    ledger.set(pending=Pending(version, now(), final.name))
+    ledger.save()
     log(f"installed {cfg.name} {version} as {final.name}")
     return Entry(final, version, cfg.tries if cfg.tries > 0 else None, 0)
 
@@ -445,11 +629,7 @@ def durable_rename(source: Path, target: Path) -> None:
 
 
 def sync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    common.fsync_directory(directory)
 
 
 # ------------------------------------------------------------------------------------------
@@ -476,49 +656,66 @@ def in_window(window: Window, moment: dt.datetime | None = None) -> tuple[bool, 
                    f"{window.start} for {window.minutes} min, {window.time_zone})")
 
 
-def fleet_lock(cfg: Config, state: dict[str, Any], endpoint: str) -> bool:
+TOKEN_RE = re.compile(r"[\x21-\x7e]{1,4096}")  # printable, no spaces: one header value
+
+
+def fleet_lock_headers(cfg: Config) -> dict[str, str]:
+    """FleetLock's headers, with `Authorization: Bearer <token>` when updates.fleetLock
+    .tokenFile names a file (read at each request, so a new token needs no restart)."""
+    headers = {"fleet-lock-protocol": "true", "content-type": "application/json"}
+    if cfg.fleet_lock_token_file:
+        path = Path(cfg.fleet_lock_token_file)
+        try:
+            token = path.read_text()[:8192].strip()
+        except (OSError, UnicodeDecodeError) as e:
+            raise UpdateError(f"cannot read the FleetLock token file {path}: {e}") from None
+        if not TOKEN_RE.fullmatch(token):
+            raise UpdateError(f"the FleetLock token in {path} must be one line of printable "
+                              "characters without spaces")
+        headers["authorization"] = f"Bearer {token}"
+    return headers
+
+
+def fleet_lock(cfg: Config, endpoint: str) -> bool:
     """POST a FleetLock request (as Zincati does); True when the server says yes."""
-    machine_id = Path("/etc/machine-id").read_text().strip()
+    try:
+        machine_id = Path("/etc/machine-id").read_text().strip()
+        headers = fleet_lock_headers(cfg)
+    except (OSError, UpdateError) as e:
+        warn(f"FleetLock {endpoint}: {e}")
+        return False
     body = json.dumps({"client_params": {"id": machine_id, "group": cfg.fleet_lock_group}})
-    request = urllib.request.Request(
-        f"{cfg.fleet_lock_url}/v1/{endpoint}", data=body.encode(), method="POST",
-        headers={"fleet-lock-protocol": "true", "content-type": "application/json"},
-    )  # fmt: skip
+    request = urllib.request.Request(f"{cfg.fleet_lock_url}/v1/{endpoint}", data=body.encode(),
+                                     method="POST", headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=30) as response:
             ok: bool = response.status == 200
             return ok
     except urllib.error.HTTPError as e:
-        log(f"FleetLock {endpoint}: {e.code} {e.read().decode(errors='replace')[:200]}")
+        log(f"FleetLock {endpoint}: {e.code} {e.read(200).decode(errors='replace')}")
         return False
-    except (urllib.error.URLError, OSError) as e:
+    except (urllib.error.URLError, OSError, ValueError) as e:
         warn(f"FleetLock server {cfg.fleet_lock_url} unreachable: {e}")
         return False
 
 
-def may_reboot(cfg: Config, state: dict[str, Any],
-               record: dict[str, Any] | None = None) -> bool:
-    """Whether the strategy allows a reboot now; the decision is noted in `record` (default:
-    the state's last_check)."""
-    if record is None:
-        record = state.setdefault("last_check", {})
+def may_reboot(cfg: Config) -> tuple[bool, str]:
+    """Whether the strategy allows a reboot now, and the decision in words."""
     if cfg.strategy == "immediate":
-        return True
+        return True, "reboot now (strategy immediate)"
     if cfg.strategy == "off":
         log("strategy off: the new release starts at the next reboot")
-        return False
+        return False, "deferred (strategy off)"
     if cfg.strategy == "maintenance-window":
         if cfg.window is None:
             raise UpdateError("strategy maintenance-window without a window")
         inside, why = in_window(cfg.window)
         log(f"reboot {'now' if inside else 'deferred'}: {why}")
-        record["decision"] = f"reboot {'now' if inside else 'deferred'}: {why}"
-        return inside
+        return inside, f"reboot {'now' if inside else 'deferred'}: {why}"
     if cfg.strategy == "fleet-lock":
-        granted = fleet_lock(cfg, state, "pre-reboot")
+        granted = fleet_lock(cfg, "pre-reboot")
         log("FleetLock: reboot slot " + ("granted" if granted else "not granted; waiting"))
-        record["decision"] = "reboot slot " + ("granted" if granted else "refused")
-        return granted
+        return granted, "reboot slot " + ("granted" if granted else "refused")
     raise UpdateError(f"unknown strategy {cfg.strategy!r}")
 
 
@@ -538,8 +735,8 @@ def emulated_cpu() -> bool:
     boot; docs/benchmarks/updates.md), while the firmware itself takes seconds."""
     try:
         detected = subprocess.run(["systemd-detect-virt", "--vm"], capture_output=True,
-                                  text=True, check=False).stdout.strip()
-    except OSError:
+                                  text=True, check=False, timeout=30).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
         return False
     return detected == "qemu"
 
@@ -550,7 +747,15 @@ def activation_method(cfg: Config, esp: Path, booted: str, new: Entry) -> tuple[
       (only /usr changed: userspace restarts on the running kernel with the new /usr);
     - kexec when they differ and kexec-tools is there (the firmware is skipped), except on an
       emulated CPU, where a firmware reboot is faster (updates.activation = kexec insists);
-    - reboot otherwise, or when updates.activation = reboot."""
+    - reboot otherwise, or when updates.activation = reboot, or when a UKI cannot be read
+      (the firmware and systemd-boot judge it then, and boot counting rolls back)."""
+    try:
+        return choose_activation(cfg, esp, booted, new)
+    except (uki.NotAUki, OSError) as e:
+        return "reboot", f"cannot compare the UKIs ({e}): a plain reboot"
+
+
+def choose_activation(cfg: Config, esp: Path, booted: str, new: Entry) -> tuple[str, str]:
     if cfg.activation == "reboot":
         return "reboot", "configured (updates.activation = reboot)"
     current = next((e for e in boot_entries(esp, cfg.name) if e.version == booted), None)
@@ -582,13 +787,13 @@ def prepare_soft_reboot(entry: Entry) -> None:
     slots = find_slots(usr_partitions())
     name = f"usr-{entry.version}"
     nextroot = Path("/run/nextroot")
-    subprocess.run(["/usr/lib/systemd/systemd-veritysetup", "attach", name,
-                    str(slots.device(slots.other_usr)), str(slots.device(slots.other_verity)),
-                    usrhash[1]], check=True)
+    common.run(["/usr/lib/systemd/systemd-veritysetup", "attach", name,
+                str(slots.device(slots.other_usr)), str(slots.device(slots.other_verity)),
+                usrhash[1]], timeout=120)
     nextroot.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "--bind", "/", str(nextroot)], check=True)
-    subprocess.run(["mount", "-t", "erofs", "-o", "ro", f"/dev/mapper/{name}",
-                    str(nextroot / "usr")], check=True)
+    common.run(["mount", "--bind", "/", str(nextroot)], timeout=60)
+    common.run(["mount", "-t", "erofs", "-o", "ro", f"/dev/mapper/{name}",
+                str(nextroot / "usr")], timeout=120)
 
 
 def prepare_kexec(entry: Entry) -> None:
@@ -598,105 +803,158 @@ def prepare_kexec(entry: Entry) -> None:
     (work / "linux").write_bytes(uki.section_bytes(entry.path, ".linux"))
     (work / "initrd").write_bytes(uki.section_bytes(entry.path, ".initrd"))
     # --kexec-file-syscall: the kernel checks the new kernel's signature under lockdown.
-    subprocess.run([str(KEXEC), "--kexec-file-syscall", "--load", str(work / "linux"),
-                    f"--initrd={work / 'initrd'}",
-                    f"--command-line={uki.cmdline(entry.path)}"], check=True)
+    common.run([str(KEXEC), "--kexec-file-syscall", "--load", str(work / "linux"),
+                f"--initrd={work / 'initrd'}", f"--command-line={uki.cmdline(entry.path)}"],
+               timeout=120)
 
 
-def activate(cfg: Config, state: dict[str, Any], entry: Entry) -> None:
+def activate(cfg: Config, ledger: Ledger, entry: Entry) -> None:
     esp = find_esp()
     method, why = activation_method(cfg, esp, booted_version(), entry)
     log(f"activating {cfg.name} {entry.version} by {method}: {why}")
-    pending = state.setdefault("pending", {"version": entry.version, "installed": "?",
-                                           "entry": entry.path.name})
-    pending["activation"] = {"method": method, "why": why, "at": now()}
+    pending = ledger.state.pending
+    if pending is None or pending.version != entry.version:
+        pending = Pending(entry.version, "?", entry.path.name)
     if method != "reboot":
         # systemd-boot does not count this boot: the agent assesses it (cmd_steady_state
         # blesses the entry; a failed health check reboots into systemd-boot's own trial).
-        TRIAL.parent.mkdir(parents=True, exist_ok=True)
-        TRIAL.write_text(entry.version + "\n")
         try:
+            TRIAL.parent.mkdir(parents=True, exist_ok=True)
+            common.write_atomic(TRIAL, (entry.version + "\n").encode())
             (prepare_soft_reboot if method == "soft-reboot" else prepare_kexec)(entry)
-        except (subprocess.CalledProcessError, OSError, uki.NotAUki) as e:
+        except (common.CommandError, OSError, uki.NotAUki, UpdateError) as e:
             TRIAL.unlink(missing_ok=True)
             warn(f"{method} preparation failed ({e}); activating by reboot instead")
             method = "reboot"
-            pending["activation"]["method"] = method
-    save_state(state)
-    subprocess.run(["systemctl", "--no-block", method], check=True)
+    ledger.set(pending=replace(pending, activation=Activation(method, why, now())))
+    ledger.save()
+    try:
+        common.run(["systemctl", "--no-block", method], timeout=60)
+    except common.CommandError as e:
+        raise UpdateError(f"cannot activate: {e}") from None
 
 
 # ------------------------------------------------------------------------------------------
 # Commands
 
 
-def cmd_run(cfg: Config, state: dict[str, Any], install_allowed: bool = True) -> int:
+def run_deadline(cfg: Config) -> Deadline:
+    """The deadline of every release download in one run: a little before systemd stops the
+    unit (TimeoutStartSec= is updates.timeout too), so the agent ends with its own error."""
+    return Deadline.after(max(60.0, cfg.timeout - 60.0))
+
+
+def check_channel(cfg: Config, ledger: Ledger, booted: str, install_allowed: bool) -> str:
+    """One check: the result in words. Installs and activates as allowed."""
+    esp = find_esp()
+    pending = next((e for e in boot_entries(esp, cfg.name)
+                    if newer(e.version, booted) and not e.bad), None)
+    if pending is None:
+        index = fetch_index(cfg, ledger)
+        failed = ledger.state.failed
+        published = sorted(index.versions(cfg.name), key=version_key)
+        candidates = [v for v in published if newer(v, booted) and v not in failed]
+        skipped = [v for v in published if v in failed]
+        if skipped:
+            log(f"not installing release(s) that failed here before: {', '.join(skipped)}")
+        if not candidates:
+            log(f"up to date: {cfg.name} {booted} is the newest usable release")
+            return f"up to date ({booted})"
+        version = candidates[-1]
+        log(f"found {cfg.name} {version} (booted {booted})")
+        if not install_allowed:
+            return f"found {version}"
+        manifest = fetch_manifest(cfg, index, version)
+        pending = install(cfg, ledger, manifest, run_deadline(cfg))
+        result = f"installed {version}"
+    else:
+        result = f"{pending.version} installed, not yet active"
+    if install_allowed:
+        allowed, decision = may_reboot(cfg)
+        record_check(ledger, booted, result, decision)
+        if allowed:
+            ledger.save()
+            activate(cfg, ledger, pending)
+    return result
+
+
+def record_check(ledger: Ledger, booted: str, result: str, decision: str = "") -> None:
+    at = ledger.state.last_check.at if ledger.state.last_check else now()
+    ledger.set(last_check=Check(at, booted, result, decision))
+
+
+def cmd_run(cfg: Config, ledger: Ledger, install_allowed: bool = True) -> int:
+    """Every check, "up to date" included, ends with its time and result in the state."""
     booted = booted_version()
-    state["last_check"] = {"at": now(), "booted": booted}
+    ledger.set(last_check=Check(now(), booted, "running"))
+    code = 0
     try:
-        esp = find_esp()
-        pending = next((e for e in boot_entries(esp, cfg.name)
-                        if newer(e.version, booted) and not e.bad), None)
-        if pending is None:
-            with tempfile.TemporaryDirectory(prefix="sonix-update.") as tmp:
-                sums = verified_sums(cfg, Path(tmp))
-            failed = state.get("failed", {})
-            published = release_versions(sums, cfg.name)
-            candidates = [v for v in published if newer(v, booted) and v not in failed]
-            skipped = [v for v in published if v in failed]
-            if skipped:
-                log(f"not installing release(s) that failed here before: {', '.join(skipped)}")
-            if not candidates:
-                state["last_check"]["result"] = f"up to date ({booted})"
-                log(f"up to date: {cfg.name} {booted} is the newest usable release")
-                return 0
-            version = candidates[-1]
-            state["last_check"]["result"] = f"found {version}"
-            log(f"found {cfg.name} {version} (booted {booted})")
-            if not install_allowed:
-                return 0
-            manifest = fetch_manifest(cfg, sums, version)
-            pending = install(cfg, state, manifest)
-            state["last_check"]["result"] = f"installed {version}"
-        else:
-            state["last_check"]["result"] = f"{pending.version} installed, not yet active"
-        if install_allowed and may_reboot(cfg, state):
-            save_state(state)
-            activate(cfg, state, pending)
-    except UpdateError as e:
-        state["last_check"]["result"] = f"error: {e}"
-        log(str(e), 3)
-        save_state(state)
+        result = check_channel(cfg, ledger, booted, install_allowed)
+    except StateError as e:
+        error(f"{e}; stopped here (nothing is installed without its record)")
+        return 1  # the state cannot be written: nothing more to record it in
+    except (UpdateError, OSError, gpt.GptError, uki.NotAUki, RecordError) as e:
+        text = str(e) if isinstance(e, UpdateError) else f"{type(e).__name__}: {e}"
+        result, code = f"error: {text}", 1
+        error(text)
+    check = ledger.state.last_check
+    ledger.set(last_check=Check(check.at if check else now(), booted, result,
+                                check.decision if check else ""))
+    try:
+        ledger.save()
+    except StateError as e:
+        error(str(e))
         return 1
-    save_state(state)
-    return 0
+    return code
 
 
-def cmd_assess(cfg: Config, state: dict[str, Any]) -> int:
-    """At boot: a newer release whose tries are used up was rolled back from."""
+def cmd_assess(cfg: Config, ledger: Ledger) -> int:
+    """At boot: a newer release whose tries are used up was rolled back from. The failure is
+    saved durably *before* its boot entry goes: if the save fails (a full /var), the entry
+    stays (with no tries left it does not boot) and the next boot records it again."""
     booted = booted_version()
     esp = find_esp()
     for entry in boot_entries(esp, cfg.name):
-        if entry.bad and newer(entry.version, booted):
-            failure = HEALTH_FAILURES / f"failed-{entry.version}"
-            reason = (f"health check {failure.read_text().strip()} failed" if failure.is_file()
-                      else f"it did not reach boot-complete.target in {entry.done} tries")
-            record = {"version": entry.version, "at": now(), "reason": reason,
-                      "rolled_back_to": booted}
-            state.setdefault("failed", {})[entry.version] = record
-            state["last_rollback"] = record
-            if state.get("pending", {}).get("version") == entry.version:
-                del state["pending"]
-            entry.path.unlink()
-            log(f"rolled back from {cfg.name} {entry.version} to {booted}: {reason}; "
-                f"{entry.version} will not be installed again", 3)
-    state["booted"] = {"version": booted, "at": now()}
-    save_state(state)
+        if not (entry.bad and newer(entry.version, booted)):
+            continue
+        failure = HEALTH_FAILURES / f"failed-{entry.version}"
+        try:
+            reason = f"health check {failure.read_text()[:200].strip()} failed"
+        except OSError:
+            reason = f"it did not reach boot-complete.target in {entry.done} tries"
+        record = Failure(entry.version, now(), reason, booted)
+        pending = ledger.state.pending
+        ledger.set(failed={**ledger.state.failed, entry.version: record}, last_rollback=record,
+                   pending=None if pending and pending.version == entry.version else pending)
+        if cfg.strategy == "fleet-lock":
+            ledger.set(lock_hold=LockHold(entry.version, record.at,
+                                          f"rolled back from {entry.version}: {reason}"))
+        try:
+            ledger.save()
+        except StateError as e:
+            error(f"{e}: the rollback from {entry.version} is not recorded yet, so its boot "
+                  f"entry {entry.path.name} stays (no tries left: it does not boot) until a "
+                  "boot can record it")
+            return 1
+        entry.path.unlink(missing_ok=True)
+        sync_dir(entry.path.parent)
+        log(f"rolled back from {cfg.name} {entry.version} to {booted}: {reason}; "
+            f"{entry.version} will not be installed again", common.ERR)
+        if cfg.strategy == "fleet-lock":
+            log("FleetLock: the reboot slot stays held, so the group's rollout stops; "
+                "`sonix update release-lock` gives it back", common.ERR)
+    ledger.set(booted=Boot(booted, now()))
+    try:
+        ledger.save()
+    except StateError as e:
+        error(str(e))
+        return 1
     return 0
 
 
-def cmd_steady_state(cfg: Config, state: dict[str, Any]) -> int:
-    """After boot-complete.target: the booted release is good (and blessed)."""
+def cmd_steady_state(cfg: Config, ledger: Ledger) -> int:
+    """After boot-complete.target: the booted release is good (and blessed). The FleetLock
+    slot is released, unless a rollback holds it (then the fleet waits for an operator)."""
     booted = booted_version()
     if TRIAL.is_file() and TRIAL.read_text().strip() == booted:
         # Activated by soft-reboot or kexec: systemd-boot did not count this boot, so the
@@ -707,48 +965,108 @@ def cmd_steady_state(cfg: Config, state: dict[str, Any]) -> int:
                 durable_rename(entry.path, blessed)
                 log(f"blessed {blessed.name} (activated without a firmware boot)")
         TRIAL.unlink()
-    if state.get("pending", {}).get("version") == booted:
+    pending = ledger.state.pending
+    if pending is not None and pending.version == booted:
         log(f"{cfg.name} {booted} is good: update complete")
-        del state["pending"]
-    state["good"] = {"version": booted, "at": now()}
-    save_state(state)
+        ledger.set(pending=None)
+    ledger.set(good=Boot(booted, now()))
+    try:
+        ledger.save()
+    except StateError as e:
+        error(str(e))
+        return 1
     if cfg.strategy == "fleet-lock":
+        hold = ledger.state.lock_hold
+        if hold is not None:
+            log(f"FleetLock: keeping the reboot slot ({hold.reason}, {hold.at}): the group "
+                "stops here until an operator runs `sonix update release-lock`", common.WARNING)
+            return 0
         # Until the server confirms, fail: the unit retries (Restart=on-failure).
-        if not fleet_lock(cfg, state, "steady-state"):
+        if not fleet_lock(cfg, "steady-state"):
             return 1
         log("FleetLock: reboot slot released")
     return 0
 
 
-def cmd_reboot_if_allowed(cfg: Config, state: dict[str, Any], reason: str) -> int:
+def cmd_release_lock(cfg: Config, ledger: Ledger) -> int:
+    """The operator's decision after a rollback: give the FleetLock slot back, so the next
+    machine of the group may update (after the release was withdrawn or replaced)."""
+    if cfg.strategy != "fleet-lock":
+        error(f"updates.strategy is {cfg.strategy}, not fleet-lock: no slot to release")
+        return 1
+    hold = ledger.state.lock_hold
+    if not fleet_lock(cfg, "steady-state"):
+        error(f"FleetLock: the server {cfg.fleet_lock_url} did not release the slot; "
+              "try again")
+        return 1
+    ledger.set(lock_hold=None)
+    try:
+        ledger.save()
+    except StateError as e:
+        error(f"the slot was released, but {e}")
+        return 1
+    log("FleetLock: reboot slot released by the operator"
+        + (f" (it was kept after: {hold.reason})" if hold else ""))
+    return 0
+
+
+def cmd_reboot_if_allowed(cfg: Config, ledger: Ledger, reason: str) -> int:
     """Another component needs a reboot (fwupd after a firmware update: hardware.fwupd): reboot
     through the firmware if updates.strategy allows it now, else leave it for later (the
     caller asks again, e.g. at the next window). A release that is installed and waiting is
     activated by the same reboot, which is what its strategy would have done too."""
-    record: dict[str, Any] = {"at": now(), "reason": reason}
-    state["reboot_request"] = record
+    at = now()
     try:
-        allowed = may_reboot(cfg, state, record)
+        allowed, decision = may_reboot(cfg)
     except UpdateError as e:
-        record["decision"] = f"error: {e}"
-        log(f"reboot for {reason}: {e}", 3)
-        save_state(state)
+        ledger.set(reboot_request=RebootRequest(at, reason, f"error: {e}"))
+        error(f"reboot for {reason}: {e}")
+        with_saved(ledger)
         return 1
     if not allowed:
-        record.setdefault("decision", f"deferred (strategy {cfg.strategy})")
-        log(f"{reason} needs a reboot; not now: {record['decision']}")
-        save_state(state)
-        return 0
-    record["decision"] = f"reboot now (strategy {cfg.strategy})"
-    save_state(state)
+        ledger.set(reboot_request=RebootRequest(at, reason, decision))
+        log(f"{reason} needs a reboot; not now: {decision}")
+        return with_saved(ledger)
+    ledger.set(reboot_request=RebootRequest(at, reason, f"reboot now (strategy {cfg.strategy})"))
+    if with_saved(ledger):
+        return 1
     log(f"rebooting for {reason} (strategy {cfg.strategy})")
     # Always through the firmware: what a firmware update waits for happens there (a
     # soft-reboot or kexec would skip it).
-    subprocess.run(["systemctl", "--no-block", "reboot"], check=True)
+    try:
+        common.run(["systemctl", "--no-block", "reboot"], timeout=60)
+    except common.CommandError as e:
+        error(str(e))
+        return 1
     return 0
 
 
-def status(cfg: Config, state: dict[str, Any]) -> dict[str, Any]:
+def with_saved(ledger: Ledger) -> int:
+    """Save the state: 0, or 1 after logging why it failed."""
+    try:
+        ledger.save()
+    except StateError as e:
+        error(str(e))
+        return 1
+    return 0
+
+
+def channel_report(seen: ChannelSeen, moment: dt.datetime) -> str:
+    """The channel's signed index as last seen: serial, validity, or what was wrong."""
+    if seen.status == "replayed":
+        return (f"REPLAYED at {seen.checked}: an older index than serial {seen.serial} was "
+                "served; nothing installed")
+    expired = seen.status == "expired"
+    if not expired and seen.expires:
+        with_expiry = dt.datetime.strptime(seen.expires, "%Y-%m-%dT%H:%M:%SZ")
+        expired = with_expiry.replace(tzinfo=dt.UTC) <= moment
+    if expired:
+        return (f"EXPIRED since {seen.expires} (serial {seen.serial}): nothing is installed "
+                "until the publisher renews it (sonix channel renew)")
+    return f"serial {seen.serial}, valid until {seen.expires} (checked {seen.checked})"
+
+
+def status(cfg: Config, state: State) -> dict[str, Any]:
     booted = booted_version()
     report: dict[str, Any] = {"booted": booted, "channel": cfg.channel,
                               "strategy": cfg.strategy}
@@ -761,9 +1079,15 @@ def status(cfg: Config, state: dict[str, Any]) -> dict[str, Any]:
         report["entries"] = [e.path.name for e in boot_entries(find_esp(), cfg.name)]
     except (UpdateError, OSError) as e:
         report["slots_error"] = str(e)
-    for key in ("last_check", "pending", "good", "last_rollback", "failed", "reboot_request"):
-        if key in state:
-            report[key] = state[key]
+    recorded = state.to_json()
+    for key in ("last_check", "pending", "good", "last_rollback", "failed", "reboot_request",
+                "lock_hold"):
+        if key in recorded:
+            report[key] = recorded[key]
+    if state.channel is not None:
+        # The signed index as last seen (the key `channel` is the URL).
+        report["channel_index"] = {**state.channel.to_json(), "report": channel_report(
+            state.channel, dt.datetime.now(dt.UTC))}
     return report
 
 
@@ -775,6 +1099,8 @@ def print_status(report: dict[str, Any]) -> None:
         rows.append(("other slot", f"{report['other_slot']['label']} "
                                    f"({report['other_slot']['device']})"))
     rows.append(("channel", f"{report['channel']} (strategy {report['strategy']})"))
+    if "channel_index" in report:
+        rows.append(("signed index", report["channel_index"]["report"]))
     check = report.get("last_check")
     rows.append(("last check", f"{check['at']}: {check.get('result', '?')}" if check
                  else "never"))
@@ -787,45 +1113,56 @@ def print_status(report: dict[str, Any]) -> None:
                  if rollback else "none"))
     if report.get("failed"):
         rows.append(("never again", ", ".join(sorted(report["failed"], key=version_key))))
+    if "lock_hold" in report:
+        rows.append(("FleetLock", f"slot HELD since {report['lock_hold']['at']} "
+                                  f"({report['lock_hold']['reason']}); "
+                                  "`sonix update release-lock` gives it back"))
     width = max(len(k) for k, _ in rows)
     for key, value in rows:
-        print(f"{key + ':':<{width + 1}} {value}")
+        print(f"{key + ':':<{width + 1}} {common.escape(str(value))}")
+
+
+COMMANDS = {"run", "check", "assess", "steady-state", "release-lock", "reboot-if-allowed"}
 
 
 def main(argv: list[str]) -> int:
     if argv[:1] == ["status"]:
-        cfg, state = load_config(), load_state()
+        try:
+            cfg, state = load_config(), load_state()
+        except UpdateError as e:
+            error(str(e))
+            return 1
         report = status(cfg, state)
         if "--json" in argv:
             print(json.dumps(report, indent=2, sort_keys=True))
         else:
             print_status(report)
         return 0
-    if argv[:1] != ["update"] or len(argv) < 2:
+    if argv[:1] != ["update"] or len(argv) < 2 or argv[1] not in COMMANDS:
         print(__doc__, file=sys.stderr)
         return 2
-    verb = argv[1]
+    verb, options = argv[1], argv[2:]
+    if options and not (verb == "reboot-if-allowed" and len(options) == 2
+                        and options[0] == "--reason"):
+        print(__doc__, file=sys.stderr)
+        return 2
     try:
         cfg, state = load_config(), load_state()
-    except (UpdateError, KeyError) as e:
-        log(f"configuration: {e}", 3)
+    except UpdateError as e:
+        error(f"{e}" if isinstance(e, StateError) else f"configuration: {e}")
         return 1
+    ledger = Ledger(state)
     if verb == "run":
-        return cmd_run(cfg, state)
+        return cmd_run(cfg, ledger)
     if verb == "check":
-        return cmd_run(cfg, state, install_allowed=False)
+        return cmd_run(cfg, ledger, install_allowed=False)
     if verb == "assess":
-        return cmd_assess(cfg, state)
+        return cmd_assess(cfg, ledger)
     if verb == "steady-state":
-        return cmd_steady_state(cfg, state)
-    if verb == "reboot-if-allowed":
-        options = argv[2:]
-        if options and not (len(options) == 2 and options[0] == "--reason"):
-            print(__doc__, file=sys.stderr)
-            return 2
-        return cmd_reboot_if_allowed(cfg, state, options[1] if options else "unspecified")
-    print(__doc__, file=sys.stderr)
-    return 2
+        return cmd_steady_state(cfg, ledger)
+    if verb == "release-lock":
+        return cmd_release_lock(cfg, ledger)
+    return cmd_reboot_if_allowed(cfg, ledger, options[1] if options else "unspecified")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
     image = channel.image_from_build(...)   # the built image, checked (usrhash, UUIDs, UKI)
     staged = channel.stage(image, dir)       # the release's files under temporary names
     channel.publish(dir, staged, keep, sign) # files, signed SHA256SUMS, old releases dropped
+    channel.renew(dir, sign)                 # a new serial and expiry, releases unchanged
 
 `channel` is the layout of docs/updates.md on plain files; `signing` is gpg (the key
 directory, trusted.gpg, gpgv). `verify_channel` is the check a machine makes before it takes
@@ -11,15 +12,18 @@ anything from a channel, for tests and for people who want to see a channel as m
 
 from __future__ import annotations
 
+import datetime
 from pathlib import Path
 
 from sonix import ui
+from sonix.agents import records
 from sonix.build import BuildResult
 from sonix.release import channel, signing
 
 
 def release_build(result: BuildResult, directory: Path, key: signing.Key,
-                  keep: int = channel.DEFAULT_KEEP) -> channel.Published:
+                  keep: int = channel.DEFAULT_KEEP,
+                  valid_days: float = channel.DEFAULT_VALID_DAYS) -> channel.Published:
     """Add the build's release to the channel directory (created if missing), sign it, and
     drop releases beyond the newest `keep`."""
     if keep < 1:
@@ -35,7 +39,8 @@ def release_build(result: BuildResult, directory: Path, key: signing.Key,
             staged = channel.stage(image, directory)
         try:
             with ui.step("Signing SHA256SUMS and publishing"):
-                published = channel.publish(directory, staged, keep, signing.signer(key))
+                published = channel.publish(directory, staged, keep, signing.signer(key),
+                                            valid_days)
         finally:
             staged.discard()
     if not published.new:
@@ -46,19 +51,47 @@ def release_build(result: BuildResult, directory: Path, key: signing.Key,
     return published
 
 
+def renew_channel(directory: Path, key: signing.Key,
+                  valid_days: float = channel.DEFAULT_VALID_DAYS) -> records.SignedIndex:
+    """A new serial and expiry for the channel, its releases unchanged."""
+    if valid_days <= 0:
+        raise ui.die(f"--valid-days must be positive (got {valid_days})")
+    directory = directory.absolute()
+    if not directory.is_dir():
+        raise ui.die(f"{directory} is not a directory", hint="give the channel directory")
+    with channel.locked(directory), ui.step(f"Renewing the signature of {directory}"):
+        index = channel.renew(directory, signing.signer(key), valid_days)
+    ui.info(f"serial {index.serial}, valid until {index.expires}")
+    return index
+
+
 def verify_channel(directory: Path, keyring: Path) -> list[str]:
-    """Problems a machine would find in the channel (empty: all is well): the signature of
-    SHA256SUMS by `gpgv --keyring`, then every listed file's sha256."""
-    sums, signature = directory / channel.SUMS, directory / channel.SIGNATURE
-    if not sums.is_file() or not signature.is_file():
-        return [f"{directory} has no {channel.SUMS} or {channel.SIGNATURE}"]
-    if not signing.verify(keyring, sums, signature):
-        return [f"gpgv does not accept {signature} with {keyring}"]
+    """Problems a machine would find in the channel (empty: all is well): the clearsigned
+    index by `gpgv --keyring --output -` (only the text it gives back counts), its serial and
+    expiry, then every listed file's sha256; and that SHA256SUMS and its detached signature
+    say the same."""
+    signed = directory / channel.SIGNED
+    if not signed.is_file():
+        return [f"{directory} has no {channel.SIGNED} (publish with this sonix release)"]
+    text = signing.verify_signed(keyring, signed)
+    if text is None:
+        return [f"gpgv does not accept {signed} with {keyring}"]
     try:
-        digests = channel.parse_sums(sums.read_text())
-    except ValueError as error:
+        index = records.SignedIndex.from_text(text.decode())
+    except (ValueError, UnicodeDecodeError) as error:
         return [str(error)]
     problems = []
+    if not index.serial:
+        problems.append(f"{channel.SIGNED} has no serial and expiry")
+    elif (expiry := index.expiry()) is not None and expiry < datetime.datetime.now(
+            datetime.UTC):
+        problems.append(f"the channel expired at {index.expires} (sonix channel renew)")
+    sums, signature = directory / channel.SUMS, directory / channel.SIGNATURE
+    if not sums.is_file() or sums.read_bytes() != text:
+        problems.append(f"{channel.SUMS} is not the text of {channel.SIGNED}")
+    elif not signature.is_file() or not signing.verify(keyring, sums, signature):
+        problems.append(f"gpgv does not accept {signature} with {keyring}")
+    digests = index.files
     for name, digest in digests.items():
         path = directory / name
         if not path.is_file():

@@ -7,9 +7,11 @@ static web server can serve a channel. Signing is passed in as a function (see
 
 Publishing is atomic per file: every file is written under a temporary name in the channel
 (same file system), flushed, and renamed into place; the release's data files first, its
-manifest after them, SHA256SUMS and its signature last, and the files of dropped releases are
-deleted only after the new SHA256SUMS is in place. A client that reads the channel while it
-changes sees either the old or the new SHA256SUMS, and every file that one names exists.
+manifest after them, the signed index last, and the files of dropped releases are deleted only
+after the new index is in place. Machines read the index from one file, `SHA256SUMS.signed`
+(SHA256SUMS clearsigned: text and signature in one rename, never a mismatched pair); it
+carries the channel's serial and expiry (`records.SignedIndex`). `SHA256SUMS` and its detached
+`SHA256SUMS.gpg` are written too, for people, `sha256sum -c` and agents before issue 14.
 """
 
 from __future__ import annotations
@@ -24,27 +26,25 @@ import re
 import struct
 import tempfile
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Protocol
 
 from sonix import ui
-from sonix.agents import uki
+from sonix.agents import records, uki
+from sonix.agents.records import FORMAT, NAME_RE, VERSION_RE, Manifest, SignedIndex
 from sonix.agents.versions import compare_versions, version_key
 
-FORMAT = 1
 SUMS = "SHA256SUMS"
 SIGNATURE = "SHA256SUMS.gpg"
+SIGNED = "SHA256SUMS.signed"  # SHA256SUMS clearsigned: what machines read
 DEFAULT_KEEP = 3
+DEFAULT_VALID_DAYS = 7
+SUFFIXES = records.SUFFIXES
 
-# image.name (modules/system/image.nix) and the versions docs/updates.md allows in file names.
-NAME_RE = re.compile(r"[a-z0-9][a-z0-9_-]*")
-VERSION_RE = re.compile(r"[A-Za-z0-9._+-]+")
-
-# The roles of a release's files, in the order they are published (the manifest comes after
-# them: a manifest in the channel means its files are complete).
-SUFFIXES = {"uki": "efi", "usr": "usr", "verity": "verity"}
+# The roles of a release's files are published in the order of SUFFIXES (the manifest comes
+# after them: a manifest in the channel means its files are complete).
 
 BLOCK = 4096  # dm-verity data and hash block size of sonix images (docs/image.md)
 CHUNK = 1 << 20
@@ -60,8 +60,14 @@ EROFS_SUPERBLOCK = 1024
 USR_TYPE = "usr-x86-64"
 VERITY_TYPE = "usr-x86-64-verity"
 
-Signer = Callable[[Path, Path], None]
-"""sign(data, signature): writes a detached signature of data (and checks it)."""
+class Signer(Protocol):
+    """Signs a file (and checks the signature) in the two forms a channel publishes."""
+
+    def detached(self, data: Path, signature: Path) -> None:
+        """A detached binary signature of data."""
+
+    def clear(self, data: Path, signed: Path) -> None:
+        """data clearsigned: its text and the signature in one file."""
 
 
 # ---- versions: compared as systemd does (sonix.agents.versions, shared with the agent) ----
@@ -72,12 +78,7 @@ def release_stem(name: str, version: str) -> str:
     return f"{name}_{version}"
 
 
-def file_names(name: str, version: str) -> dict[str, str]:
-    """Role (uki, usr, verity, manifest) → file name, in publishing order."""
-    stem = release_stem(name, version)
-    names = {role: f"{stem}.{suffix}" for role, suffix in SUFFIXES.items()}
-    names["manifest"] = f"{stem}.json"
-    return names
+file_names = records.file_names
 
 
 # ---- reading a built image -----------------------------------------------------------------
@@ -117,7 +118,8 @@ def image_from_build(manifest: dict[str, Any], disk: Path, uki_path: Path) -> Im
     if not VERSION_RE.fullmatch(version):
         raise ui.die(
             f"image version {version!r} cannot name channel files: a channel allows only "
-            "letters, digits and . _ + - in versions (docs/updates.md)",
+            "letters, digits, . and - in versions, starting with a letter or digit (no _ "
+            "or +: they would make file and boot entry names ambiguous; docs/updates.md)",
             hint="choose another image.version, e.g. 2026.11.24.1",
         )
     usrhash = str(manifest["usrhash"]).lower()
@@ -213,7 +215,7 @@ def used_blocks_end(disk: BinaryIO, start: int, end: int) -> int:
 class Staged:
     """A release written under temporary names in the channel, not yet published."""
 
-    manifest: dict[str, Any]
+    manifest: Manifest | None
     temp: dict[str, Path] = field(default_factory=dict)  # final name → temporary file
 
     def discard(self) -> None:
@@ -226,7 +228,7 @@ def stage(image: Image, channel: Path, created: datetime.datetime | None = None)
     """Write the release's files into the channel under temporary names and make its manifest.
     The usr slot must be empty after the erofs file system (the agent writes zeros there)."""
     names = file_names(image.name, image.version)
-    staged = Staged(manifest={})
+    staged = Staged(manifest=None)
     try:
         with image.disk.open("rb") as disk:
             usr_size = erofs_size(disk, image.usr.offset)
@@ -256,8 +258,7 @@ def stage(image: Image, channel: Path, created: datetime.datetime | None = None)
                                                                  .st_size), staged)
         staged.manifest = make_manifest(image, efi, usr, verity, uki.boot_digests(image.uki),
                                         created)
-        data = (json.dumps(staged.manifest, indent=2) + "\n").encode()
-        _write_temp(channel, names["manifest"], iter([data]), staged)
+        _write_temp(channel, names["manifest"], iter([staged.manifest.to_bytes()]), staged)
     except BaseException:
         staged.discard()
         raise
@@ -271,29 +272,32 @@ def make_manifest(
     verity: tuple[int, str],
     boot: dict[str, str],
     created: datetime.datetime | None = None,
-) -> dict[str, Any]:
-    """The release manifest of docs/updates.md; efi, usr and verity are (size, sha256)."""
+) -> Manifest:
+    """The release manifest of docs/updates.md; efi, usr and verity are (size, sha256).
+    Read back through `Manifest.from_json`, so the channel never carries a manifest that a
+    machine would refuse."""
     names = file_names(image.name, image.version)
     when = created or datetime.datetime.now(datetime.UTC)
-    return {
-        "format": FORMAT,
-        "name": image.name,
-        "version": image.version,
-        "usrhash": image.usrhash,
-        "kernel": image.kernel,
-        "cmdline": image.cmdline,
-        "created": when.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "files": {
-            "uki": {"name": names["uki"], "size": efi[0], "sha256": efi[1]},
-            "usr": {"name": names["usr"], "size": usr[0], "sha256": usr[1],
-                    "slot_size": image.usr.size, "partition_uuid": image.usr.uuid,
-                    "label": image.usr.label},
-            "verity": {"name": names["verity"], "size": verity[0], "sha256": verity[1],
-                       "slot_size": image.verity.size, "partition_uuid": image.verity.uuid,
-                       "label": image.verity.label},
-        },
-        "boot": {"linux_sha256": boot["linux_sha256"], "initrd_sha256": boot["initrd_sha256"]},
-    }
+    manifest = Manifest(
+        name=image.name,
+        version=image.version,
+        usrhash=image.usrhash,
+        kernel=image.kernel,
+        cmdline=image.cmdline,
+        created=records.format_time(when),
+        uki=records.FileSpec(names["uki"], efi[0], efi[1]),
+        usr=records.SlotSpec(records.FileSpec(names["usr"], usr[0], usr[1]), image.usr.size,
+                             image.usr.uuid, image.usr.label),
+        verity=records.SlotSpec(records.FileSpec(names["verity"], verity[0], verity[1]),
+                                image.verity.size, image.verity.uuid, image.verity.label),
+        linux_sha256=boot["linux_sha256"],
+        initrd_sha256=boot["initrd_sha256"],
+    )
+    try:
+        return Manifest.from_json(manifest.to_json())
+    except records.RecordError as error:
+        raise ui.die(f"the release manifest would be refused by machines: {error}",
+                     hint="rebuild the image") from None
 
 
 def _read_range(f: BinaryIO, offset: int, length: int) -> Iterator[bytes]:
@@ -341,7 +345,7 @@ class Release:
 
     name: str
     version: str
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @property
     def files(self) -> list[str]:
@@ -371,18 +375,23 @@ def read_releases(channel: Path) -> list[Release]:
     releases = []
     for path in sorted(channel.glob("*.json")):
         try:
-            manifest = json.loads(path.read_text())
-            name, version = manifest["name"], manifest["version"]
+            data = json.loads(path.read_text())
+            name, version = data["name"], data["version"]
         except (ValueError, KeyError, TypeError):
             ui.info(f"warning: {path.name} is not a release manifest; leaving it alone")
             continue
-        if path.name != f"{release_stem(name, version)}.json":
+        if path.name != f"{release_stem(str(name), str(version))}.json":
             ui.info(f"warning: {path.name} names release {name} {version}; leaving it alone")
             continue
-        if manifest.get("format") != FORMAT:
-            raise ui.die(f"{path} has manifest format {manifest.get('format')!r}, this sonix "
+        if data.get("format") != FORMAT:
+            raise ui.die(f"{path} has manifest format {data.get('format')!r}, this sonix "
                          f"writes format {FORMAT}", hint="publish with a newer sonix")
-        releases.append(Release(name, version, manifest))
+        try:
+            manifest = Manifest.from_json(data)
+        except records.RecordError as error:
+            raise ui.die(f"{path} is not a valid release manifest: {error}",
+                         hint="restore the published file; never edit a channel by hand") from None
+        releases.append(Release(manifest.name, manifest.version, manifest))
     return releases
 
 
@@ -399,18 +408,27 @@ def select(releases: list[Release], name: str, keep: int) -> tuple[list[Release]
 
 def format_sums(digests: dict[str, str]) -> str:
     """sha256sum's format, sorted by file name: `<hex>  <file>` (two spaces: text mode)."""
-    return "".join(f"{digests[name]}  {name}\n" for name in sorted(digests))
+    return SignedIndex(digests).to_text()
 
 
 def parse_sums(text: str) -> dict[str, str]:
-    """File name → sha256 of a SHA256SUMS file (sha256sum's text or binary `*` marker)."""
-    digests = {}
-    for number, line in enumerate(text.splitlines(), 1):
-        match = re.fullmatch(r"([0-9a-fA-F]{64}) [ *](.+)", line)
-        if not match:
-            raise ValueError(f"{SUMS} line {number} is not `<sha256>  <file>`: {line!r}")
-        digests[match.group(2)] = match.group(1).lower()
-    return digests
+    """File name → sha256 of a SHA256SUMS file (sha256sum's text or binary `*` marker; the
+    serial and expiry lines are read by `records.SignedIndex`)."""
+    return dict(SignedIndex.from_text(text).files)
+
+
+def next_index(channel: Path, digests: dict[str, str], valid_days: float,
+               now: datetime.datetime | None = None) -> SignedIndex:
+    """The new signed index: a serial above the channel's current one and above the clock
+    (seconds since 1970), so it also grows when a channel is rebuilt from nothing; the expiry
+    `valid_days` from now."""
+    moment = now or datetime.datetime.now(datetime.UTC)
+    previous = 0
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        previous = SignedIndex.from_text((channel / SUMS).read_text()).serial
+    serial = max(previous + 1, int(moment.timestamp()))
+    expires = records.format_time(moment + datetime.timedelta(days=valid_days))
+    return SignedIndex(digests, serial, expires)
 
 
 def sha256_file(path: Path) -> str:
@@ -421,8 +439,8 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _comparable(manifest: dict[str, Any]) -> dict[str, Any]:
-    return {key: value for key, value in manifest.items() if key != "created"}
+def _comparable(manifest: Manifest) -> dict[str, Any]:
+    return {key: value for key, value in manifest.to_json().items() if key != "created"}
 
 
 @dataclass(frozen=True)
@@ -435,13 +453,16 @@ class Published:
     dropped: list[Release]
 
 
-def publish(channel: Path, staged: Staged, keep: int, sign: Signer) -> Published:
-    """Put a staged release into the channel (call under `locked`). SHA256SUMS of every kept
-    release is written and signed first, under temporary names; then the release's files are
-    renamed into place (data files, then the manifest), then SHA256SUMS and its signature,
-    and only then are dropped releases deleted. A failure before the renames (a signing
-    error) leaves the channel as it was."""
-    name, version = staged.manifest["name"], staged.manifest["version"]
+def publish(channel: Path, staged: Staged, keep: int, sign: Signer,
+            valid_days: float = DEFAULT_VALID_DAYS) -> Published:
+    """Put a staged release into the channel (call under `locked`). The signed index of every
+    kept release is written and signed first, under temporary names; then the release's files
+    are renamed into place (data files, then the manifest), then the index files, and only
+    then are dropped releases deleted. A failure before the renames (a signing error) leaves
+    the channel as it was."""
+    if staged.manifest is None:
+        raise ValueError("nothing staged")
+    name, version = staged.manifest.name, staged.manifest.version
     releases = read_releases(channel)
     existing = next((r for r in releases if (r.name, r.version) == (name, version)), None)
     if existing is not None:
@@ -457,14 +478,14 @@ def publish(channel: Path, staged: Staged, keep: int, sign: Signer) -> Published
         release = Release(name, version, staged.manifest)
         releases.append(release)
     kept, dropped = select(releases, name, keep)
-    signed = Staged(manifest={})
+    signed = Staged(manifest=None)
     try:
-        sign_sums(channel, checksums(channel, kept, staged.temp), sign, signed)
+        index = next_index(channel, checksums(channel, kept, staged.temp), valid_days)
+        sign_sums(channel, index, sign, signed)
         for final, temp in list(staged.temp.items()):  # data files first, manifest last
             os.replace(temp, channel / final)
             del staged.temp[final]
-        for final in (SUMS, SIGNATURE):
-            os.replace(signed.temp.pop(final), channel / final)
+        _rename_index(channel, signed)
     finally:
         signed.discard()
     for old in dropped:
@@ -499,13 +520,12 @@ def checksums(channel: Path, kept: list[Release], pending: dict[str, Path]) -> d
     digests = {}
     for release in kept:
         names = file_names(release.name, release.version)
-        for role in SUFFIXES:
-            entry = release.manifest["files"][role]
-            if entry["name"] != names[role]:
+        for role, entry in release.manifest.files.items():
+            if entry.name != names[role]:
                 raise ui.die(f"the manifest of {release.name} {release.version} names "
-                             f"{entry['name']!r} for its {role} file, not {names[role]!r}")
+                             f"{entry.name!r} for its {role} file, not {names[role]!r}")
             path = pending.get(names[role], channel / names[role])
-            digests[names[role]] = _checked_hash(path, names[role], entry["sha256"],
+            digests[names[role]] = _checked_hash(path, names[role], entry.sha256,
                                                  "its manifest")
         manifest = names["manifest"]
         path = pending.get(manifest, channel / manifest)
@@ -513,15 +533,43 @@ def checksums(channel: Path, kept: list[Release], pending: dict[str, Path]) -> d
     return digests
 
 
-def sign_sums(channel: Path, digests: dict[str, str], sign: Signer, staged: Staged) -> None:
-    """SHA256SUMS and its signature under temporary names (in staged.temp)."""
-    _write_temp(channel, SUMS, iter([format_sums(digests).encode()]), staged)
-    fd, name = tempfile.mkstemp(dir=channel, prefix=f"{TEMP_PREFIX}{SIGNATURE}.",
-                                suffix=TEMP_SUFFIX)
-    os.close(fd)
-    staged.temp[SIGNATURE] = Path(name)
-    sign(staged.temp[SUMS], staged.temp[SIGNATURE])
-    os.chmod(staged.temp[SIGNATURE], 0o644)
+def sign_sums(channel: Path, index: SignedIndex, sign: Signer, staged: Staged) -> None:
+    """SHA256SUMS, its detached signature and its clearsigned form under temporary names (in
+    staged.temp)."""
+    _write_temp(channel, SUMS, iter([index.to_text().encode()]), staged)
+    for final, how in ((SIGNATURE, sign.detached), (SIGNED, sign.clear)):
+        fd, name = tempfile.mkstemp(dir=channel, prefix=f"{TEMP_PREFIX}{final}.",
+                                    suffix=TEMP_SUFFIX)
+        os.close(fd)
+        staged.temp[final] = Path(name)
+        how(staged.temp[SUMS], staged.temp[final])
+        os.chmod(staged.temp[final], 0o644)
+
+
+def _rename_index(channel: Path, signed: Staged) -> None:
+    """The index files into place: SHA256SUMS.signed, the machines' one file, first."""
+    for final in (SIGNED, SUMS, SIGNATURE):
+        os.replace(signed.temp.pop(final), channel / final)
+
+
+def renew(channel: Path, sign: Signer, valid_days: float = DEFAULT_VALID_DAYS,
+          now: datetime.datetime | None = None) -> SignedIndex:
+    """Sign the channel's index again with a new serial and expiry, releases unchanged (call
+    under `locked`): what keeps machines trusting a channel that has no new release within
+    its validity. Every file is hashed again, as for a release."""
+    if not (channel / SUMS).is_file():
+        raise ui.die(f"{channel} has no {SUMS}: not a channel",
+                     hint="publish a release into it with sonix release")
+    releases = read_releases(channel)
+    index = next_index(channel, checksums(channel, releases, {}), valid_days, now)
+    signed = Staged(manifest=None)
+    try:
+        sign_sums(channel, index, sign, signed)
+        _rename_index(channel, signed)
+    finally:
+        signed.discard()
+    _fsync_dir(channel)
+    return index
 
 
 def _checked_hash(path: Path, name: str, expected: str | None, source: str) -> str:

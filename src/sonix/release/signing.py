@@ -151,9 +151,48 @@ def sign(key: Key, data: Path, signature: Path) -> None:
         )
 
 
+def clearsign(key: Key, data: Path, signed: Path) -> None:
+    """data clearsigned (text and signature in one file), checked as machines check it: the
+    text gpgv gives back must be data."""
+    data, signed = data.resolve(), signed.resolve()
+    gpg(key.home, "--yes", "--clearsign", "--output", signed, data,
+        rw=[signed.parent], hint="the key must sign without a passphrase prompt "
+        "(sonix release runs gpg in batch mode)")
+    if verify_signed(key.trusted, signed) != data.read_bytes():
+        raise ui.die(
+            f"gpgv does not accept the new clearsigned {signed.name} with {key.trusted}",
+            hint=f"{key.trusted} lacks the signing key: delete it and run again to export it "
+            "(and give machines the new file)",
+        )
+
+
+@dataclass(frozen=True)
+class KeySigner:
+    """`sign` and `clearsign` with one key, in the shape `channel.publish` takes."""
+
+    key: Key
+
+    def detached(self, data: Path, signature: Path) -> None:
+        sign(self.key, data, signature)
+
+    def clear(self, data: Path, signed: Path) -> None:
+        clearsign(self.key, data, signed)
+
+
 def signer(key: Key) -> Signer:
-    """`sign` with this key, in the shape `channel.publish` takes."""
-    return lambda data, signature: sign(key, data, signature)
+    return KeySigner(key)
+
+
+def verify_signed(keyring: Path, signed: Path) -> bytes | None:
+    """What a machine does first (docs/updates.md): `gpgv --keyring KEYRING --output - FILE`;
+    the signed text (only what the signature covers), or None when gpgv refuses it."""
+    keyring, signed = keyring.resolve(), signed.resolve()
+    result = _in_tools(["gpgv", "--keyring", keyring, "--output", "-", signed],
+                       ro=[keyring.parent, signed.parent], check=False)
+    if result.returncode != 0:
+        ui.debug(result.stderr.strip())
+        return None
+    return result.stdout.encode()
 
 
 def verify(keyring: Path, data: Path, signature: Path) -> bool:
