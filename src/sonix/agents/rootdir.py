@@ -252,6 +252,17 @@ class Transaction:
         self._undo.append(lambda: os.rename(aside, name, src_dir_fd=keep, dst_dir_fd=keep))
         self._moved_aside.append((keep, aside))
 
+    def _clear(self, dir_fd: int, name: str, path: str) -> None:
+        """Make room for a new entry `name`: a file or link there is moved aside (never
+        followed, never deleted before commit); a directory is refused."""
+        try:
+            old = os.lstat(name, dir_fd=dir_fd)
+        except FileNotFoundError:
+            return
+        if stat.S_ISDIR(old.st_mode):
+            raise UnsafePath(f"{path} is a directory")
+        self._move_aside(dir_fd, name)
+
     def _created(self, dir_fd: int, name: str) -> None:
         keep = self._keep(os.dup(dir_fd))
         self._undo.append(lambda: os.unlink(name, dir_fd=keep))
@@ -266,28 +277,14 @@ class Transaction:
         aside). Directories above it are made as root's."""
         fd, name = self._place(path, uid)
         self.before_change(f"write {path}")
-        try:
-            old = os.lstat(name, dir_fd=fd)
-        except FileNotFoundError:
-            old = None
-        if old is not None:
-            if stat.S_ISDIR(old.st_mode):
-                raise UnsafePath(f"{path} is a directory")
-            self._move_aside(fd, name)
+        self._clear(fd, name, path)
         common.write_atomic_at(fd, name, data, mode, uid, gid)
         self._created(fd, name)
 
     def symlink(self, path: str, target: str, uid: int, gid: int) -> None:
         fd, name = self._place(path, uid)
         self.before_change(f"link {path}")
-        try:
-            old = os.lstat(name, dir_fd=fd)
-        except FileNotFoundError:
-            old = None
-        if old is not None:
-            if stat.S_ISDIR(old.st_mode):
-                raise UnsafePath(f"{path} is a directory")
-            self._move_aside(fd, name)
+        self._clear(fd, name, path)
         os.symlink(target, name, dir_fd=fd)
         self._created(fd, name)
         os.chown(name, uid, gid, dir_fd=fd, follow_symlinks=False)
@@ -300,14 +297,7 @@ class Transaction:
             raise UnsafePath(f"{target} is a {entry.kind}: only regular files are hard-linked")
         fd, name = self._place(path, entry.uid)
         self.before_change(f"hardlink {path}")
-        try:
-            old = os.lstat(name, dir_fd=fd)
-        except FileNotFoundError:
-            old = None
-        if old is not None:
-            if stat.S_ISDIR(old.st_mode):
-                raise UnsafePath(f"{path} is a directory")
-            self._move_aside(fd, name)
+        self._clear(fd, name, path)
         os.link(source_name, name, src_dir_fd=source_fd, dst_dir_fd=fd, follow_symlinks=False)
         self._created(fd, name)
 
