@@ -28,6 +28,7 @@ import random
 import re
 import select
 import socket
+import threading
 import time
 import tomllib
 import warnings
@@ -257,6 +258,32 @@ def check_case(case: Case, port: int, request_timeout: float, fleetlock: bool) -
 
 NOISE = [b"\x00", b"\xff", b"\r", b"\n", b"\r\n", b" ", b":", b"%", b"%00", b"%2e", b"..",
          b"/", b"\\", b"[", b"{", b'"', b"9" * 40, b"-", b"=", b",", b"\x1b[2J", b"\xc3\x28"]
+
+
+def run_corpus(cases: list[Case], port_of: Callable[[Case], int], request_timeout: float,
+               *, fleetlock: bool, after_each: Callable[[Case], None]) -> None:
+    """Every case against its server; `after_each` checks that a good request still works
+    after it. Incomplete requests wait for the server's deadline, so they run all at once,
+    beside the others. Every failing case is listed, not only the first."""
+    failures: list[str] = []
+
+    def run(case: Case) -> None:
+        try:
+            check_case(case, port_of(case), request_timeout, fleetlock=fleetlock)
+        except Exception as error:
+            failures.append(f"{case.name}: {error!r}")
+
+    slow = [threading.Thread(target=run, args=(case,)) for case in cases
+            if case.status == "timeout"]  # fmt: skip
+    for thread in slow:
+        thread.start()
+    for case in cases:
+        if case.status != "timeout":
+            run(case)
+            after_each(case)
+    for thread in slow:
+        thread.join()
+    assert not failures, "\n".join(failures)
 
 
 def mutate(rng: random.Random, request: bytes) -> bytes:

@@ -25,15 +25,14 @@ from typing import Any
 
 import pytest
 from hostile_http import (
-    Case,
     Malformed,
-    check_case,
     exchange,
     fuzz_body,
     is_head,
     json_body,
     load_corpus,
     mutate,
+    run_corpus,
     trickle,
 )
 
@@ -287,27 +286,9 @@ def test_hostile_request_corpus(start_server: Callable[..., LockServer], tmp_pat
     }  # fmt: skip
     cases = load_corpus("fleetlock.toml", token=TOKEN)
     assert len(cases) >= 70
-    failures: list[str] = []
-
-    def run(case: Case) -> None:
-        server = servers[case.server]
-        try:
-            check_case(case, server.port, REQUEST_TIMEOUT, fleetlock=True)
-        except Exception as error:  # every failing case is listed, not only the first
-            failures.append(f"{case.name}: {error!r}")
-
-    # Incomplete requests wait for the server's deadline: all at once, beside the others.
-    slow = [threading.Thread(target=run, args=(case,)) for case in cases
-            if case.status == "timeout"]  # fmt: skip
-    for thread in slow:
-        thread.start()
-    for case in cases:
-        if case.status != "timeout":
-            run(case)
-            good_status(servers[case.server], {"Authorization": f"Bearer {TOKEN}"})
-    for thread in slow:
-        thread.join()
-    assert not failures, "\n".join(failures)
+    run_corpus(cases, lambda case: servers[case.server].port, REQUEST_TIMEOUT, fleetlock=True,
+               after_each=lambda case: good_status(servers[case.server],
+                                                   {"Authorization": f"Bearer {TOKEN}"}))
     for server in servers.values():
         assert_clean_log(server)
     log = servers["plain"].log.read_text()

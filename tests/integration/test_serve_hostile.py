@@ -11,7 +11,6 @@ import select
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -19,13 +18,12 @@ from pathlib import Path
 
 import pytest
 from hostile_http import (
-    Case,
     Malformed,
-    check_case,
     exchange,
     is_head,
     load_corpus,
     mutate,
+    run_corpus,
     trickle,
 )
 
@@ -111,26 +109,8 @@ def assert_clean_log(served: Served) -> None:
 def test_hostile_request_corpus(served: Served) -> None:
     cases = load_corpus("serve.toml")
     assert len(cases) >= 80
-    failures: list[str] = []
-
-    def run(case: Case) -> None:
-        try:
-            check_case(case, served.port, REQUEST_TIMEOUT, fleetlock=False)
-        except Exception as error:  # every failing case is listed, not only the first
-            failures.append(f"{case.name}: {error!r}")
-
-    # Incomplete requests wait for the server's deadline: all at once, beside the others.
-    slow = [threading.Thread(target=run, args=(case,)) for case in cases
-            if case.status == "timeout"]  # fmt: skip
-    for thread in slow:
-        thread.start()
-    for case in cases:
-        if case.status != "timeout":
-            run(case)
-            good_request(served)
-    for thread in slow:
-        thread.join()
-    assert not failures, "\n".join(failures)
+    run_corpus(cases, lambda case: served.port, REQUEST_TIMEOUT, fleetlock=False,
+               after_each=lambda case: good_request(served))
     assert_clean_log(served)
     assert "forged\\x1b[2J" in served.log.read_text()  # escaped, on the request's own line
 
