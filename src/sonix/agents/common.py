@@ -199,7 +199,8 @@ def _cut_off(connection: http.client.HTTPConnection) -> None:
 
 def http_request(method: str, url: str, *, max_bytes: int, deadline: Deadline,
                  headers: Mapping[str, str] | None = None, follow_redirects: bool = True,
-                 response_timeout: float | None = None, out: BinaryIO | None = None) -> Answer:
+                 response_timeout: float | None = None, out: BinaryIO | None = None,
+                 body: bytes | None = None) -> Answer:
     """One HTTP request, never through a proxy, all of it (connecting, headers, body,
     redirects) within `deadline`. Any status is an Answer (a redirect too, unless
     `follow_redirects`; redirects from https to http are refused). The body goes to `out`
@@ -217,7 +218,7 @@ def http_request(method: str, url: str, *, max_bytes: int, deadline: Deadline,
             try:
                 connection.connect()
                 timer.start()
-                connection.request(method, target, headers=dict(headers or {}))
+                connection.request(method, target, body=body, headers=dict(headers or {}))
                 response = connection.getresponse()
             except ssl.SSLCertVerificationError as error:
                 raise TLSError(f"{url}: the server's TLS certificate does not verify: "

@@ -32,8 +32,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -576,7 +574,7 @@ def install(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Deadline)
             log(f"removed boot entry {entry.path.name} (its slot is about to be rewritten)")
     for partial in (esp / "EFI/Linux").glob(".*.efi.partial"):  # from an interrupted install
         partial.unlink()
-    sync_dir(esp / "EFI/Linux")
+    common.fsync_directory(esp / "EFI/Linux")
     gpt.update(slots.disk, {
         slots.other_usr.number: (slots.other_usr.uuid, EMPTY_LABEL),
         slots.other_verity.number: (slots.other_verity.uuid, EMPTY_LABEL),
@@ -625,11 +623,7 @@ def durable_rename(source: Path, target: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
-    sync_dir(target.parent)
-
-
-def sync_dir(directory: Path) -> None:
-    common.fsync_directory(directory)
+    common.fsync_directory(target.parent)
 
 
 # ------------------------------------------------------------------------------------------
@@ -676,6 +670,10 @@ def fleet_lock_headers(cfg: Config) -> dict[str, str]:
     return headers
 
 
+FLEET_LOCK_TIMEOUT = 30.0  # seconds for one FleetLock request, answer included
+FLEET_LOCK_MAX_ANSWER = 64 * 1024  # bytes: a FleetLock answer is a small JSON object
+
+
 def fleet_lock(cfg: Config, endpoint: str) -> bool:
     """POST a FleetLock request (as Zincati does); True when the server says yes."""
     try:
@@ -685,18 +683,19 @@ def fleet_lock(cfg: Config, endpoint: str) -> bool:
         warn(f"FleetLock {endpoint}: {e}")
         return False
     body = json.dumps({"client_params": {"id": machine_id, "group": cfg.fleet_lock_group}})
-    request = urllib.request.Request(f"{cfg.fleet_lock_url}/v1/{endpoint}", data=body.encode(),
-                                     method="POST", headers=headers)
+    url = f"{cfg.fleet_lock_url}/v1/{endpoint}"
     try:
-        with urllib.request.urlopen(request, timeout=30) as response:
-            ok: bool = response.status == 200
-            return ok
-    except urllib.error.HTTPError as e:
-        log(f"FleetLock {endpoint}: {e.code} {e.read(200).decode(errors='replace')}")
-        return False
-    except (urllib.error.URLError, OSError, ValueError) as e:
+        answer = common.http_request(
+            "POST", url, body=body.encode(), max_bytes=FLEET_LOCK_MAX_ANSWER,
+            deadline=common.Deadline.after(FLEET_LOCK_TIMEOUT), follow_redirects=False,
+            headers=headers,
+        )  # fmt: skip
+    except common.FetchError as e:
         warn(f"FleetLock server {cfg.fleet_lock_url} unreachable: {e}")
         return False
+    if answer.status != 200:
+        log(f"FleetLock {endpoint}: {answer.status} {answer.body[:200].decode(errors='replace')}")
+    return answer.status == 200
 
 
 def may_reboot(cfg: Config) -> tuple[bool, str]:
@@ -937,7 +936,7 @@ def cmd_assess(cfg: Config, ledger: Ledger) -> int:
                   "boot can record it")
             return 1
         entry.path.unlink(missing_ok=True)
-        sync_dir(entry.path.parent)
+        common.fsync_directory(entry.path.parent)
         log(f"rolled back from {cfg.name} {entry.version} to {booted}: {reason}; "
             f"{entry.version} will not be installed again", common.ERR)
         if cfg.strategy == "fleet-lock":
