@@ -423,6 +423,7 @@ def test_a_kernel_panic_that_resets_the_vm_is_a_power_cycle(
     assert image_machine.succeed("echo up") == "up\n"
     assert [q.boots for q in FakeQemu.instances] == [1, 1]
     assert image_machine.panic_resets == 0  # not a hung panic: QEMU ended by itself
+    assert image_machine.watchdog_resets == 0  # QMP said guest-reset, not WATCHDOG
     # The same while a console wait runs (wait_for_reboot(console=...) in the update tests).
     image_machine.crash()
     FakeQemu.panics_left = 1
@@ -444,6 +445,7 @@ def test_a_watchdog_reset_under_no_reboot_is_a_power_cycle(image_machine: Machin
     assert image_machine.succeed("echo up") == "up\n"
     assert [q.boots for q in FakeQemu.instances] == [1, 1]
     assert all("-no-reboot" in q.argv for q in FakeQemu.instances)
+    assert image_machine.watchdog_resets == 1
 
 
 def test_a_guest_that_powers_off_is_not_restarted(image_machine: Machine) -> None:

@@ -1,33 +1,34 @@
-"""Trial boots that hang end on their own (issue 14, section 4). One VM goes through four
-bad trial boots in a row, with no one at the console, and ends on its previous boot entry:
+"""Trial boots that fail or hang end on their own (issue 14, section 4). One VM goes through
+six bad trial boots, with no one at the console, and ends on its previous boot entry each time:
 
 1. A trial activated by soft-reboot fails its health check: health.nix reboots it through the
    firmware (the update agent's trial file names the booted version).
-2. The usr partition is never found (a wrong `usrhash=`): the initrd gives up waiting for the
+2. A trial activated by kexec fails its health check: the same, from a kernel that the firmware
+   never saw (no boot counter; only the trial file says it is on trial).
+3. The usr partition is never found (a wrong `usrhash=`): the initrd gives up waiting for the
    device and enters emergency mode; on trial, `health.emergencyTimeLimit` reboots it.
-3. A unit in sysinit never finishes: `health.bootTimeLimit` (JobTimeoutSec= on
+4. A unit in sysinit never finishes: `health.bootTimeLimit` (JobTimeoutSec= on
    boot-complete.target, armed by sonix-trial-generator on trial boots only) reboots it.
-4. The kernel panics early in sysinit: `panic=` (boot.kernel.panicTimeout) reboots it.
+5. The kernel panics early in sysinit: `panic=` (boot.kernel.panicTimeout) reboots it.
+6. PID 1 crashes and freezes in sysinit: nothing pings the hardware watchdog any more, and the
+   watchdog (QEMU's i6300esb, armed by PID 1 from the initrd on) resets the machine.
 
-systemd-boot tries the entries of 2 to 4 newest first, each once (tries 1), and then boots the
-machine's own, blessed entry again. Chaining them costs one good boot instead of four; the
-tests after the chain check what each bad boot left (serial console, persistent journal, the
-entries' counters).
+2 to 6 run as one chain: the kexec'd trial reboots into systemd-boot, which tries the entries
+of 3 to 6 newest first, each once (tries 1), and then boots the machine's own, blessed entry
+again. Chaining them costs one good boot instead of five; the tests after the chain check what
+each bad boot left (serial console, persistent journal, the entries' counters, QEMU's events).
 
-The bad "releases" of 2 to 4 are boot loader entries (Type #1, `loader/entries/<name>+1.conf`,
+The bad "releases" of 3 to 6 are boot loader entries (Type #1, `loader/entries/<name>+1.conf`,
 with a boot counter) that start the machine's own UKI with a changed command line:
 systemd-stub takes the boot loader's command line when Secure Boot is off. That costs no image
 builds and no installs, and what is tested, what ends a boot that never reaches
 boot-complete.target, is the same as for a release installed by the agent (the counter,
-LoaderBootCountPath and the fallback are systemd-boot's). The faults of 3 and 4 are units of
+LoaderBootCountPath and the fallback are systemd-boot's). The faults of 4 to 6 are units of
 the test image that run only when their word is on the command line
-(configs/hung-boots-test.nix). A kexec trial needs kexec-tools and a second initrd; it is not
-covered here (test_updates.py covers a good kexec trial, and the generator's decision is the
-same as after a soft-reboot).
-
-QEMU gives every machine an i6300esb watchdog (src/sonix/vm/qemu.py); the first test checks
-that PID 1 armed it already in the initrd. A watchdog reset itself is not provoked here (the
-driver's handling of one is in tests/unit/test_testing_driver.py and docs/test-driver.md).
+(configs/hung-boots-test.nix). The trials of 1 and 2 are set up as the update agent leaves an
+activation (its trial file, and for kexec the UKI's kernel and initrd loaded with
+`kexec --kexec-file-syscall`, as agents/update.py's prepare_kexec does); test_updates.py covers
+the agent's own soft-reboot and kexec activations of good releases.
 """
 
 from __future__ import annotations
@@ -92,9 +93,11 @@ def bad_entries(cmdline: str) -> dict[str, str]:
     # Only to be quicker: the device wait that ends in emergency mode (default 90 s).
     usrhash += " systemd.default_device_timeout_sec=20"
     return {
-        "usrhash": entry_text("usrhash", 9003, usrhash),
-        "hang": entry_text("hang", 9002, f"{cmdline} {FAULT}hang sonix.boot_time_limit=60"),
-        "panic": entry_text("panic", 9001, f"{cmdline} {FAULT}panic"),
+        "usrhash": entry_text("usrhash", 9004, usrhash),
+        "hang": entry_text("hang", 9003, f"{cmdline} {FAULT}hang sonix.boot_time_limit=60"),
+        "panic": entry_text("panic", 9002, f"{cmdline} {FAULT}panic"),
+        # Only to be quicker: the watchdog's timeout (health default 1 min).
+        "crash": entry_text("crash", 9001, f"{cmdline} {FAULT}crash systemd.watchdog_sec=20"),
     }
 
 
@@ -119,36 +122,67 @@ def wait_for_good_boot(machine: Machine, old_boot_id: str, timeout: float) -> No
 @dataclass(frozen=True)
 class Chain:
     console: str  # the serial console of every boot of the chain
-    seconds: float  # from the soft-reboot to the good boot's backdoor
+    seconds: float  # from the activation to the good boot's backdoor
+    watchdog_resets: int  # resets by the hardware watchdog during the chain (QMP events)
+
+
+def activate_trial(machine: Machine, command: str) -> None:
+    """Leave the update agent's trial mark (the booted version is on trial) and run `command`
+    (soft-reboot or kexec) a little later, from PID 1: run by the backdoor's own command it
+    would cut the backdoor off before it answers."""
+    machine.succeed(
+        "mkdir -p /var/lib/sonix-update && echo 1 > /var/lib/sonix-update/trial",
+        "sync",
+    )
+    machine.succeed(f"systemd-run --on-active=2 {command}")
+
+
+def run_chain(machine: Machine, command: str, bad_boots: str) -> Chain:
+    boot_id = machine.succeed("cat /proc/sys/kernel/random/boot_id").strip()
+    offset = machine.serial_log.stat().st_size
+    resets = machine.watchdog_resets
+    started = time.monotonic()
+    activate_trial(machine, command)
+    wait_for_good_boot(machine, boot_id, timeout=5 * BOOT_TIMEOUT)
+    seconds = time.monotonic() - started
+    machine.log(f"{bad_boots}, back on the previous entry after {seconds:.0f}s")
+    return Chain(serial_log_since(machine, offset), seconds, machine.watchdog_resets - resets)
 
 
 @pytest.fixture(scope="module")
-def chain(machine: Machine) -> Chain:
-    """Arm all the bad trials and set them off with one soft-reboot."""
-    boot_id = machine.succeed("cat /proc/sys/kernel/random/boot_id").strip()
+def soft_reboot_trial(machine: Machine) -> Chain:
+    """A trial activated by soft-reboot whose check fails while /run (which soft-reboot keeps)
+    has the mark."""
+    machine.succeed("touch /run/sonix-test-unhealthy")
+    return run_chain(machine, "systemctl soft-reboot", "a failed soft-reboot trial")
+
+
+@pytest.fixture(scope="module")
+def chain(machine: Machine, soft_reboot_trial: Chain) -> Chain:
+    """Arm the bad entries, then set the chain off with a kexec'd trial that fails its check
+    (its command line has the test's word)."""
     cmdline = machine.succeed("cat /proc/cmdline").strip()
     machine.succeed(f"mkdir -p {ESP_ENTRIES}")
     for name, text in bad_entries(cmdline).items():
         machine.succeed(f"printf '%s' '{text}' > {ESP_ENTRIES}/hung-{name}+1.conf")
     # systemd-boot's order (bootctl sorts like it): the bad entries first, newest first.
     listed = [e["id"] for e in json.loads(machine.succeed("bootctl list --json=short"))]
-    assert listed[:3] == ["hung-usrhash.conf", "hung-hang.conf", "hung-panic.conf"], listed
-    # 1: as the update agent leaves a soft-reboot activation; the check fails while /run
-    # (which soft-reboot keeps) has the mark.
+    assert listed[:4] == ["hung-usrhash.conf", "hung-hang.conf", "hung-panic.conf",
+                          "hung-crash.conf"], listed
+    # As agents/update.py's prepare_kexec: the UKI's kernel, initrd and command line.
     machine.succeed(
-        "mkdir -p /var/lib/sonix-update && echo 1 > /var/lib/sonix-update/trial",
-        "touch /run/sonix-test-unhealthy",
-        "sync",
+        "mkdir -p /run/sonix-test-kexec && cd /run/sonix-test-kexec && python3 -I -c '"
+        "import sys; sys.path.insert(0, \"/usr/lib/sonix\"); from agents import uki; "
+        "from pathlib import Path; p = Path(\"/boot/EFI/Linux/sonix_1.efi\"); "
+        "Path(\"linux\").write_bytes(uki.section_bytes(p, \".linux\")); "
+        "Path(\"initrd\").write_bytes(uki.section_bytes(p, \".initrd\")); "
+        "Path(\"cmdline\").write_text(uki.cmdline(p))'",
+        "kexec --kexec-file-syscall --load /run/sonix-test-kexec/linux"
+        " --initrd=/run/sonix-test-kexec/initrd"
+        f" --command-line=\"$(cat /run/sonix-test-kexec/cmdline) {FAULT}unhealthy\"",
+        "test \"$(cat /sys/kernel/kexec_loaded)\" = 1",
     )
-    offset = machine.serial_log.stat().st_size
-    started = time.monotonic()
-    # Later, from PID 1: a soft-reboot started by the backdoor's own command would cut it off
-    # before it answers.
-    machine.succeed("systemd-run --on-active=2 systemctl soft-reboot")
-    wait_for_good_boot(machine, boot_id, timeout=4 * BOOT_TIMEOUT)
-    seconds = time.monotonic() - started
-    machine.log(f"five bad trial boots, back on the previous entry after {seconds:.0f}s")
-    return Chain(serial_log_since(machine, offset), seconds)
+    return run_chain(machine, "systemctl kexec", "a failed kexec trial and four bad boots")
 
 
 def test_watchdog_is_armed_from_stage_1(machine: Machine) -> None:
@@ -161,18 +195,11 @@ def test_watchdog_is_armed_from_stage_1(machine: Machine) -> None:
     assert 0 <= armed < switched, journal[:3000]
 
 
-def test_back_on_the_previous_entry_with_every_try_used_up(machine: Machine, chain: Chain) -> None:
-    assert FAULT not in machine.succeed("cat /proc/cmdline")
-    listed = machine.succeed(f"ls {ESP_ENTRIES}").split()
-    assert sorted(listed) == ["hung-hang+0-1.conf", "hung-panic+0-1.conf",
-                              "hung-usrhash+0-1.conf"], listed
-    assert machine.succeed("ls /boot/EFI/Linux").split() == ["sonix_1.efi"]
-    # Soft-reboot, then four firmware boots: usrhash, hang, panic, and this one.
-    assert chain.console.count("BdsDxe: starting") == 4, chain.console[-3000:]
-
-
-def test_soft_reboot_trial_that_fails_its_check_reboots(machine: Machine, chain: Chain) -> None:
-    assert "Soft-rebooting." in chain.console
+def test_soft_reboot_trial_that_fails_its_check_reboots(
+    machine: Machine, soft_reboot_trial: Chain
+) -> None:
+    assert "Soft-rebooting." in soft_reboot_trial.console
+    assert soft_reboot_trial.console.count("BdsDxe: starting") == 1  # the good boot only
     journal = machine.succeed(
         "journalctl -o cat --no-pager | grep -F -e 'health check' -e 'on trial'")
     assert "health check sonix-health-unmarked.service failed on sonix 1" in journal
@@ -183,7 +210,29 @@ def test_soft_reboot_trial_that_fails_its_check_reboots(machine: Machine, chain:
         "cat /run/systemd/generator/boot-complete.target.d/50-sonix-trial.conf")
     assert "on trial (activated by the update agent)" in dropin
     assert "JobTimeoutSec=10min" in dropin
+
+
+def test_back_on_the_previous_entry_with_every_try_used_up(machine: Machine, chain: Chain) -> None:
+    assert FAULT not in machine.succeed("cat /proc/cmdline")
+    listed = machine.succeed(f"ls {ESP_ENTRIES}").split()
+    assert sorted(listed) == ["hung-crash+0-1.conf", "hung-hang+0-1.conf",
+                              "hung-panic+0-1.conf", "hung-usrhash+0-1.conf"], listed
+    assert machine.succeed("ls /boot/EFI/Linux").split() == ["sonix_1.efi"]
+    # kexec, then five firmware boots: usrhash, hang, panic, crash, and this one.
+    assert chain.console.count("BdsDxe: starting") == 5, chain.console[-3000:]
     machine.succeed("rm /var/lib/sonix-update/trial")
+
+
+def test_kexec_trial_that_fails_its_check_reboots(machine: Machine, chain: Chain) -> None:
+    kexec_boot = chain.console[:chain.console.index("BdsDxe: starting")]
+    assert "Rebooting with kexec" in kexec_boot, kexec_boot[-3000:]
+    assert f"{FAULT}unhealthy" in kexec_boot
+    # The journal is persistent: the soft-reboot trial's check failed, then the kexec'd one's,
+    # and each rebooted because the trial file named the version it ran (no boot counter).
+    for message in ("health check sonix-health-unmarked.service failed on sonix 1",
+                    "this release is on trial"):
+        count = machine.succeed(f"journalctl -o cat --no-pager | grep -cF '{message}'")
+        assert count.strip() == "2", message
 
 
 def test_usr_never_found_reboots_from_emergency_mode(chain: Chain) -> None:
@@ -201,3 +250,11 @@ def test_hang_in_sysinit_reboots_at_the_boot_time_limit(machine: Machine, chain:
 
 def test_kernel_panic_reboots(chain: Chain) -> None:
     assert "Kernel panic - not syncing: sysrq triggered crash" in chain.console
+
+
+def test_frozen_pid_1_is_reset_by_the_hardware_watchdog(chain: Chain) -> None:
+    crash = chain.console[chain.console.index(f"{FAULT}crash"):]
+    assert "Caught <SEGV>" in crash, crash[-3000:]
+    assert "Freezing execution" in crash, crash[-3000:]
+    # Only QEMU knows why the machine went down: its WATCHDOG event (reset), once.
+    assert chain.watchdog_resets == 1

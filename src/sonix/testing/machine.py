@@ -168,6 +168,7 @@ class Machine:
         self.booted_at: float | None = None  # monotonic time of the last start()
         self.boot_times: list[float] = []  # seconds from start()/reboot() to the backdoor
         self.panic_resets = 0  # hung panics the driver reset (see HUNG_PANIC_QUIET)
+        self.watchdog_resets = 0  # resets by the guest's hardware watchdog (QMP says so)
         self._reset_hung_panic = False
         self._kvm_watch: qemu.KvmWatch | None = None
         self._kvm_failed: str | None = None  # why KVM could not run the guest (QEMU killed)
@@ -377,7 +378,11 @@ class Machine:
         if not (reset or self._reset_hung_panic or any(marker in tail for marker in markers)):
             return False
         self._reset_hung_panic = False
-        ui.info(f"{self.name}: the guest rebooted; starting QEMU again (power cycle)")
+        if self._qmp is not None and self._qmp.watchdog_reset():
+            self.watchdog_resets += 1
+            ui.info(f"{self.name}: the guest's watchdog reset it; starting QEMU again")
+        else:
+            ui.info(f"{self.name}: the guest rebooted; starting QEMU again (power cycle)")
         self._process.wait()
         self._cleanup()
         self.start()

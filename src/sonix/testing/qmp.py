@@ -83,10 +83,16 @@ class Qmp:
     def guest_reset(self) -> bool:
         """Whether QEMU (now ended) stopped because the guest reset: a reboot, or the
         watchdog firing, which under -no-reboot ends QEMU with the same SHUTDOWN reason."""
-        return any(
+        return self.watchdog_reset() or any(
             (event.get("event"), event.get("data", {}).get("reason"))
             == ("SHUTDOWN", "guest-reset")
-            or (event.get("event"), event.get("data", {}).get("action")) == ("WATCHDOG", "reset")
+            for event in self.drain_events()
+        )
+
+    def watchdog_reset(self) -> bool:
+        """Whether the guest's hardware watchdog fired and reset it (QEMU now ended)."""
+        return any(
+            (event.get("event"), event.get("data", {}).get("action")) == ("WATCHDOG", "reset")
             for event in self.drain_events()
         )
 

@@ -1,7 +1,9 @@
 # The machine of tests/vm/test_hung_boots.py: examples/minimal.nix with the test backdoor, short
 # limits for trial boots, and the faults the test's bad boot entries switch on from the kernel
-# command line (each unit only runs when its word is there, so good boots never see them).
-{ ... }:
+# command line (each unit only runs when its word is there, so good boots never see them), and
+# what the test needs to activate a trial by kexec as the update agent does (kexec-tools, the
+# agents' UKI reader).
+{ pkgs, ... }:
 {
   imports = [
     ../../../examples/minimal.nix
@@ -14,8 +16,10 @@
   boot.loader.tries = 1;
 
   health.checks.journald.unit = "systemd-journald.service";
-  # Fails while /run has the test's mark (soft-reboot keeps /run, a firmware reboot does not).
-  health.checks.unmarked.command = "! test -e /run/sonix-test-unhealthy";
+  # Fails while /run has the test's mark (soft-reboot keeps /run, a firmware reboot does not),
+  # or on a boot whose command line has the test's word (the kexec'd trial).
+  health.checks.unmarked.command =
+    "! test -e /run/sonix-test-unhealthy && ! grep -qw sonix.test.unhealthy /proc/cmdline";
   # The first boot of the image is a trial too (its entry has a counter) and under TCG a first
   # boot takes a few minutes: the limit leaves room for it. The hang scenario shortens it for
   # its own boot on the kernel command line (sonix.boot_time_limit=).
@@ -50,5 +54,25 @@
       ExecStart = "/usr/bin/sh -c 'echo c > /proc/sysrq-trigger'";
     };
   };
-  systemd.targets.sysinit.wants = [ "test-hang-in-sysinit.service" "test-panic.service" ];
+  # sonix.test.crash: PID 1 crashes in sysinit and freezes (systemd's crash action), so nothing
+  # pings the hardware watchdog any more; the i6300esb resets the machine. Before the backdoor,
+  # as for the panic.
+  systemd.services.test-crash-pid1 = {
+    description = "Crash PID 1 (fault injected by the test)";
+    before = [ "sysinit.target" "sonix-backdoor.service" ];
+    unitConfig = {
+      DefaultDependencies = false;
+      ConditionKernelCommandLine = "sonix.test.crash";
+    };
+    serviceConfig = {
+      Type = "oneshot";
+      ExecStart = "/usr/bin/sh -c 'kill -SEGV 1'";
+    };
+  };
+  systemd.targets.sysinit.wants =
+    [ "test-hang-in-sysinit.service" "test-panic.service" "test-crash-pid1.service" ];
+
+  # The kexec trial: the test loads the UKI's kernel and initrd as the update agent does.
+  environment.packages = [ pkgs.kexec-tools ];
+  system.agents = [ "uki" ];
 }
