@@ -97,7 +97,7 @@ let
   ];
 
   # ---- the archives ------------------------------------------------------------------------
-  ociBuilder = builtins.path { name = "sonix-oci-builder"; path = ../../src/sonix/builders/oci.py; };
+  ociBuilder = builtins.path { name = "sonix-oci-builder"; path = ../../src/sonix/in_nix_build/oci.py; };
   archive = name: img: derivation {
     name = "oci-${name}";
     system = builtins.currentSystem;

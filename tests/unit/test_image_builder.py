@@ -1,4 +1,4 @@
-"""Pieces of the image builder (src/sonix/builders/image.py) that need no tools: the special
+"""Pieces of the image builder (src/sonix/in_nix_build/image.py) that need no tools: the special
 modes of nspawn machines' trees, and the reproducible usr tar that applies them."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from sonix.builders import image
+from sonix.in_nix_build import image
 
 
 def test_machine_trees_special_modes_become_the_hosts(tmp_path: Path) -> None:
