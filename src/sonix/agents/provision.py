@@ -348,7 +348,7 @@ def make_plan(found: metadata.Found, settings: Settings, fetch: Fetch = http_fet
         per_file=float(config.timeouts.http_total or 0) or DEFAULT_FETCH_TIMEOUT,
         response_timeout=(None if config.timeouts.http_response_headers == 0
                           else float(config.timeouts.http_response_headers or 10)),
-    )  # fmt: skip
+    )
     for i, d in enumerate(config.directories):
         plan.nodes.append(Node(d.path, "directory", f"$.storage.directories.{i}", mode=d.mode,
                                user=d.user, group=d.group, overwrite=d.overwrite))
@@ -809,7 +809,7 @@ def apply(root: Path, plan: Plan, settings: Settings, state: dict[str, Any],
                 "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "config_sha256": plan.config_sha256, "written": sorted(set(written)),
                 "policy": "every-boot" if plan.source in settings.every_boot else "first-boot",
-            }  # fmt: skip
+            }
             write_state(tx, new_state)
     except (OSError, rootdir.UnsafePath) as error:
         raise ProvisionError(f"writing the configuration failed: {describe(error)}") from None

@@ -578,7 +578,7 @@ def install(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Deadline)
     gpt.update(slots.disk, {
         slots.other_usr.number: (slots.other_usr.uuid, EMPTY_LABEL),
         slots.other_verity.number: (slots.other_verity.uuid, EMPTY_LABEL),
-    })  # fmt: skip
+    })
 
     # 2. The slot's data and hash tree, checked.
     checkpoint("slot-emptied")
@@ -598,7 +598,7 @@ def install(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Deadline)
         slots.other_usr.number: (uuid.UUID(manifest.usr.partition_uuid), manifest.usr.label),
         slots.other_verity.number: (uuid.UUID(manifest.verity.partition_uuid),
                                     manifest.verity.label),
-    })  # fmt: skip
+    })
     checkpoint("table-updated")
 
     # 5. Last, the boot entry, with a boot counter: from here on the new release boots.
@@ -689,7 +689,7 @@ def fleet_lock(cfg: Config, endpoint: str) -> bool:
             "POST", url, body=body.encode(), max_bytes=FLEET_LOCK_MAX_ANSWER,
             deadline=common.Deadline.after(FLEET_LOCK_TIMEOUT), follow_redirects=False,
             headers=headers,
-        )  # fmt: skip
+        )
     except common.FetchError as e:
         warn(f"FleetLock server {cfg.fleet_lock_url} unreachable: {e}")
         return False
