@@ -147,19 +147,19 @@ class Accounts:
 
     def uid(self, owner: str | int | None) -> int | None:
         """The uid of an owner by id or name; None when the config gives none."""
-        if owner is None or isinstance(owner, int):
-            return owner
-        entry = self.user(owner)
-        if entry is None or not entry[2].isdigit():
-            raise ProvisionError(f"user {owner!r} does not exist")
-        return int(entry[2])
+        return self._id(owner, self.user, "user")
 
     def gid(self, owner: str | int | None) -> int | None:
+        return self._id(owner, self.group_entry, "group")
+
+    @staticmethod
+    def _id(owner: str | int | None, find: Callable[[str], list[str] | None],
+            kind: str) -> int | None:
         if owner is None or isinstance(owner, int):
             return owner
-        entry = self.group_entry(owner)
+        entry = find(owner)
         if entry is None or not entry[2].isdigit():
-            raise ProvisionError(f"group {owner!r} does not exist")
+            raise ProvisionError(f"{kind} {owner!r} does not exist")
         return int(entry[2])
 
     def free_id(self, entries: list[list[str]], system: bool) -> int:
