@@ -124,7 +124,7 @@ let
       inherit name runInTools;
       builder = "/bin/sh";
       args = [ ./build-support/usr-tree.sh ];
-      maintscripts = ../src/sonix/debian/maintscripts.py;
+      maintscripts = ../src/sonix/in_nix_build/maintscripts.py;
     });
 
   helpers = {

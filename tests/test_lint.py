@@ -50,3 +50,16 @@ def test_agents_import_the_standard_library_only() -> None:
                for path in agents for line, module in agent_imports(path)
                if module.split(".")[0] not in stdlib]
     assert not foreign, "agents import more than the standard library:\n" + "\n".join(foreign)
+
+
+def test_in_nix_build_code_imports_the_standard_library_only() -> None:
+    """src/sonix/in_nix_build/ runs inside Nix builds, each file alone with the tools'
+    python3: it may import the standard library and nothing else."""
+    scripts = sorted((ROOT / "src/sonix/in_nix_build").glob("*.py"))
+    assert len(scripts) >= 3
+    stdlib = sys.stdlib_module_names | {"__future__"}
+    foreign = [f"{path.relative_to(ROOT)}:{line}: {module}"
+               for path in scripts for line, module in agent_imports(path)
+               if module.split(".")[0] not in stdlib]
+    assert not foreign, "in-build code imports more than the standard library:\n" + "\n".join(
+        foreign)

@@ -16,11 +16,6 @@ let
     ForwardToConsole = cfg.forwardToConsole;
   };
 
-  # One section with the set keys (sorted), then the extra lines as given.
-  dropin = section: attrs: extra:
-    let body = sd.renderSection section attrs; in
-    (if body == "" then "[${section}]\n" else body)
-    + lib.optionalString (extra != "") (if lib.hasSuffix "\n" extra then extra else extra + "\n");
 in
 {
   options.services.journald = {
@@ -113,7 +108,7 @@ in
   config = lib.mkMerge [
     {
       system.usrFiles = {
-        "lib/systemd/journald.conf.d/50-sonix.conf".text = dropin "Journal" settings cfg.extraConfig;
+        "lib/systemd/journald.conf.d/50-sonix.conf".text = sd.renderDropin "Journal" settings cfg.extraConfig;
         # Debian's drop-in sets ForwardToSyslog=yes and sorts after 50-sonix.conf, so it would
         # win: it is replaced (same name) to leave the decision to 50-sonix.conf.
         "lib/systemd/journald.conf.d/syslog.conf".text = ''
@@ -125,7 +120,7 @@ in
     (mkIf cfg.upload.enable {
       environment.packages = [ pkgs.systemd-journal-remote ];
       system.usrFiles."lib/systemd/journal-upload.conf.d/50-sonix.conf".text =
-        dropin "Upload" { URL = cfg.upload.url; } cfg.upload.extraConfig;
+        sd.renderDropin "Upload" { URL = cfg.upload.url; } cfg.upload.extraConfig;
       # The packaged unit (DynamicUser, After/Wants=network-online.target) exits when the
       # server does not answer and restarts with a growing delay (up to a minute). Its first
       # restarts come within seconds, so the default start limit (5 starts in 10 s) could

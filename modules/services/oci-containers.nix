@@ -13,6 +13,9 @@ let
   inherit (lib) mkOption types mkIf concatStringsSep concatMap optional optionals
     mapAttrsToList filter unique attrNames length;
   cfg = config.oci;
+  # quoteEnvironment: Environment= as systemd reads it in the service Quadlet writes (its
+  # quoting, and `%` doubled, since systemd expands specifiers there).
+  sd = import ../system/systemd/lib.nix { inherit lib; };
 
   imageDir = "share/sonix/oci";
   quadletDir = "share/containers/systemd";
@@ -24,7 +27,6 @@ let
   quoteArg = s: if plainArg s then s
     else "\"" + builtins.replaceStrings [ "\\" "\"" ] [ "\\\\" "\\\"" ] s + "\"";
   quoteArgs = args: concatStringsSep " " (map quoteArg args);
-  quoteEnv = k: v: "\"" + builtins.replaceStrings [ "\\" "\"" ] [ "\\\\" "\\\"" ] "${k}=${v}" + "\"";
 
   section = name: lines: optionals (lines != [ ]) ([ "[${name}]" ] ++ lines ++ [ "" ]);
   render = header: sections: concatStringsSep "\n" ([ header ] ++ lib.flatten sections);
@@ -76,7 +78,7 @@ let
       ++ [ "Image=${if isLocal c then "${localName c}.image" else c.image}" ]
       ++ optional (c.entrypoint != null) "Entrypoint=${c.entrypoint}"
       ++ optional (c.cmd != [ ]) "Exec=${quoteArgs c.cmd}"
-      ++ mapAttrsToList (k: v: "Environment=${quoteEnv k v}") c.environment
+      ++ mapAttrsToList (k: v: "Environment=${sd.quoteEnvironment k v}") c.environment
       ++ map (p: "PublishPort=${p}") c.ports
       ++ map (v: "Volume=${v}") c.volumes
       ++ optional (c.extraOptions != [ ]) "PodmanArgs=${quoteArgs c.extraOptions}"))
@@ -97,7 +99,7 @@ let
   ];
 
   # ---- the archives ------------------------------------------------------------------------
-  ociBuilder = builtins.path { name = "sonix-oci-builder"; path = ../../src/sonix/builders/oci.py; };
+  ociBuilder = builtins.path { name = "sonix-oci-builder"; path = ../../src/sonix/in_nix_build/oci.py; };
   archive = name: img: derivation {
     name = "oci-${name}";
     system = builtins.currentSystem;

@@ -116,9 +116,7 @@ in
     system.usrFiles = {
       # 50- sorts after Debian's 00-disable-mdns.conf (MulticastDNS=no), which stays in effect.
       "lib/systemd/resolved.conf.d/50-sonix.conf".text =
-        lib.removeSuffix "\n" (sd.renderSection "Resolve" settings)
-        + lib.optionalString (cfg.extraConfig != "") ("\n" + lib.removeSuffix "\n" cfg.extraConfig)
-        + "\n";
+        sd.renderDropin "Resolve" settings cfg.extraConfig;
       # What `systemctl enable systemd-resolved` would link (resolvectl and networkd use D-Bus).
       "lib/systemd/system/dbus-org.freedesktop.resolve1.service".symlink = "systemd-resolved.service";
     };

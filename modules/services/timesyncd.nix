@@ -58,9 +58,7 @@ in
 
     system.usrFiles = {
       "lib/systemd/timesyncd.conf.d/50-sonix.conf".text =
-        lib.removeSuffix "\n" (if sd.renderSection "Time" settings == "" then "[Time]\n" else sd.renderSection "Time" settings)
-        + lib.optionalString (cfg.extraConfig != "") ("\n" + lib.removeSuffix "\n" cfg.extraConfig)
-        + "\n";
+        sd.renderDropin "Time" settings cfg.extraConfig;
       # What `systemctl enable systemd-timesyncd` would link (timedatectl uses D-Bus).
       "lib/systemd/system/dbus-org.freedesktop.timesync1.service".symlink = "systemd-timesyncd.service";
     };

@@ -1,15 +1,13 @@
 # The build results of a configuration (system.build.*): Nix derivations that run the image
-# builder (src/sonix/builders/image.py) inside the locked tools tree. Configuration goes in
+# builder (src/sonix/in_nix_build/image.py) inside the locked tools tree. Configuration goes in
 # through system.buildManifest and a few options (docs/architecture.md); nothing else is read.
 { config, lib, pkgs, ... }:
 let
   inherit (config.image) name version;
 
-  builders = builtins.path {
-    name = "sonix-builders";
-    path = ../../src/sonix/builders;
-    filter = path: _: baseNameOf path != "__pycache__";
-  };
+  # The builder alone (not its folder), so that changing another in-build script does not
+  # rebuild images.
+  imageBuilder = builtins.path { name = "image.py"; path = ../../src/sonix/in_nix_build/image.py; };
 
   # Debian names of package values: pkgs.<name> carries its name in `debianName`; older
   # package sets are matched through the lock.
@@ -31,7 +29,7 @@ let
     system = builtins.currentSystem;
     builder = "/bin/sh";
     PATH = "/usr/bin:/bin";
-    inherit builders;
+    inherit imageBuilder;
     runInTools = pkgs.runInTools;
     args = [ "-c" "mkdir -p \"$out\" && ${script}" ];
   } // attrs);
@@ -72,7 +70,7 @@ let
     manifest = builtins.toJSON config.system.buildManifest;
     inherit osRelease;
     passAsFile = [ "manifest" "osRelease" ];
-  } ''"$runInTools" python3 "$builders/image.py" usr --base "$base" --manifest "$manifestPath" --os-release "$osReleasePath" --out "$out"'';
+  } ''"$runInTools" python3 "$imageBuilder" usr --base "$base" --manifest "$manifestPath" --os-release "$osReleasePath" --out "$out"'';
 
   # The initrd is made from the package tree and its own files only, so that changing the
   # configuration of the booted system (units, /etc, users) does not rebuild it.
@@ -87,7 +85,7 @@ let
     binaries = lib.concatStringsSep "," config.boot.initrd.binaries;
     inherit (config.boot.initrd) compressor;
     network = lib.optionalString config.boot.initrd.network.enable "--network";
-  } ''"$runInTools" python3 "$builders/image.py" initrd --usr "$base" --base "$base" --manifest "$manifestPath" --os-release "$osReleasePath" --modules "$modules" --binaries "$binaries" --compressor "$compressor" $network --out "$out"'';
+  } ''"$runInTools" python3 "$imageBuilder" initrd --usr "$base" --base "$base" --manifest "$manifestPath" --os-release "$osReleasePath" --modules "$modules" --binaries "$binaries" --compressor "$compressor" $network --out "$out"'';
 
   diskConfig = {
     inherit name version;
@@ -105,7 +103,7 @@ let
     initrd = "${initrd}/initrd.img";
     config = builtins.toJSON diskConfig;
     passAsFile = [ "config" ];
-  } ''"$runInTools" python3 "$builders/image.py" disk --usr "$usr" --initrd "$initrd" --config "$configPath" --out "$out"'';
+  } ''"$runInTools" python3 "$imageBuilder" disk --usr "$usr" --initrd "$initrd" --config "$configPath" --out "$out"'';
 
   # `nix-build -A config.system.build.runvm` → a script that boots a copy of the image.
   runvm = derivation {

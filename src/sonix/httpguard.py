@@ -146,7 +146,7 @@ class GuardedHandler(BaseHTTPRequestHandler):
             self.request_version = self.default_request_version
             self.close_connection = True
             self.send_error(HTTPStatus.BAD_REQUEST, "HTTP/0.9 requests are not served",
-                            "send HTTP/1.0 or HTTP/1.1")  # fmt: skip
+                            "send HTTP/1.0 or HTTP/1.1")
             return False
         if not super().parse_request():
             return False
@@ -155,7 +155,7 @@ class GuardedHandler(BaseHTTPRequestHandler):
         return True
 
     def send_error(self, code: int, message: str | None = None, explain: str | None = None
-                   ) -> None:  # fmt: skip
+                   ) -> None:
         self.remember_command()
         super().send_error(code, message, explain)
 
@@ -198,7 +198,7 @@ class GuardedServer(ThreadingHTTPServer):
     request_timeout = REQUEST_TIMEOUT  # read by GuardedHandler
 
     def __init__(self, *args: Any, request_timeout: float = REQUEST_TIMEOUT, **kwargs: Any
-                 ) -> None:  # fmt: skip
+                 ) -> None:
         self._active = threading.BoundedSemaphore(self.max_connections)
         self.request_timeout = request_timeout
         super().__init__(*args, **kwargs)

@@ -93,14 +93,14 @@ def load_corpus(name: str, token: str = "") -> list[Case]:
         request = request.replace(b"{length}", str(len(body)).encode())
         request = request.replace(b"{token}", token.encode()).replace(b"{body}", body)
         cases.append(Case(raw["name"], request, raw["status"], raw.get("kind"), raw.get("value"),
-                          raw.get("closes", False), raw.get("server", "plain")))  # fmt: skip
+                          raw.get("closes", False), raw.get("server", "plain")))
     names = [case.name for case in cases]
     assert len(names) == len(set(names)), "case names must be unique"
     return cases
 
 
 def exchange(port: int, request: bytes, *, head: bool = False, timeout: float = 10.0,
-             half_close: bool = False, linger: float = 0.1) -> Exchange:  # fmt: skip
+             half_close: bool = False, linger: float = 0.1) -> Exchange:
     """Send `request` on a new connection and read every answer until the server closes the
     connection, stays silent for `timeout` seconds, or for `linger` seconds after an answer.
     `half_close`: end the sending side at once, so an incomplete request ends now instead of
@@ -274,7 +274,7 @@ def run_corpus(cases: list[Case], port_of: Callable[[Case], int], request_timeou
             failures.append(f"{case.name}: {error!r}")
 
     slow = [threading.Thread(target=run, args=(case,)) for case in cases
-            if case.status == "timeout"]  # fmt: skip
+            if case.status == "timeout"]
     for thread in slow:
         thread.start()
     for case in cases:
@@ -315,11 +315,11 @@ def mutate(rng: random.Random, request: bytes) -> bytes:
 def random_header(rng: random.Random) -> bytes:
     name = rng.choice([b"Content-Length", b"Transfer-Encoding", b"Range", b"If-Range",
                        b"Authorization", b"fleet-lock-protocol", b"Expect", b"Connection",
-                       b"X-" + b"a" * rng.randint(1, 9000)])  # fmt: skip
+                       b"X-" + b"a" * rng.randint(1, 9000)])
     value = rng.choice([b"-1", b"0", b"99999999999999999999", b"1" * 5000, b"chunked",
                         b"bytes=" + b"9" * 5000 + b"-", b"bytes=-" + b"1" * 5000,
                         b"bytes=0-0,1-1", b"100-continue", b"close", b"Bearer \xff",
-                        b"true\x00", b"\xe2\x80\xa8", b""])  # fmt: skip
+                        b"true\x00", b"\xe2\x80\xa8", b""])
     return name + b": " + value + b"\r\n"
 
 
@@ -336,7 +336,7 @@ def random_json(rng: random.Random, depth: int = 0) -> Any:
         return rng.random() * 10 ** rng.randint(-5, 300)
     if kind == 3:
         return {"client_params": {"id": random_json(rng, depth + 1),
-                                  "group": random_json(rng, depth + 1)}}  # fmt: skip
+                                  "group": random_json(rng, depth + 1)}}
     if kind == 4:
         return {"client_params": {"id": f"fuzz{rng.randrange(5)}",
                                   "group": rng.choice(["default", "fuzz", "a" * 129])}}

@@ -228,7 +228,7 @@ def test_metadata_discovery_keeps_to_its_deadline(tmp_path: Path,
         disk_by_label=tmp_path / "l", runtime_dir=tmp_path / "run",
         ec2_url=hostile.url("/trickle-body").removesuffix("/trickle-body"),
         network_wait=0,
-    )  # fmt: skip
+    )
     hostile.default = hostile.do_trickle_body  # every EC2 request trickles
     started = time.monotonic()
     # An address that never completes an answer is "not here", or broken once it did.

@@ -64,7 +64,7 @@ class LockServer:
                 [sys.executable, "-m", "sonix", "fleetlock-server", *args],
                 stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, cwd=root,
                 env={**os.environ, "SONIX_ROOT": str(root)}, text=True,
-            )  # fmt: skip
+            )
         self.url = self._read_url(timeout=20)
 
     def _read_url(self, timeout: float) -> str:
@@ -110,7 +110,7 @@ def start_server(
 
 def post(url: str, path: str, client_id: str, group: str = "default",
          headers: dict[str, str] | None = None, data: bytes | None = None,
-         ) -> tuple[int, dict[str, Any]]:  # fmt: skip
+         ) -> tuple[int, dict[str, Any]]:
     payload = data if data is not None else json.dumps(
         {"client_params": {"id": client_id, "group": group}}
     ).encode()
@@ -118,7 +118,7 @@ def post(url: str, path: str, client_id: str, group: str = "default",
 
 
 def request(url: str, data: bytes | None = None,
-            headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:  # fmt: skip
+            headers: dict[str, str] | None = None) -> tuple[int, dict[str, Any]]:
     req = urllib.request.Request(url, data=data, headers=headers or {})
     opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
     try:
@@ -212,7 +212,7 @@ def test_bad_requests(start_server: Callable[..., LockServer]) -> None:
         (LOCK, b'{"client_params": {"group": "default"}}', "invalid_client_params", "id"),
         (LOCK, b'{"client_params": {"id": "a", "group": "a b"}}', "invalid_client_params",
          "group"),
-    ]  # fmt: skip
+    ]
     for headers, data, kind, text in cases:
         status, reply = post(server.url, "/v1/pre-reboot", "a", headers=headers, data=data)
         assert (status, reply["kind"]) == (400, kind)
@@ -226,7 +226,7 @@ def test_etcd_unreachable_at_start(root: Path, tmp_path: Path) -> None:
         [sys.executable, "-m", "sonix", "fleetlock-server", "--listen", "127.0.0.1:0",
          "--etcd", f"http://127.0.0.1:{port}"],
         capture_output=True, text=True, cwd=root, timeout=30, check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 1
     assert f"etcd is not reachable at http://127.0.0.1:{port}" in result.stderr
     assert "hint: start etcd first" in result.stderr
@@ -283,7 +283,7 @@ def test_hostile_request_corpus(start_server: Callable[..., LockServer], tmp_pat
         "plain": start_server(*timeout),
         "guarded": start_server(*timeout, "--group", "web=1", "--only-configured-groups",
                                 "--token-file", str(token_file)),
-    }  # fmt: skip
+    }
     cases = load_corpus("fleetlock.toml", token=TOKEN)
     assert len(cases) >= 70
     run_corpus(cases, lambda case: servers[case.server].port, REQUEST_TIMEOUT, fleetlock=True,
@@ -303,7 +303,7 @@ def test_trickling_client_is_cut_off(start_server: Callable[..., LockServer]) ->
     request's deadline; good requests are answered meanwhile."""
     server = start_server("--request-timeout", str(REQUEST_TIMEOUT))
     start = (b"POST /v1/pre-reboot HTTP/1.1\r\nfleet-lock-protocol: true\r\n"
-             b"Content-Length: 60000\r\n\r\n")  # fmt: skip
+             b"Content-Length: 60000\r\n\r\n")
     seconds = trickle(server.port, start, give_up=REQUEST_TIMEOUT + 8,
                       between=lambda: good_status(server))
     assert REQUEST_TIMEOUT * 0.8 < seconds < REQUEST_TIMEOUT + 2, seconds
@@ -313,7 +313,7 @@ def test_trickling_client_is_cut_off(start_server: Callable[..., LockServer]) ->
 FUZZ_CASES = 1500
 FUZZ_SECONDS = 20.0
 GOOD = (b"POST /v1/pre-reboot HTTP/1.1\r\nHost: t\r\nfleet-lock-protocol: true\r\n"
-        b"Content-Length: %d\r\n\r\n%s")  # fmt: skip
+        b"Content-Length: %d\r\n\r\n%s")
 GOOD_BODY = b'{"client_params": {"id": "fuzz", "group": "default"}}'
 
 

@@ -58,7 +58,7 @@ def machine(tmp: Path, url: str, *, macs: Sequence[str] = ("52:54:00:99:99:99",)
         credentials_dir=tmp / "credentials", disk_by_label=tmp / "by-label",
         runtime_dir=tmp / "run", ec2_url=url, gce_url=url, matchbox_url=url,
         probe_timeout=2.0, request_timeout=2.0, initial_delay=0.05, max_delay=0.2,
-    )  # fmt: skip
+    )
 
 
 @pytest.fixture
@@ -101,7 +101,7 @@ def test_ec2_imdsv2(server: MetadataServer, tmp_path: Path) -> None:
             "SONIX_EC2_AVAILABILITY_ZONE": "eu-central-1a", "SONIX_EC2_REGION": "eu-central-1",
         },
         hostname="ip-10-0-2-15.eu-central-1.compute.internal", ssh_keys=(KEY,),
-    )  # fmt: skip
+    )
     first, *rest = server.requests_to("/latest/")
     assert (first.method, first.path) == ("PUT", "/latest/api/token")
     assert first.headers["x-aws-ec2-metadata-token-ttl-seconds"] == "21600"
@@ -260,7 +260,7 @@ def test_serve_metadata_command(tmp_path: Path) -> None:
         [sys.executable, "-m", "sonix", "serve-metadata", "--listen", "127.0.0.1:0",
          "--config", str(tmp_path / "config.toml"), "--hostname", "web-9", "--ssh-key", KEY],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT, text=True,
-    )  # fmt: skip
+    )
     try:
         assert process.stdout is not None
         ready, _, _ = select.select([process.stdout], [], [], 30)
@@ -329,7 +329,7 @@ def test_config_drive_image(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
             "SONIX_OPENSTACK_INSTANCE_TYPE": "m1.small", "SONIX_OPENSTACK_IPV4_LOCAL": "10.0.0.12",
         },
         hostname="web-1.novalocal", ssh_keys=(KEY,),
-    )  # fmt: skip
+    )
 
 
 def test_recorded_requests_are_tuples(server: MetadataServer) -> None:

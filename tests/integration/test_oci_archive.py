@@ -26,7 +26,7 @@ FAKE_PKGS = ROOT / "tests/unit/fixtures/core-modules/fake-pkgs.nix"
 CONFIG = ROOT / "tests/vm/configs/containers-test.nix"
 REAL_ROOT = os.geteuid() == 0
 PODMAN = ["podman", "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
-          "--events-backend", "none"]  # fmt: skip
+          "--events-backend", "none"]
 
 
 def build(attr: str) -> Path:
@@ -35,7 +35,7 @@ def build(attr: str) -> Path:
          f"(import {ROOT}/eval-config.nix {{ modules = [ {CONFIG} ];"
          f" pkgs = import {ROOT}/pkgs {{ }}; }}).config.system.build.{attr}"],
         capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return Path(result.stdout.split()[-1])
 
@@ -45,7 +45,7 @@ def tree() -> Path:
     """The configuration's package tree (podman, its helpers, python3, ...)."""
     env = {**os.environ, "SONIX_ROOT": str(ROOT)}
     fetched = subprocess.run([sys.executable, "-m", "sonix", "fetch", "--set", "services"],
-                             capture_output=True, text=True, env=env, check=False)  # fmt: skip
+                             capture_output=True, text=True, env=env, check=False)
     assert fetched.returncode == 0, fetched.stderr
     return build("base")
 
@@ -67,12 +67,12 @@ def files() -> dict[str, Any]:
 
 def sandbox(tree: Path, *argv: str, binds: dict[str, Path] | None = None,
             rw: dict[str, Path] | None = None,
-            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:  # fmt: skip
+            env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     command = ["bwrap", "--ro-bind", str(tree), "/", "--dev", "/dev", "--proc", "/proc",
                "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/var",
                "--unshare-net", "--die-with-parent", "--clearenv",
                "--setenv", "PATH", "/usr/sbin:/usr/bin",
-               "--setenv", "PODMAN_IGNORE_CGROUPSV1_WARNING", "1"]  # fmt: skip
+               "--setenv", "PODMAN_IGNORE_CGROUPSV1_WARNING", "1"]
     if not REAL_ROOT:
         command += ["--unshare-user", "--uid", "0", "--gid", "0"]
     for key, value in (env or {}).items():
@@ -87,7 +87,7 @@ def sandbox(tree: Path, *argv: str, binds: dict[str, Path] | None = None,
 
 def test_quadlet_generator_makes_the_documented_units(
     tree: Path, files: dict[str, Any], tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     units = tmp_path / "quadlet"
     units.mkdir()
     for path, entry in files.items():
@@ -95,7 +95,7 @@ def test_quadlet_generator_makes_the_documented_units(
             (units / Path(path).name).write_text(entry["value"])
     result = sandbox(tree, "/usr/lib/systemd/system-generators/podman-system-generator",
                      "-dryrun", binds={"/tmp/quadlet": units},
-                     env={"QUADLET_UNIT_DIRS": "/tmp/quadlet"})  # fmt: skip
+                     env={"QUADLET_UNIT_DIRS": "/tmp/quadlet"})
     assert result.returncode == 0, result.stderr
     generated = result.stdout
     web = generated.split("---web.service---", 1)[1].split("---", 1)[0]
@@ -114,7 +114,7 @@ def test_quadlet_generator_makes_the_documented_units(
 
 def test_podman_loads_the_archive_under_its_name(
     tree: Path, archive: Path, tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     storage, run, vartmp = tmp_path / "storage", tmp_path / "run", tmp_path / "vartmp"
     for directory in (storage, run, vartmp):
         directory.mkdir()

@@ -145,7 +145,7 @@ def test_a_tampered_signed_index_is_rejected(published: Published, tmp_path: Pat
 
 def test_the_signed_index_carries_serial_and_expiry_and_the_agent_accepts_it(
     published: Published, tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     """The agent's own check (gpgv from PATH, as on the machine) on the real signature."""
     signed = (published.directory / "SHA256SUMS.signed").read_bytes()
     text = update.verify_index(signed, (published.key.trusted,), tmp_path)
@@ -165,7 +165,7 @@ def test_the_signed_index_carries_serial_and_expiry_and_the_agent_accepts_it(
 
 def test_renew_signs_a_higher_serial_and_a_new_expiry(
     published: Published, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     directory = tmp_path / "channel"
     shutil.copytree(published.directory, directory)
     before = records.SignedIndex.from_text((directory / "SHA256SUMS").read_text())

@@ -49,7 +49,7 @@ def make_tree(tmp: Path) -> Path:
         "sonix_2.usr": DATA, "SHA256SUMS": b"sums\n", "a b": b"space\n",
         "sub/file.json": b"{}\n", "sub/.hid/x": b"hidden dir\n", ".hidden": b"secret\n",
         ".hiddendir/file": b"secret dir\n",
-    }  # fmt: skip
+    }
     for name, data in files.items():
         (root / name).write_bytes(data)
     with open(os.path.join(os.fsencode(root), b"caf\xe9"), "wb") as f:
@@ -60,7 +60,7 @@ def make_tree(tmp: Path) -> Path:
         "link-hidden-dir": ".hiddendir/file", "link-hidden-abs": str(root / ".hidden"),
         "link-out": str(outside / "secret"), "link-dir-out": str(outside),
         "link-loop": "link-loop", "link-dangling": "missing",
-    }  # fmt: skip
+    }
     for name, target in links.items():
         (root / name).symlink_to(target)
     os.mkfifo(root / "fifo")
@@ -77,7 +77,7 @@ def served(root: Path, tmp_path: Path) -> Iterator[Served]:
              "--request-timeout", str(REQUEST_TIMEOUT)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, cwd=root,
             text=True,
-        )  # fmt: skip
+        )
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], 20)
     url = process.stdout.readline().strip() if ready else ""
@@ -136,7 +136,7 @@ RANGES = [b"bytes=0-9", b"bytes=-5", b"bytes=100-", b"bytes=" + b"9" * 5000 + b"
 def fuzz_request(rng: random.Random) -> bytes:
     method = rng.choice([b"GET", b"GET", b"HEAD"])
     request = (method + b" " + rng.choice(TARGETS) + b" HTTP/1.1\r\nHost: t\r\nRange: "
-               + rng.choice(RANGES) + b"\r\n\r\n")  # fmt: skip
+               + rng.choice(RANGES) + b"\r\n\r\n")
     return request if rng.random() < 0.2 else mutate(rng, request)
 
 
@@ -152,7 +152,7 @@ def test_fuzz(served: Served) -> None:
         raw = fuzz_request(rng)
         try:
             result = exchange(served.port, raw, half_close=True, timeout=REQUEST_TIMEOUT + 3,
-                              head=is_head(raw))  # fmt: skip
+                              head=is_head(raw))
         except Malformed as error:
             raise AssertionError(f"case {count} ({raw[:200]!r}): {error}") from None
         for response in result.responses:

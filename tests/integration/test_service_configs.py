@@ -33,7 +33,7 @@ def tree() -> Path:
     """A root tree of PACKAGES (the programs and what they need at run time)."""
     env = {**os.environ, "SONIX_ROOT": str(ROOT)}
     fetched = subprocess.run([sys.executable, "-m", "sonix", "fetch", "--set", "services"],
-                             capture_output=True, text=True, env=env, check=False)  # fmt: skip
+                             capture_output=True, text=True, env=env, check=False)
     assert fetched.returncode == 0, fetched.stderr
     names = " ".join(f'"{name}"' for name in PACKAGES)
     result = subprocess.run(
@@ -41,7 +41,7 @@ def tree() -> Path:
          f"(import {ROOT}/pkgs {{ }}).usrTree {{ packages = [ {names} ];"
          ' name = "sonix-service-checks"; }'],
         capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     return Path(result.stdout.split()[-1])
 
@@ -63,12 +63,12 @@ def write(tmp_path: Path, files: dict[str, Any], path: str) -> Path:
 
 
 def sandbox(tree: Path, *argv: str, binds: dict[str, Path] | None = None,
-            dirs: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:  # fmt: skip
+            dirs: tuple[str, ...] = ()) -> subprocess.CompletedProcess[str]:
     """Run argv with the tree as /, in a new network namespace (only loopback)."""
     command = ["bwrap", "--ro-bind", str(tree), "/", "--dev", "/dev", "--proc", "/proc",
                "--tmpfs", "/tmp", "--tmpfs", "/run", "--tmpfs", "/var",
                "--unshare-net", "--die-with-parent", "--clearenv",
-               "--setenv", "PATH", "/usr/sbin:/usr/bin"]  # fmt: skip
+               "--setenv", "PATH", "/usr/sbin:/usr/bin"]
     if not REAL_ROOT:
         command += ["--unshare-user", "--uid", "0", "--gid", "0"]
     for directory in dirs:
@@ -91,7 +91,7 @@ def test_firewall_ruleset_loads_and_replaces_itself(
         {nft} list chain inet sonix-firewall input-allow
         {nft} delete table inet sonix-firewall
         {nft} list tables
-    """, binds={"/tmp/firewall.nft": rules})  # fmt: skip
+    """, binds={"/tmp/firewall.nft": rules})
     assert result.returncode == 0, result.stderr
     assert "tcp dport { 22, 80 } accept" in result.stdout
     assert result.stdout.rstrip().endswith("table inet other")
@@ -104,10 +104,10 @@ def test_sshd_accepts_its_config(tree: Path, files: dict[str, Any], tmp_path: Pa
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(key)], check=True)
     binds = {"/tmp/sshd_config": config, "/tmp/host_key": key}
     checked = sandbox(tree, "/usr/sbin/sshd", "-t", "-f", "/tmp/sshd_config", "-h",
-                      "/tmp/host_key", binds=binds, dirs=("/run/sshd",))  # fmt: skip
+                      "/tmp/host_key", binds=binds, dirs=("/run/sshd",))
     assert checked.returncode == 0, checked.stderr
     effective = sandbox(tree, "/usr/sbin/sshd", "-T", "-f", "/tmp/sshd_config", "-h",
-                        "/tmp/host_key", binds=binds, dirs=("/run/sshd",))  # fmt: skip
+                        "/tmp/host_key", binds=binds, dirs=("/run/sshd",))
     assert effective.returncode == 0, effective.stderr
     settings = effective.stdout.splitlines()
     assert "passwordauthentication no" in settings
@@ -131,7 +131,7 @@ def test_nginx_runs_its_config_and_passes_the_health_check(
         /usr/bin/bash /tmp/health
         /usr/sbin/nginx -c /tmp/nginx.conf -s quit
     """, binds={"/tmp/nginx.conf": config, "/tmp/health": health},
-        dirs=("/var/log/nginx", "/var/lib/nginx"))  # fmt: skip
+        dirs=("/var/log/nginx", "/var/lib/nginx"))
     assert result.returncode == 0, result.stdout + result.stderr
     assert "syntax is ok" in result.stderr
     # The document root is not in this tree: 404 is an answer, which is all the check asks.

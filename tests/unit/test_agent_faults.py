@@ -319,7 +319,7 @@ def test_an_expired_channel_installs_nothing(machine: Machine, server: Server,
 
 def test_a_channel_from_before_issue_14_is_refused_with_the_fix(
     machine: Machine, server: Server, tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     directory = tmp_path / "channel"
     publish(directory, tmp_path, "2")
     (directory / "SHA256SUMS.signed").unlink()
@@ -378,7 +378,7 @@ def test_a_truncated_download_installs_nothing(machine: Machine, server: Server,
 def test_a_trickling_server_is_cut_off_at_the_deadline(
     machine: Machine, server: Server, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     name: str,
-) -> None:  # fmt: skip
+) -> None:
     publish(tmp_path / "channel", tmp_path, "2")
     server.faults[name] = trickle
     monkeypatch.setattr(update, "SMALL_FILE_SECONDS", 1.0)
@@ -420,7 +420,7 @@ def fill(directory: Path) -> None:
 
 def test_a_full_esp_is_a_clear_error_and_leaves_no_partial_file(
     machine: Machine, server: Server, tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     publish(tmp_path / "channel", tmp_path, "2")
     linux = machine.esp / "EFI/Linux"
     booted = (linux / "sonix_1.efi").read_bytes()
@@ -570,7 +570,7 @@ def bad_entry(machine: Machine) -> Path:
 
 def test_assess_saves_the_failure_before_it_removes_the_entry(
     machine: Machine, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     entry = bad_entry(machine)
     update.save_state(records.State(pending=records.Pending("2", "t", entry.name)),
                       machine.state_path)
@@ -594,7 +594,7 @@ def test_assess_saves_the_failure_before_it_removes_the_entry(
 
 def test_a_rollback_keeps_the_fleet_lock_slot_until_an_operator_releases_it(
     machine: Machine, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     asked: list[str] = []
 
     def fake_fleet_lock(cfg: update.Config, endpoint: str) -> bool:
@@ -623,7 +623,7 @@ def test_a_rollback_keeps_the_fleet_lock_slot_until_an_operator_releases_it(
 
 def test_release_lock_keeps_the_hold_when_the_server_says_no(
     machine: Machine, monkeypatch: pytest.MonkeyPatch,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setattr(update, "fleet_lock", lambda cfg, endpoint: False)
     bad_entry(machine)
     cfg = config("fleet-lock", fleet_lock_url="http://lock")

@@ -82,7 +82,7 @@ def activation_config(activation: str) -> update.Config:
 def test_activation_is_the_cheapest_correct_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, activation: str, new_initrd: bytes,
     kexec_tools: bool, virt: str, expected: str,
-) -> None:  # fmt: skip
+) -> None:
     linux = tmp_path / "EFI/Linux"
     linux.mkdir(parents=True)
     fake_uki(linux / "sonix_1.efi", "rw usrhash=" + "1" * 64)
@@ -188,7 +188,7 @@ def test_find_slots_pairs_a_and_b(tmp_path: Path) -> None:
         (gpt.TYPE_USR_VERITY, uuid.uuid4(), 3000, 3099, "sonix_1_verity"),
         (gpt.TYPE_USR, uuid.uuid4(), 3100, 5099, "_empty"),
         (gpt.TYPE_USR_VERITY, uuid.uuid4(), 5100, 5199, "_empty"),
-    ])  # fmt: skip
+    ])
     slots = update.find_slots({("vda", 4), ("vda", 5)}, tmp_path / "dev")
     assert (slots.booted_usr.number, slots.other_usr.number, slots.other_verity.number) == (
         4, 2, 3)
@@ -275,7 +275,7 @@ def test_reboot_if_allowed_off_defers(reboots: list[list[str]]) -> None:
 @pytest.mark.parametrize("inside", [True, False])
 def test_reboot_if_allowed_in_the_maintenance_window_only(
     reboots: list[list[str]], monkeypatch: pytest.MonkeyPatch, inside: bool,
-) -> None:  # fmt: skip
+) -> None:
     window = Window(days=("Sat",), start="03:00", minutes=60, time_zone="UTC")
     monkeypatch.setattr(update, "in_window", lambda w: (inside, "inside" if inside else "outside"))
     ledger = update.Ledger(records.State())
@@ -290,7 +290,7 @@ def test_reboot_if_allowed_in_the_maintenance_window_only(
 @pytest.mark.parametrize("granted", [True, False])
 def test_reboot_if_allowed_takes_a_fleet_lock_slot(
     reboots: list[list[str]], monkeypatch: pytest.MonkeyPatch, granted: bool,
-) -> None:  # fmt: skip
+) -> None:
     asked: list[str] = []
 
     def fake_fleet_lock(cfg: update.Config, endpoint: str) -> bool:
@@ -315,7 +315,7 @@ def test_reboot_if_allowed_reports_a_broken_strategy(reboots: list[list[str]]) -
 
 def test_reboot_if_allowed_command_line(
     reboots: list[list[str]], monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setattr(update, "load_config", lambda: strategy_config("immediate"))
     monkeypatch.setattr(update, "load_state", lambda: records.State())
     seen: list[str] = []

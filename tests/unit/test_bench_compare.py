@@ -21,10 +21,10 @@ def test_analyze_phases_reads_every_unit_systemd_prints() -> None:
     )
     assert compare.analyze_phases(text) == {
         "firmware": 1.204, "loader": 0.83, "kernel": 4.5, "initrd": 62.25, "userspace": 20.1,
-    }  # fmt: skip
+    }
     assert compare.analyze_phases("Startup finished in 3.1s (kernel) + 9s (userspace)") == {
         "kernel": 3.1, "userspace": 9.0,
-    }  # fmt: skip
+    }
 
 
 def test_initramfs_time_from_the_kernel_log() -> None:
@@ -96,7 +96,7 @@ def figures() -> tuple[SystemFigures, SystemFigures, FloorFigures]:
         boot(40, {"kernel": 4, "initrd": 6, "userspace": 12}, complete=41),
         boot(35, {"kernel": 3.5, "initrd": 7, "userspace": 11}, complete=36),
     ], sizes={"image": 100 << 20, "usr": 80 << 20, "initrd": 8 << 20}, build_cold_s=30.0,
-        build_warm_s=15.0, eval_s=0.1, eval_peak_rss=50 << 20)  # fmt: skip
+        build_warm_s=15.0, eval_s=0.1, eval_peak_rss=50 << 20)
     peer = SystemFigures(
         "peer",
         boots=[
@@ -154,7 +154,7 @@ def test_markdown_report() -> None:
         "date": "2026-11-25", "host": "2 cores", "accel": "tcg", "runs": 3, "warmup": True,
         "systems": {"sonix": {"chart": sonix.chart}, "peer": {"chart": peer.chart}},
         "summary": compare.summary(sonix, peer, floor, initrd_floor),
-    }  # fmt: skip
+    }
     text = compare.markdown(report)
     assert "| multi-user.target, host wall clock (s) | 35 | 60 | 0.583 |" in text
     assert "| boot-complete.target, host wall clock (s) | 36 | — | — |" in text

@@ -106,7 +106,7 @@ def test_assemble_resolves_labels_both_ways() -> None:
         [("label", "top"), b"\x90", b"\xeb", ("rel8", "top"), b"\xe8", ("rel32", "end"),
          ("label", "end")],
         0x1000,
-    )  # fmt: skip
+    )
     assert code == b"\x90\xeb\xfd\xe8\x00\x00\x00\x00"
     assert labels == {"top": 0x1000, "end": 0x1008}
 

@@ -101,6 +101,20 @@ def test_image_unit_loads_the_archive_shipped_in_usr(web_files: dict[str, Any]) 
     assert archive["value"].endswith("-oci-web/web.tar")
 
 
+def test_environment_percent_signs_are_doubled() -> None:
+    """systemd expands `%` specifiers in the service Quadlet generates (`%h` is a home
+    directory), so a literal `%` in a value is written `%%`."""
+    files = usr(config("oci-containers", body="""
+      oci.containers.a = {
+        image = "docker.io/library/nginx:1.27";
+        environment = { RATE = "50%"; HOME_HINT = "%h"; };
+      };
+    """))
+    environment = [line for line in ini(text(files, f"{QUADLET}/a.container"))["Container"]
+                   if line.startswith("Environment=")]
+    assert environment == ['Environment="HOME_HINT=%%h"', 'Environment="RATE=50%%"']
+
+
 def test_container_quadlet_file_for_a_registry_image(web_files: dict[str, Any]) -> None:
     unit = ini(text(web_files, f"{QUADLET}/cache.container"))
     assert unit["Container"] == [

@@ -256,5 +256,5 @@ def test_print_uris_without_stubs_uses_an_empty_status(
     assert fake_apt.calls[-1] == [
         "apt-get", "install", "-y", "-qq", "--print-uris",
         "-o", f"Dir::State::status={cfg.root / 'status' / 'empty'}", "bash",
-    ]  # fmt: skip
+    ]
     assert (cfg.root / "status" / "empty").read_text() == ""

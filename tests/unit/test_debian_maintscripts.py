@@ -1,4 +1,4 @@
-"""The maintainer-script replacements (src/sonix/debian/maintscripts.py) on small trees."""
+"""The maintainer-script replacements (src/sonix/in_nix_build/maintscripts.py) on small trees."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from sonix.debian import maintscripts
-from sonix.debian.maintscripts import Alternative
+from sonix.in_nix_build import maintscripts
+from sonix.in_nix_build.maintscripts import Alternative
 
 POSTINST = Path(__file__).parent / "fixtures" / "debian" / "postinst"
 

@@ -53,7 +53,7 @@ class FakeEtcd:
         self._check()
         with self.lock:
             return sorted((kv for k, kv in self.data.items() if k.startswith(prefix)),
-                          key=lambda kv: kv.key)  # fmt: skip
+                          key=lambda kv: kv.key)
 
     def put_if_unchanged(self, key: str, value: bytes, mod_revision: int) -> bool:
         self._check()
@@ -158,7 +158,7 @@ def etcd() -> FakeEtcd:
 
 
 def semaphore(etcd: FakeEtcd, groups: dict[str, int] | None = None, slots: int = 1,
-              **kwargs: Any) -> Semaphore:  # fmt: skip
+              **kwargs: Any) -> Semaphore:
     return Semaphore(etcd, SlotConfig(groups or {}, slots), sleep=lambda _: None, **kwargs)
 
 
@@ -353,7 +353,7 @@ def test_http_status(server: tuple[FleetLockServer, list[str]]) -> None:
 def test_http_errors(
     server: tuple[FleetLockServer, list[str]],
     path: str, data: bytes | None, headers: dict[str, str], code: int, kind: str,
-) -> None:  # fmt: skip
+) -> None:
     srv, lines = server
     status, reply = call(srv.url, path, data, headers)
     assert (status, reply["kind"]) == (code, kind)
@@ -390,7 +390,7 @@ def guarded(etcd: FakeEtcd) -> Iterator[tuple[FleetLockServer, list[str]]]:
     """A server with a token and only the group web."""
     lines: list[str] = []
     srv = FleetLockServer(("127.0.0.1", 0), semaphore(etcd, {"web": 2}), log=lines.append,
-                          token=TOKEN, only_groups={"web"})  # fmt: skip
+                          token=TOKEN, only_groups={"web"})
     thread = threading.Thread(target=srv.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     yield srv, lines
@@ -403,14 +403,14 @@ def guarded(etcd: FakeEtcd) -> Iterator[tuple[FleetLockServer, list[str]]]:
     None, "", "Bearer", "Bearer ", "Basic czNjcmV0", "Bearer s3cret-token-012345678",
     "Bearer s3cret-token-01234567890", "Bearer s3cret-token-0123456789x", "Token " + TOKEN.decode(),
     "Bearer \u00e9" + TOKEN.decode(),
-])  # fmt: skip
+])
 def test_token_required(
     guarded: tuple[FleetLockServer, list[str]], etcd: FakeEtcd, authorization: str | None
 ) -> None:
     srv, lines = guarded
     headers = {**LOCK, **({"Authorization": authorization} if authorization is not None else {})}
     for path, data in (("/v1/pre-reboot", body("a", "web")), ("/v1/status", None),
-                       ("/v2/unknown", body())):  # fmt: skip
+                       ("/v2/unknown", body())):
         status, reply = call(srv.url, path, data, headers)
         assert (status, reply["kind"]) == (401, "unauthorized"), path
         assert "Authorization: Bearer <token>" in reply["value"]
@@ -427,7 +427,7 @@ def test_token_accepted(guarded: tuple[FleetLockServer, list[str]]) -> None:
 
 
 def test_only_configured_groups(guarded: tuple[FleetLockServer, list[str]], etcd: FakeEtcd
-                                ) -> None:  # fmt: skip
+                                ) -> None:
     srv, lines = guarded
     headers = {**LOCK, "Authorization": "Bearer " + TOKEN.decode()}
     status, reply = call(srv.url, "/v1/pre-reboot", body("a", "db"), headers)

@@ -1,4 +1,4 @@
-"""The OCI archive builder (src/sonix/builders/oci.py): a tiny archive from a fake tree,
+"""The OCI archive builder (src/sonix/in_nix_build/oci.py): a tiny archive from a fake tree,
 checked blob by blob (digests, sizes, media types, the name annotation podman reads) and
 entry by entry (owners, modes, mtimes, no hard links), and built twice to the same bytes."""
 
@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from sonix.builders import oci
+from sonix.in_nix_build import oci
 
 CONFIG = {
     "name": "web",

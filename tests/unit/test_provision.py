@@ -21,7 +21,7 @@ from sonix.agents import common, metadata, provision, rootdir
 SETTINGS = provision.Settings(
     sources=("credentials",), every_boot=frozenset(), timeout=5, on_error="emergency",
     user="admin", matchbox_url=None,
-)  # fmt: skip
+)
 
 
 def data_url(text: str) -> str:
@@ -100,7 +100,7 @@ def test_files_directories_links_and_units(root: Path) -> None:
             {"name": "systemd-journald.service",
              "dropins": [{"name": "size.conf", "contents": "[Service]\nX=1\n"}]},
         ]},
-    ))  # fmt: skip
+    ))
     state = provision_with(root, found)
     assert (root / "srv/www/index.html").read_text() == "hello\n"
     assert (root / "srv/www/index.html").stat().st_mode & 0o7777 == 0o640
@@ -137,7 +137,7 @@ def test_users_groups_keys_and_metadata(root: Path) -> None:
         }),
         attributes={"SONIX_EC2_INSTANCE_ID": "i-0123", "SONIX_EC2_HOSTNAME": "ip-10-0-0-5"},
         hostname="ip-10-0-0-5", ssh_keys=("ssh-rsa BBBB meta",),
-    )  # fmt: skip
+    )
     provision_with(root, found)
     passwd = (root / "etc/passwd").read_text()
     assert "alice:x:1001:1001::/home/alice:/usr/bin/bash" in passwd
@@ -173,7 +173,7 @@ def test_remote_file_is_fetched_and_its_hash_checked(root: Path) -> None:
     found = metadata.Found("credentials", config(storage={"files": [
         {"path": "/etc/app.conf", "contents": {
             "source": "http://192.0.2.1/app.conf", "verification": {"hash": f"sha512-{good}"}}},
-    ]}))  # fmt: skip
+    ]}))
     provision_with(root, found, fetch=fetch)
     assert (root / "etc/app.conf").read_bytes() == body and fetched == ["http://192.0.2.1/app.conf"]
 
@@ -183,7 +183,7 @@ def test_remote_file_is_fetched_and_its_hash_checked(root: Path) -> None:
         {"path": "/etc/app2.conf", "contents": {
             "source": "http://192.0.2.1/app.conf",
             "verification": {"hash": "sha512-" + "0" * 128}}},
-    ]}))  # fmt: skip
+    ]}))
     with pytest.raises(provision.ProvisionError, match=r"storage.files.1.*sha512"):
         provision_with(root, bad, fetch=fetch)
     assert tree(root) == before  # nothing of it written
@@ -263,7 +263,7 @@ def test_first_boot_policy_provisions_once(
         calls.append(list(order))
         return metadata.Found("credentials", config(storage={"files": [
             {"path": "/etc/one", "contents": {"source": data_url("1")}}]}),
-            attributes={"SONIX_X": "y"})  # fmt: skip
+            attributes={"SONIX_X": "y"})
 
     monkeypatch.setattr(metadata, "discover", discover)
     env = metadata.Environment()
@@ -287,7 +287,7 @@ def test_every_boot_policy_removes_what_the_config_dropped(
             systemd={"units": [{"name": "x.service", "enabled": True, "contents": "[Service]\n"}]}),
         config(storage={"files": [
             {"path": "/etc/a", "contents": {"source": data_url("a2")}}]}),
-    ]  # fmt: skip
+    ]
     monkeypatch.setattr(metadata, "discover", lambda env, order, timeout: metadata.Found(
         "matchbox", configs.pop(0), channel="http://192.0.2.9/stable/", profile="web"))
     env = metadata.Environment()

@@ -203,7 +203,7 @@ def test_firewall_default_deny_with_the_essentials() -> None:
     allow = allow_chain(files)
     icmpv6 = next(rule for rule in allow if rule.startswith("icmpv6 type"))
     for kind in ("nd-neighbor-solicit", "nd-neighbor-advert", "nd-router-advert",
-                 "packet-too-big", "echo-request"):  # fmt: skip
+                 "packet-too-big", "echo-request"):
         assert kind in icmpv6
     assert "udp sport 67 udp dport 68 accept" in allow  # DHCPv4 replies
     assert "ip6 saddr fe80::/10 udp sport 547 udp dport 546 accept" in allow  # DHCPv6

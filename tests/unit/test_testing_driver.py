@@ -221,7 +221,7 @@ class FakeQemu:
             result = subprocess.run(
                 ["bash", "-c", script], capture_output=True, timeout=int(timeout) or None,
                 check=False,
-            )  # fmt: skip
+            )
             reply = (
                 f"SONIX-OUT {base64.b64encode(result.stdout).decode()}\n"
                 f"SONIX-ERR {base64.b64encode(result.stderr).decode()}\n"
@@ -283,7 +283,7 @@ def machine(fake_qemu: type[FakeQemu], tmp_path: Path) -> Iterator[Machine]:
     m = Machine(
         "fake", tmp_path / "state", accel="tcg", user_net=False,
         direct_boot=qemu.DirectBoot(Path("/kernel"), Path("/initrd")),
-    )  # fmt: skip
+    )
     yield m
     m.stop()
 
@@ -481,7 +481,7 @@ def _accels() -> list[str]:
 def test_kvm_failure_restarts_under_tcg_for_good(
     probed_kvm: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch, failure: str,
-) -> None:  # fmt: skip
+) -> None:
     FakeQemu.kvm_failure = failure
     boot = qemu.DirectBoot(Path("/kernel"))  # console=ttyS0: it should print at once
     first = Machine("a", tmp_path / "a", direct_boot=boot, user_net=False)

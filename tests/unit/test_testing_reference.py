@@ -19,7 +19,7 @@ def test_nixos_style_api_is_there() -> None:
         "start", "wait_for_unit", "succeed", "fail", "execute", "wait_until_succeeds",
         "wait_for_open_port", "wait_for_console_text", "reboot", "crash", "shutdown",
         "copy_from_host", "copy_from_machine",
-    } <= names  # fmt: skip
+    } <= names
 
 
 def test_reference_is_up_to_date() -> None:

@@ -209,7 +209,7 @@ def run_generator(script: str, case: Case, tmp_path: Path) -> Path:
     subprocess.run(
         ["/bin/sh", str(generator), str(out), str(tmp_path / "early"), str(tmp_path / "late")],
         check=True, env={**os.environ, "SONIX_GENERATOR_ROOT": str(root)},
-    )  # fmt: skip
+    )
     return out
 
 

@@ -31,7 +31,7 @@ def test_direct_boot_argv() -> None:
         serial=Path("/run/s/serial"), serial_log=Path("/state/serial.log"),
         backdoor=Path("/run/s/backdoor"), qmp=Path("/run/s/qmp"), user_net=False,
         nics=(qemu.Nic(Path("/run/n/vlan1"), qemu.mac_address(1, 2)),),
-    )  # fmt: skip
+    )
     assert qemu.qemu_argv(spec) == [
         "qemu-system-x86_64", "-name", "alpha", "-accel", "tcg", "-machine", "q35",
         "-cpu", "qemu64", "-smp", "1", "-m", "512", "-nodefaults", "-display", "none",
@@ -48,7 +48,7 @@ def test_direct_boot_argv() -> None:
         "-qmp", "unix:/run/s/qmp,server=on,wait=off",
         "-netdev", "stream,id=vlan1,server=off,addr.type=unix,addr.path=/run/n/vlan1",
         "-device", "virtio-net-pci,netdev=vlan1,mac=52:54:00:12:01:02",
-    ]  # fmt: skip
+    ]
 
 
 def test_image_argv_with_firmware_forwards_and_credentials() -> None:
@@ -59,12 +59,12 @@ def test_image_argv_with_firmware_forwards_and_credentials() -> None:
         port_forwards=(qemu.PortForward(2222, 22),),
         guest_forwards=(qemu.GuestForward("10.0.2.100", 80, 8080),),
         credentials=(("sonix.report", "1"), ("a", "x,y")), no_reboot=True,
-    )  # fmt: skip
+    )
     argv = qemu.qemu_argv(spec)
     assert argv[:13] == [
         "qemu-system-x86_64", "-name", "web,,1", "-accel", "kvm", "-machine", "q35",
         "-cpu", "host", "-smp", "2", "-m", "2048",
-    ]  # fmt: skip
+    ]
     joined = " ".join(argv)
     assert "-drive if=pflash,format=raw,unit=0,readonly=on,file=/ovmf/CODE.fd" in joined
     assert "-drive if=pflash,format=raw,unit=1,file=/state/OVMF_VARS.fd" in joined
@@ -91,7 +91,7 @@ def test_user_network_range_for_the_metadata_address() -> None:
     spec = qemu.VmSpec(
         name="x", user_network="169.254.169.0/24", user_net_mac="52:54:00:aa:bb:cc",
         guest_forwards=(qemu.GuestForward("169.254.169.254", 80, 8080),),
-    )  # fmt: skip
+    )
     joined = " ".join(qemu.qemu_argv(spec))
     assert ("-netdev user,id=net0,net=169.254.169.0/24,restrict=on,"
             "guestfwd=tcp:169.254.169.254:80") in joined
@@ -178,7 +178,7 @@ PROBE_CASES = [
 def test_probe_boots_ovmf_and_a_kernel(
     fake_host: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     ovmf: str, kernel: str, answer: str, why: str,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setenv("FAKE_OVMF", ovmf)
     monkeypatch.setenv("FAKE_KERNEL", kernel)
     vmlinuz = tmp_path / "vmlinuz-6.12"
@@ -253,7 +253,7 @@ def test_an_answer_of_the_old_probe_is_not_trusted(
 def test_fallback_is_for_good_and_said_once(
     fake_host: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     cache = tmp_path / "cache"
     assert qemu.accelerator(cache) == "kvm"
     qemu.fall_back_to_tcg(cache, "QEMU said 'KVM internal error. Suberror: 1'")
@@ -302,7 +302,7 @@ WATCH_CASES = [
 def test_kvm_watch(
     monkeypatch: pytest.MonkeyPatch, accel: str, output: str, serial: int,
     silence: float | None, elapsed: float, reason: str | None,
-) -> None:  # fmt: skip
+) -> None:
     watch = qemu.KvmWatch(accel, lambda: output, lambda: serial, silence)
     monkeypatch.setattr(qemu.time, "monotonic", lambda: watch.started + elapsed)
     found = watch.failure()
@@ -422,7 +422,7 @@ def test_disk_is_a_sparse_enlarged_copy_kept_until_the_image_changes(
 
 
 def test_disk_errors(fake_cp: list[list[str]], tmp_path: Path,
-                     monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+                     monkeypatch: pytest.MonkeyPatch) -> None:
     image = tmp_path / "image.raw"
     image.write_bytes(b"\1" * 8192)
     with pytest.raises(ui.SonixError, match="smaller than the image"):

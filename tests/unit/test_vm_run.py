@@ -83,7 +83,7 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Calls:
     monkeypatch.setattr(
         qemu, "prepare_firmware",
         lambda state, directory=None: qemu.Firmware(Path("/c"), state / "v"),
-    )  # fmt: skip
+    )
     monkeypatch.setattr(qemu, "prepare_disk", lambda img, state, size: state / "disk.raw")
 
     monkeypatch.setattr(run_command.subprocess, "Popen",
@@ -115,7 +115,7 @@ def test_run_boots_with_the_console_on_the_terminal(world: Calls, tmp_path: Path
 @pytest.mark.parametrize("failure", [
     b"KVM internal error. Suberror: 1\nextra data[0]: 0x1\nemulation failure\nEAX=0\n",
     b"",  # silent: the serial log stays empty
-])  # fmt: skip
+])
 def test_run_falls_back_to_tcg_when_kvm_fails(
     world: Calls, tmp_path: Path, capsys: pytest.CaptureFixture[str], failure: bytes
 ) -> None:
@@ -134,7 +134,7 @@ def test_run_falls_back_to_tcg_when_kvm_fails(
 def test_run_with_a_chosen_kvm_fails_clearly(
     world: Calls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.setenv("SONIX_ACCEL", "kvm")
     world.accel = "kvm"
     world.kvm_failure = b"KVM internal error. Suberror: 1\n"
@@ -148,11 +148,11 @@ def test_run_with_a_chosen_kvm_fails_clearly(
 def test_check_exit_status_is_the_verdict(
     world: Calls, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str], healthy: bool, status: int,
-) -> None:  # fmt: skip
+) -> None:
     report = check.BootReport(
         state="running" if healthy else "degraded", failed=0 if healthy else 2,
         boot_complete="active", body="Startup finished in 1s (kernel) = 1s",
-    )  # fmt: skip
+    )
     seen: list[qemu.VmSpec] = []
     monkeypatch.setattr(check, "boot_check",
                         lambda spec, timeout, cache: seen.append(spec) or report)
@@ -165,7 +165,7 @@ def test_check_exit_status_is_the_verdict(
 
 
 def test_bad_input_fails_before_building(world: Calls, tmp_path: Path,
-                                         monkeypatch: pytest.MonkeyPatch) -> None:  # fmt: skip
+                                         monkeypatch: pytest.MonkeyPatch) -> None:
     assert cli.main(["run", str(tmp_path / "missing.nix")]) == 1
     assert cli.main(["run", str(_config(tmp_path)), "--disk-size", "huge"]) == 1
     assert cli.main(["run", str(_config(tmp_path)), "--forward", "22"]) == 1
@@ -229,7 +229,7 @@ class FakeHeadlessQemu:
 def test_check_falls_back_to_tcg_when_kvm_fails(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str],
     failure: bytes,
-) -> None:  # fmt: skip
+) -> None:
     monkeypatch.delenv("SONIX_ACCEL", raising=False)
     monkeypatch.setattr(qemu._Fallback, "reason", None)
     monkeypatch.setattr(qemu, "KVM_SILENCE", 0.5)

@@ -65,7 +65,7 @@ RELEASE_EXTRAS = {
 def update_release(
     build_config: Callable[[Path], BuildResult], channel_key: signing.Key,
     tmp_path_factory: pytest.TempPathFactory,
-) -> Callable[[str], BuildResult]:  # fmt: skip
+) -> Callable[[str], BuildResult]:
     """The build of release `version` of the updates test machine (configs/updates-test.nix
     with image.version and this session's channel key; v4 has a failing health check)."""
     directory = tmp_path_factory.mktemp("update-configs")

@@ -72,7 +72,7 @@ def machine(system: BuildResult, driver: Driver, http_port: int) -> Machine:
     m = driver.machine(
         "containers", image=system.image, disk_size=4 * GiB, memory_mib=2048,
         port_forwards=(qemu.PortForward(http_port, 8080),),
-    )  # fmt: skip
+    )
     m.start()
     m.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
     return m

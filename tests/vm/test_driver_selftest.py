@@ -31,7 +31,7 @@ def alpha(driver: Driver, selftest_system: Path) -> Machine:
     machine = driver.machine(
         "alpha", direct_boot=boot(selftest_system, "alpha", "10.0.1.1/24"), networks=(1,),
         memory_mib=512, cpus=1, user_net=False, poweroff_command=POWEROFF,
-    )  # fmt: skip
+    )
     machine.start()
     return machine
 
@@ -41,7 +41,7 @@ def beta(driver: Driver, selftest_system: Path) -> Machine:
     machine = driver.machine(
         "beta", direct_boot=boot(selftest_system, "beta", "10.0.1.2/24"), networks=(1,),
         memory_mib=512, cpus=1, user_net=False, poweroff_command=POWEROFF,
-    )  # fmt: skip
+    )
     machine.start()
     return machine
 
@@ -109,7 +109,7 @@ def test_network_between_machines(alpha: Machine, beta: Machine) -> None:
     # No ping in the self-test system: a TCP connect to a closed port is answered with a RST
     # ("Connection refused") by the other kernel, which proves the path both ways.
     for machine, peer, peer_mac in ((alpha, "10.0.1.2", "52:54:00:12:01:02"),
-                                    (beta, "10.0.1.1", "52:54:00:12:01:01")):  # fmt: skip
+                                    (beta, "10.0.1.1", "52:54:00:12:01:01")):
         machine.wait_until_succeeds(
             f"out=$(timeout 5 bash -c 'exec 3<>/dev/tcp/{peer}/9' 2>&1);"
             ' [[ $out == *"Connection refused"* ]]',

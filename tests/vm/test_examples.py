@@ -65,7 +65,7 @@ def test_readme_run_check_minimal(tmp_path: Path) -> None:
         [sys.executable, "-m", "sonix", "run", "examples/minimal.nix", "--check",
          "--state-dir", str(tmp_path / "vm"), "--timeout", str(BOOT_TIMEOUT)],
         cwd=paths.source_root(), capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-4000:]
     assert "userspace" in output
@@ -81,7 +81,7 @@ class Terminal:
         self.process = subprocess.Popen(
             argv, cwd=cwd, stdin=slave, stdout=slave, stderr=slave, start_new_session=True,
             env={**os.environ, "TERM": "vt100"},
-        )  # fmt: skip
+        )
         os.close(slave)
         self.output = b""
 

@@ -44,7 +44,7 @@ def lock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int,
             [sys.executable, "-m", "sonix", "fleetlock-server", "--listen", "127.0.0.1:0",
              "--etcd", etcd, "--group", f"{GROUP}=1"],
             cwd=paths.source_root(), stdout=subprocess.PIPE, stderr=stderr, text=True,
-        )  # fmt: skip
+        )
         try:
             assert server.stdout is not None
             url = server.stdout.readline().strip()
@@ -59,7 +59,7 @@ def lock_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[int,
 def machines(
     update_release: UpdateRelease, channel_key: signing.Key, driver: Driver,
     lock_server: tuple[int, Path], tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Machine, Machine]]:  # fmt: skip
+) -> Iterator[tuple[Machine, Machine]]:
     v1, v2 = update_release("1"), update_release("2")
     directory = tmp_path_factory.mktemp("fleet-channel")
     publish(v2, directory, channel_key)
@@ -70,7 +70,7 @@ def machines(
             driver.machine(name, image=v1.image, disk_size=4 << 30, memory_mib=1536,
                            guest_forwards=forwards)
             for name in ("node1", "node2")
-        )  # fmt: skip
+        )
         # Firmware reboots: the first machine's downtime is long enough that the second one
         # surely asks for the slot while it is held.
         override = json.dumps({"strategy": "fleet-lock", "activation": "reboot",
@@ -137,7 +137,7 @@ def test_one_reboot_at_a_time(
     decisions = [
         (m[1], m[2], m[3]) for line in log.read_text().splitlines()
         if (m := re.match(rf"(pre-reboot|steady-state) {GROUP}/(\S+) from \S+: (.*)", line))
-    ]  # fmt: skip
+    ]
     text = "\n".join(map(str, decisions))
     first_grant = decisions.index(("pre-reboot", first_id, "granted: slot taken (1/1 held: "
                                    f"{first_id})"))

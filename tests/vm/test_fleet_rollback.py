@@ -35,7 +35,7 @@ __all__ = ["lock_server"]  # the module fixture, shared with test_fleet_reboots
 def machines(
     update_release: UpdateRelease, channel_key: signing.Key, driver: Driver,
     lock_server: tuple[int, Path], tmp_path_factory: pytest.TempPathFactory,
-) -> Iterator[tuple[Machine, Machine]]:  # fmt: skip
+) -> Iterator[tuple[Machine, Machine]]:
     v1, v4 = update_release("1"), update_release("4")
     directory = tmp_path_factory.mktemp("rollback-channel")
     publish(v4, directory, channel_key)
@@ -46,7 +46,7 @@ def machines(
             driver.machine(name, image=v1.image, disk_size=4 << 30, memory_mib=1536,
                            guest_forwards=forwards)
             for name in ("bad1", "bad2")
-        )  # fmt: skip
+        )
         override = json.dumps({"strategy": "fleet-lock", "activation": "reboot",
                                "fleetLock": {"url": "http://10.0.2.101", "group": GROUP}})
         for m in pair:
@@ -64,7 +64,7 @@ def status(machine: Machine) -> dict[str, object]:
 
 def test_a_rollback_keeps_the_slot_and_the_second_machine_never_reboots(
     machines: tuple[Machine, Machine], lock_server: tuple[int, Path],
-) -> None:  # fmt: skip
+) -> None:
     port, _ = lock_server
     ids = {m.succeed("cat /etc/machine-id").strip(): m for m in machines}
     for m in machines:

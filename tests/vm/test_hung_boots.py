@@ -58,7 +58,7 @@ ESP_ENTRIES = "/boot/loader/entries"
 def machine(build_config: Callable[[Path], BuildResult], driver: Driver) -> Machine:
     m = driver.machine(
         "hung", image=build_config(CONFIG).image, memory_mib=1024,
-    )  # fmt: skip
+    )
     m.start()
     m.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
     # The image's own entry is on trial at its first boot; wait until it is blessed, so that

@@ -59,7 +59,7 @@ EC2_USER_DATA = ignition(
         "contents": "[Unit]\nDescription=Provisioned by Ignition\n[Service]\nType=oneshot\n"
                     "RemainAfterExit=yes\nExecStart=/usr/bin/cp /srv/hello.txt /run/hello\n",
     }]},
-)  # fmt: skip
+)
 
 
 @pytest.fixture(scope="module")
@@ -87,7 +87,7 @@ def network_machines(
                              user_net_mac="52:54:00:12:34:56",
                              guest_forwards=metadata_forwards(server))
         for name, server in servers.items()
-    }  # fmt: skip
+    }
     for machine in machines.values():
         machine.start()
     return machines
@@ -106,7 +106,7 @@ def test_invalid_config_stops_the_boot_then_credentials_without_network(
         {"path": "/etc/written-by-the-invalid-config",
          "contents": {"source": "data:,should%20not%20exist"}},
         {"path": "/etc/motd-extra", "mode": "0644", "contents": {"source": "data:,x"}},
-    ]})  # fmt: skip
+    ]})
     machine = driver.machine("credentials", image=image, user_net=False,
                              credentials={"sonix.provision.config": invalid})
     machine.start()
@@ -130,7 +130,7 @@ def test_invalid_config_stops_the_boot_then_credentials_without_network(
                             "ExecStart=/usr/bin/cp /etc/role /run/role\n"}]},
         ),
         "sonix.provision.hostname": "cred-1",
-    }  # fmt: skip
+    }
     machine.start()
     machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
     assert machine.succeed("cat /etc/role") == "from credentials\n"

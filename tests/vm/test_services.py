@@ -74,7 +74,7 @@ def machine(system: BuildResult, driver: Driver, ports: Ports) -> Machine:
         "services", image=system.image, disk_size=4 * GiB, memory_mib=1536,
         port_forwards=(qemu.PortForward(ports.ssh, 22), qemu.PortForward(ports.http, 80),
                        qemu.PortForward(ports.closed, 8081)),
-    )  # fmt: skip
+    )
     m.start()
     m.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
     return m
@@ -93,7 +93,7 @@ def ssh_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def ssh(
     ssh_dir: Path, ports: Ports, user: str, *, key: Path | None = None,
     options: tuple[str, ...] = (), command: str = "id -un",
-) -> subprocess.CompletedProcess[str]:  # fmt: skip
+) -> subprocess.CompletedProcess[str]:
     """The host's ssh client against the guest's sshd, the host key checked strictly."""
     argv = [
         "ssh", "-F", "/dev/null", "-p", str(ports.ssh),
@@ -102,7 +102,7 @@ def ssh(
         "-o", f"UserKnownHostsFile={ssh_dir / 'known_hosts'}",
         "-o", "StrictHostKeyChecking=yes", "-o", "HostKeyAlgorithms=ssh-ed25519",
         "-o", "ConnectTimeout=60", *options, f"{user}@127.0.0.1", command,
-    ]  # fmt: skip
+    ]
     return subprocess.run(argv, capture_output=True, text=True, timeout=180, check=False)
 
 
@@ -112,7 +112,7 @@ def ssh(
 def test_services_are_up_and_the_boot_is_good(machine: Machine) -> None:
     for unit in ("firewall.service", "ssh.service", "nginx.service",
                  "systemd-resolved.service", "systemd-timesyncd.service",
-                 "systemd-journal-upload.service"):  # fmt: skip
+                 "systemd-journal-upload.service"):
         machine.wait_for_unit(unit, timeout=BOOT_TIMEOUT)
     # The health checks (firewall loaded, nginx answers) are what boot-complete.target requires.
     machine.wait_for_unit("boot-complete.target", timeout=BOOT_TIMEOUT)
@@ -156,7 +156,7 @@ def test_key_login_from_the_home_directory(
 ) -> None:
     key = ssh_dir / "user_key"
     subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "own key",
-                    "-f", str(key)], check=True)  # fmt: skip
+                    "-f", str(key)], check=True)
     denied = ssh(ssh_dir, ports, "admin", key=key)
     assert denied.returncode == 255 and "Permission denied" in denied.stderr
     # Where provisioning (and the user) put keys: ~/.ssh/authorized_keys.
@@ -177,7 +177,7 @@ def test_password_login_is_refused(machine: Machine, ssh_dir: Path, ports: Ports
     result = ssh(ssh_dir, ports, "admin", options=(
         "-o", "PubkeyAuthentication=no",
         "-o", "PreferredAuthentications=password,keyboard-interactive",
-    ))  # fmt: skip
+    ))
     assert result.returncode == 255
     assert "Permission denied (publickey)." in result.stderr
     effective = machine.succeed("sshd -T | grep -Ei '^(passwordauthentication|kbdinteractive)'")
@@ -275,7 +275,7 @@ def test_timesyncd_uses_the_configured_server(machine: Machine) -> None:
 def test_journald_settings_are_in_effect(machine: Machine) -> None:
     settings = machine.succeed("systemd-analyze cat-config systemd/journald.conf")
     for line in ("MaxRetentionSec=1month", "ForwardToKMsg=true", "ForwardToSyslog=false",
-                 "MaxLevelKMsg=warning", "SystemMaxUse=100M"):  # fmt: skip
+                 "MaxLevelKMsg=warning", "SystemMaxUse=100M"):
         assert f"\n{line}\n" in settings, line
     # Debian's syslog.conf (ForwardToSyslog=yes) is replaced; comments may still name it.
     assert not re.search(r"^ForwardToSyslog=yes$", settings, re.MULTILINE)

@@ -69,7 +69,7 @@ def machine(
     m = driver.machine(
         "updates", image=releases["1"].image, disk_size=4 * GiB, memory_mib=1536,
         guest_forwards=(qemu.GuestForward("10.0.2.100", 80, port),),
-    )  # fmt: skip
+    )
     m.start()
     m.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
     return m
@@ -95,7 +95,7 @@ def partition_table(machine: Machine) -> str:
 def test_update_to_v2_immediately(
     machine: Machine, releases: dict[str, BuildResult], channel: tuple[Path, int],
     key: signing.Key,
-) -> None:  # fmt: skip
+) -> None:
     assert booted_version(machine) == "1"
     machine.wait_for_unit("sonix-update-steady-state.service", timeout=BOOT_TIMEOUT)
     machine.succeed("mkdir -p /etc/sonix && echo '{\"activation\": \"reboot\"}' "
@@ -121,7 +121,7 @@ def test_update_to_v2_immediately(
 def test_tampered_channel_is_rejected_and_nothing_written(
     machine: Machine, channel: tuple[Path, int], releases: dict[str, BuildResult],
     key: signing.Key, tmp_path: Path,
-) -> None:  # fmt: skip
+) -> None:
     directory, _ = channel
     pristine, with_v3 = tmp_path / "pristine", tmp_path / "with-v3"
     shutil.copytree(directory, pristine)
@@ -160,7 +160,7 @@ def test_tampered_channel_is_rejected_and_nothing_written(
 def test_power_cuts_during_the_install_leave_a_healthy_machine(
     machine: Machine, channel: tuple[Path, int], releases: dict[str, BuildResult],
     key: signing.Key,
-) -> None:  # fmt: skip
+) -> None:
     publish(releases["3"], channel[0], key)
     for step, expect in (("usr-written", "2"), ("table-updated", "2"), ("entry-installed", "3")):
         machine.succeed("rm -f /run/sonix-update/stopped-at")
@@ -182,7 +182,7 @@ def test_power_cuts_during_the_install_leave_a_healthy_machine(
 def test_failing_v4_waits_for_the_window_then_rolls_back(
     machine: Machine, channel: tuple[Path, int], releases: dict[str, BuildResult],
     key: signing.Key,
-) -> None:  # fmt: skip
+) -> None:
     publish(releases["4"], channel[0], key)
     hour = int(machine.succeed("date -u +%H").strip())
     closed = f"{(hour + 12) % 24:02d}:00"
@@ -222,7 +222,7 @@ def test_failing_v4_waits_for_the_window_then_rolls_back(
 def test_soft_reboot_when_only_usr_changed_and_kexec_when_the_initrd_did(
     machine: Machine, channel: tuple[Path, int], releases: dict[str, BuildResult],
     key: signing.Key,
-) -> None:  # fmt: skip
+) -> None:
     machine.succeed("rm -f /etc/sonix/update.json")  # back to the image's: immediate, auto
     boot_id = machine.succeed("cat /proc/sys/kernel/random/boot_id")
     before = booted_version(machine)  # 3 after the tests above

@@ -1,5 +1,5 @@
 # Helpers for the modules that write systemd-style INI files (units, networkd files, repart
-# definitions, journald.conf drop-ins). Not a module: `import ./lib.nix { inherit lib; }`.
+# definitions, the daemons' .conf.d drop-ins). Not a module: `import ./lib.nix { inherit lib; }`.
 { lib }:
 let
   inherit (lib) types mkOption concatStrings concatStringsSep concatMap attrNames filter
@@ -30,6 +30,14 @@ rec {
         if v == null then [ ] else map (x: "${k}=${renderScalar x}\n") (toList v)) (attrNames attrs);
     in
     if lines == [ ] then "" else "[${name}]\n" + concatStrings lines;
+
+  # A daemon's configuration drop-in (journald.conf.d, resolved.conf.d, timesyncd.conf.d, ...):
+  # the section with the set keys (sorted), then the extra lines as given (the module's
+  # extraConfig); the header alone when nothing is set, so the file always names its section.
+  renderDropin = section: attrs: extra:
+    let body = renderSection section attrs; in
+    (if body == "" then "[${section}]\n" else body)
+    + lib.optionalString (extra != "") (if lib.hasSuffix "\n" extra then extra else extra + "\n");
 
   # Sections in the given order ([ { name; attrs; } ]), separated by blank lines.
   renderIni = sections:

@@ -346,7 +346,7 @@ def run(argv: Sequence[str], timeout: float, input: bytes | None = None
             list(argv), input=input.decode() if input is not None else None,
             stdin=subprocess.DEVNULL if input is None else None, capture_output=True,
             text=True, timeout=timeout, check=False,
-        )  # fmt: skip
+        )
     except subprocess.TimeoutExpired:
         raise CommandError(f"{command}: no result after {timeout:.0f} s") from None
     except OSError as error:

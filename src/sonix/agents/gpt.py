@@ -77,7 +77,7 @@ def _decode(number: int, raw: bytes) -> Partition:
     return Partition(
         number, uuid.UUID(bytes_le=type_le), uuid.UUID(bytes_le=uuid_le), first, last, attrs,
         name.decode("utf-16-le").rstrip("\0"),
-    )  # fmt: skip
+    )
 
 
 def _encode(p: Partition) -> bytes:

@@ -147,19 +147,19 @@ class Accounts:
 
     def uid(self, owner: str | int | None) -> int | None:
         """The uid of an owner by id or name; None when the config gives none."""
-        if owner is None or isinstance(owner, int):
-            return owner
-        entry = self.user(owner)
-        if entry is None or not entry[2].isdigit():
-            raise ProvisionError(f"user {owner!r} does not exist")
-        return int(entry[2])
+        return self._id(owner, self.user, "user")
 
     def gid(self, owner: str | int | None) -> int | None:
+        return self._id(owner, self.group_entry, "group")
+
+    @staticmethod
+    def _id(owner: str | int | None, find: Callable[[str], list[str] | None],
+            kind: str) -> int | None:
         if owner is None or isinstance(owner, int):
             return owner
-        entry = self.group_entry(owner)
+        entry = find(owner)
         if entry is None or not entry[2].isdigit():
-            raise ProvisionError(f"group {owner!r} does not exist")
+            raise ProvisionError(f"{kind} {owner!r} does not exist")
         return int(entry[2])
 
     def free_id(self, entries: list[list[str]], system: bool) -> int:
@@ -348,7 +348,7 @@ def make_plan(found: metadata.Found, settings: Settings, fetch: Fetch = http_fet
         per_file=float(config.timeouts.http_total or 0) or DEFAULT_FETCH_TIMEOUT,
         response_timeout=(None if config.timeouts.http_response_headers == 0
                           else float(config.timeouts.http_response_headers or 10)),
-    )  # fmt: skip
+    )
     for i, d in enumerate(config.directories):
         plan.nodes.append(Node(d.path, "directory", f"$.storage.directories.{i}", mode=d.mode,
                                user=d.user, group=d.group, overwrite=d.overwrite))
@@ -809,7 +809,7 @@ def apply(root: Path, plan: Plan, settings: Settings, state: dict[str, Any],
                 "at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                 "config_sha256": plan.config_sha256, "written": sorted(set(written)),
                 "policy": "every-boot" if plan.source in settings.every_boot else "first-boot",
-            }  # fmt: skip
+            }
             write_state(tx, new_state)
     except (OSError, rootdir.UnsafePath) as error:
         raise ProvisionError(f"writing the configuration failed: {describe(error)}") from None

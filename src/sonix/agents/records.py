@@ -19,7 +19,7 @@ import re
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar, Self
 
 FORMAT = 1  # of the manifest
 
@@ -332,8 +332,22 @@ def _record(cls: Any, data: Mapping[str, Any], path: str, ints: tuple[str, ...] 
     return values
 
 
+class _FlatRecord:
+    """A state record of plain fields: its JSON is its fields, read back by `_record` (strings,
+    and the integer fields named in `_ints`)."""
+
+    _ints: ClassVar[tuple[str, ...]] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_json(cls, value: Any, path: str) -> Self:
+        return cls(**_record(cls, _object(value, path), path + ".", ints=cls._ints))
+
+
 @dataclass(frozen=True)
-class Check:
+class Check(_FlatRecord):
     """The last check of the channel: when, on which booted release, and what came of it."""
 
     at: str
@@ -344,23 +358,12 @@ class Check:
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v}
 
-    @staticmethod
-    def from_json(value: Any, path: str) -> Check:
-        return Check(**_record(Check, _object(value, path), path + "."))
-
 
 @dataclass(frozen=True)
-class Activation:
+class Activation(_FlatRecord):
     method: str
     why: str
     at: str
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @staticmethod
-    def from_json(value: Any, path: str) -> Activation:
-        return Activation(**_record(Activation, _object(value, path), path + "."))
 
 
 @dataclass(frozen=True)
@@ -389,7 +392,7 @@ class Pending:
 
 
 @dataclass(frozen=True)
-class Failure:
+class Failure(_FlatRecord):
     """A release that was rolled back from here: never installed again."""
 
     version: str
@@ -397,31 +400,17 @@ class Failure:
     reason: str
     rolled_back_to: str
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @staticmethod
-    def from_json(value: Any, path: str) -> Failure:
-        return Failure(**_record(Failure, _object(value, path), path + "."))
-
 
 @dataclass(frozen=True)
-class Boot:
+class Boot(_FlatRecord):
     """A release booted (`booted`) or assessed good (`good`)."""
 
     version: str
     at: str
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @staticmethod
-    def from_json(value: Any, path: str) -> Boot:
-        return Boot(**_record(Boot, _object(value, path), path + "."))
-
 
 @dataclass(frozen=True)
-class ChannelSeen:
+class ChannelSeen(_FlatRecord):
     """The newest signed channel index this machine accepted: a lower serial later is a
     replay. `status` is `current` or `expired` (as of `checked`)."""
 
@@ -430,43 +419,23 @@ class ChannelSeen:
     checked: str
     status: str = "current"
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @staticmethod
-    def from_json(value: Any, path: str) -> ChannelSeen:
-        return ChannelSeen(**_record(ChannelSeen, _object(value, path), path + ".",
-                                     ints=("serial",)))
+    _ints = ("serial",)
 
 
 @dataclass(frozen=True)
-class RebootRequest:
+class RebootRequest(_FlatRecord):
     at: str
     reason: str
     decision: str = ""
 
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @staticmethod
-    def from_json(value: Any, path: str) -> RebootRequest:
-        return RebootRequest(**_record(RebootRequest, _object(value, path), path + "."))
-
 
 @dataclass(frozen=True)
-class LockHold:
+class LockHold(_FlatRecord):
     """The FleetLock slot is kept after a rollback, until `sonix update release-lock`."""
 
     version: str
     at: str
     reason: str
-
-    def to_json(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-    @staticmethod
-    def from_json(value: Any, path: str) -> LockHold:
-        return LockHold(**_record(LockHold, _object(value, path), path + "."))
 
 
 @dataclass(frozen=True)

@@ -219,6 +219,15 @@ class Ledger:
     def save(self) -> None:
         save_state(self.state, self.path)
 
+    def saved(self) -> bool:
+        """save(), for the end of a command: False (the error logged) when it cannot."""
+        try:
+            self.save()
+        except StateError as e:
+            error(str(e))
+            return False
+        return True
+
 
 def now() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -578,7 +587,7 @@ def install(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Deadline)
     gpt.update(slots.disk, {
         slots.other_usr.number: (slots.other_usr.uuid, EMPTY_LABEL),
         slots.other_verity.number: (slots.other_verity.uuid, EMPTY_LABEL),
-    })  # fmt: skip
+    })
 
     # 2. The slot's data and hash tree, checked.
     checkpoint("slot-emptied")
@@ -598,7 +607,7 @@ def install(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Deadline)
         slots.other_usr.number: (uuid.UUID(manifest.usr.partition_uuid), manifest.usr.label),
         slots.other_verity.number: (uuid.UUID(manifest.verity.partition_uuid),
                                     manifest.verity.label),
-    })  # fmt: skip
+    })
     checkpoint("table-updated")
 
     # 5. Last, the boot entry, with a boot counter: from here on the new release boots.
@@ -689,7 +698,7 @@ def fleet_lock(cfg: Config, endpoint: str) -> bool:
             "POST", url, body=body.encode(), max_bytes=FLEET_LOCK_MAX_ANSWER,
             deadline=common.Deadline.after(FLEET_LOCK_TIMEOUT), follow_redirects=False,
             headers=headers,
-        )  # fmt: skip
+        )
     except common.FetchError as e:
         warn(f"FleetLock server {cfg.fleet_lock_url} unreachable: {e}")
         return False
@@ -899,10 +908,7 @@ def cmd_run(cfg: Config, ledger: Ledger, install_allowed: bool = True) -> int:
     check = ledger.state.last_check
     ledger.set(last_check=Check(check.at if check else now(), booted, result,
                                 check.decision if check else ""))
-    try:
-        ledger.save()
-    except StateError as e:
-        error(str(e))
+    if not ledger.saved():
         return 1
     return code
 
@@ -943,12 +949,7 @@ def cmd_assess(cfg: Config, ledger: Ledger) -> int:
             log("FleetLock: the reboot slot stays held, so the group's rollout stops; "
                 "`sonix update release-lock` gives it back", common.ERR)
     ledger.set(booted=Boot(booted, now()))
-    try:
-        ledger.save()
-    except StateError as e:
-        error(str(e))
-        return 1
-    return 0
+    return 0 if ledger.saved() else 1
 
 
 def cmd_steady_state(cfg: Config, ledger: Ledger) -> int:
@@ -969,10 +970,7 @@ def cmd_steady_state(cfg: Config, ledger: Ledger) -> int:
         log(f"{cfg.name} {booted} is good: update complete")
         ledger.set(pending=None)
     ledger.set(good=Boot(booted, now()))
-    try:
-        ledger.save()
-    except StateError as e:
-        error(str(e))
+    if not ledger.saved():
         return 1
     if cfg.strategy == "fleet-lock":
         hold = ledger.state.lock_hold
@@ -1020,14 +1018,14 @@ def cmd_reboot_if_allowed(cfg: Config, ledger: Ledger, reason: str) -> int:
     except UpdateError as e:
         ledger.set(reboot_request=RebootRequest(at, reason, f"error: {e}"))
         error(f"reboot for {reason}: {e}")
-        with_saved(ledger)
+        ledger.saved()
         return 1
     if not allowed:
         ledger.set(reboot_request=RebootRequest(at, reason, decision))
         log(f"{reason} needs a reboot; not now: {decision}")
-        return with_saved(ledger)
+        return 0 if ledger.saved() else 1
     ledger.set(reboot_request=RebootRequest(at, reason, f"reboot now (strategy {cfg.strategy})"))
-    if with_saved(ledger):
+    if not ledger.saved():
         return 1
     log(f"rebooting for {reason} (strategy {cfg.strategy})")
     # Always through the firmware: what a firmware update waits for happens there (a
@@ -1035,16 +1033,6 @@ def cmd_reboot_if_allowed(cfg: Config, ledger: Ledger, reason: str) -> int:
     try:
         common.run(["systemctl", "--no-block", "reboot"], timeout=60)
     except common.CommandError as e:
-        error(str(e))
-        return 1
-    return 0
-
-
-def with_saved(ledger: Ledger) -> int:
-    """Save the state: 0, or 1 after logging why it failed."""
-    try:
-        ledger.save()
-    except StateError as e:
         error(str(e))
         return 1
     return 0

@@ -31,37 +31,37 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--listen", metavar="HOST:PORT", type=parse_listen, default=("127.0.0.1", 3333),
         help="address to listen on (default 127.0.0.1:3333; port 0 picks a free port)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--etcd", metavar="URL", action="append", default=None,
         help=f"etcd client URL; repeat for the members of a cluster (default {DEFAULT_ETCD})",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--group", metavar="NAME=SLOTS", type=group_slots, action="append", default=[],
         help="reboot slots of a group, e.g. --group web=2 (repeatable)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--slots", metavar="N", type=slot_count, default=1,
         help="reboot slots of every group not given with --group (default 1)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--prefix", default=DEFAULT_PREFIX,
         help=f"etcd key prefix of the groups' keys (default {DEFAULT_PREFIX})",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--token-file", metavar="FILE", type=Path, default=None,
         help="require 'Authorization: Bearer <token>' on every request, the token being the "
         "file's content (read once at start; off by default: Zincati sends no token)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--only-configured-groups", action="store_true",
         help="grant slots only in the groups given with --group; others get 403 unknown_group",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--request-timeout", metavar="SECONDS", type=positive_seconds, default=REQUEST_TIMEOUT,
         help=f"seconds a client has for each request before the connection is closed "
         f"(default {REQUEST_TIMEOUT:g})",
-    )  # fmt: skip
+    )
     parser.set_defaults(func=run)
 
 
@@ -124,7 +124,7 @@ def run(args: argparse.Namespace) -> int:
             args.listen, semaphore, token=token,
             only_groups=groups if args.only_configured_groups else None,
             request_timeout=args.request_timeout,
-        )  # fmt: skip
+        )
     except OSError as error:
         host, port = args.listen
         raise ui.die(

@@ -39,20 +39,20 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--disk-size", default=DEFAULT_DISK_SIZE, metavar="SIZE",
         help=f"size of the VM's disk, e.g. 4G ({DEFAULT_DISK_SIZE})",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--state-dir", type=Path, metavar="DIR",
         help="where the VM's disk, firmware variables and serial log live "
         "(default: .sonix/vm/<config name>)",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--forward", action="append", default=[], metavar="HOST:GUEST",
         help="forward host 127.0.0.1:HOST to guest TCP port GUEST (repeatable), e.g. 2222:22",
-    )  # fmt: skip
+    )
     parser.add_argument(
         "--timeout", type=float, default=900.0, metavar="S",
         help="--check: seconds to wait for the boot report (900; TCG is slow)",
-    )  # fmt: skip
+    )
     parser.set_defaults(func=run)
 
 
@@ -131,7 +131,7 @@ def run_interactive(spec: qemu.VmSpec, log: Path) -> tuple[int, str | None]:
     qemu_process = subprocess.Popen(
         argv, stdin=sys.stdin, stdout=sys.stdout, stderr=subprocess.PIPE,
         preexec_fn=qemu.die_with_parent,
-    )  # fmt: skip
+    )
     assert qemu_process.stderr is not None
     copier = _StderrCopy(qemu_process.stderr, log)
     copier.start()

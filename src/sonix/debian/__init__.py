@@ -5,6 +5,7 @@
 - `control`: deb822 stanzas, dependency fields and Debian version comparison.
 - `lock`: the package roots (pkgs/packages.toml) and the lock file (pkgs/lock.json).
 - `fetch`: missing .debs into the Nix store as fixed-output paths, in one apt run.
-- `maintscripts`: what maintainer scripts would have done (passwd, alternatives, ldconfig,
-  depmod, sysusers); runs inside the Nix build with the locked tools' python3.
+
+What maintainer scripts would have done (passwd, alternatives, ldconfig, depmod, sysusers) runs
+inside the Nix build, so it is `sonix.in_nix_build.maintscripts`, not here.
 """

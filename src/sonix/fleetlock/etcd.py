@@ -107,7 +107,7 @@ class EtcdClient:
                 "mod_revision": str(mod_revision),
             }],
             "success": [{"request_put": {"key": _b64(key), "value": _b64(value)}}],
-        })  # fmt: skip
+        })
         return bool(reply.get("succeeded", False))
 
     def _request(self, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
@@ -132,7 +132,7 @@ class EtcdClient:
         request = urllib.request.Request(
             url, data=data, headers={"Content-Type": "application/json"},
             method="GET" if body is None else "POST",
-        )  # fmt: skip
+        )
         try:
             with self._opener.open(request, timeout=self.timeout) as response:
                 raw = response.read()

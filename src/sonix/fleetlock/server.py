@@ -188,7 +188,7 @@ def check_token(expected: bytes | None, authorization: str | None) -> None:
         HTTPStatus.UNAUTHORIZED, "unauthorized",
         f"{problem}: send 'Authorization: Bearer <token>' with the token of the server's "
         "--token-file",
-    )  # fmt: skip
+    )
 
 
 def decision_body(decision: Decision) -> dict[str, Any]:
@@ -298,7 +298,7 @@ class FleetLockHandler(GuardedHandler):
                 name: {"slots": state.slots, "holders": list(state.holders)}
                 for name, state in groups.items()
             },
-        })  # fmt: skip
+        })
 
     def _read_body(self) -> bytes:
         """The body, by its one Content-Length. Where the length is unknown or refused, the
@@ -309,7 +309,7 @@ class FleetLockHandler(GuardedHandler):
             raise RequestError(
                 HTTPStatus.LENGTH_REQUIRED, "invalid_body",
                 "send the body with a Content-Length (chunked bodies are not supported)",
-            )  # fmt: skip
+            )
         if not lengths:
             return b""  # no length, no body (RFC 9112 §6.3)
         if len(set(lengths)) > 1 or not re.fullmatch(r"[0-9]{1,19}", lengths[0].strip()):
@@ -323,7 +323,7 @@ class FleetLockHandler(GuardedHandler):
             raise RequestError(
                 HTTPStatus.REQUEST_ENTITY_TOO_LARGE, "invalid_body",
                 f"body of {length} bytes is larger than {MAX_BODY} bytes",
-            )  # fmt: skip
+            )
         body = self.rfile.read(length)
         if len(body) < length:
             raise ConnectionAbortedError("the client closed the connection mid-body")
@@ -336,7 +336,7 @@ class FleetLockHandler(GuardedHandler):
                 HTTPStatus.FORBIDDEN, "unknown_group",
                 f"group {shown(group)} is not configured on this server; its groups are "
                 f"{', '.join(sorted(allowed))}",
-            )  # fmt: skip
+            )
 
     def _unknown_path(self, path: str, method: str) -> RequestError:
         if path in (PRE_REBOOT, STEADY_STATE, STATUS):
@@ -344,11 +344,11 @@ class FleetLockHandler(GuardedHandler):
             return RequestError(
                 HTTPStatus.METHOD_NOT_ALLOWED, "method_not_allowed",
                 f"{method} is not allowed on {path}, only {allowed}", allow=allowed,
-            )  # fmt: skip
+            )
         return RequestError(
             HTTPStatus.NOT_FOUND, "not_found",
             f"no endpoint {path}: use POST {PRE_REBOOT}, POST {STEADY_STATE} or GET {STATUS}",
-        )  # fmt: skip
+        )
 
     def _ask_etcd(self, call: Callable[[], T]) -> T:
         """Run a semaphore call; etcd and state failures become error replies."""
@@ -370,7 +370,7 @@ class FleetLockHandler(GuardedHandler):
             raise RequestError(
                 HTTPStatus.INTERNAL_SERVER_ERROR, "internal_error",
                 f"{type(error).__name__}: {error}",
-            ) from error  # fmt: skip
+            ) from error
 
     def _log(self, line: str) -> None:
         line = escape(line)

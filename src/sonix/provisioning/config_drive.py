@@ -35,7 +35,7 @@ def tools_tree() -> Path:
         paths.source_root() / "pkgs", "tools",
         out_link=paths.state_dir() / "provisioning" / "sonix-tools",
         what="the tools package set (mkfs.fat, mtools)",
-    )  # fmt: skip
+    )
     return tree
 
 

@@ -29,6 +29,7 @@ import tarfile
 import time
 import uuid
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
 
@@ -54,6 +55,119 @@ def run(*argv: str | Path, capture: bool = False) -> str:
         detail = f"\n{result.stderr}" if capture else ""
         die(f"command failed ({result.returncode}): {' '.join(args)}{detail}")
     return result.stdout if capture else ""
+
+
+# ------------------------------------------------------------------------------------------
+# The inputs, read once into frozen records (the contract with modules/system/build.nix)
+
+
+class ConfigError(Exception):
+    """An input file does not say what build.nix writes; the message names the key."""
+
+
+def _fields(data: object, where: str, keys: Iterable[str]) -> dict[str, object]:
+    """data as an object with exactly `keys` (build.nix writes them all, and nothing else)."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where}: want a JSON object, got {type(data).__name__}")
+    wanted = set(keys)
+    if missing := sorted(wanted - data.keys()):
+        raise ConfigError(f"{where}: missing key {', '.join(map(repr, missing))}")
+    if unknown := sorted(data.keys() - wanted):
+        raise ConfigError(f"{where}: unknown key {', '.join(map(repr, unknown))}")
+    return data
+
+
+def _string(data: dict[str, object], key: str, where: str, pattern: str = ".*") -> str:
+    value = data[key]
+    if not isinstance(value, str) or not re.fullmatch(pattern, value, re.DOTALL):
+        want = "a string" if pattern == ".*" else f"a string matching {pattern}"
+        raise ConfigError(f"{where}: {key} is {value!r}, want {want}")
+    return value
+
+
+def _integer(data: dict[str, object], key: str, where: str, least: int) -> int:
+    value = data[key]
+    if isinstance(value, bool) or not isinstance(value, int) or value < least:
+        raise ConfigError(f"{where}: {key} is {value!r}, want an integer >= {least}")
+    return value
+
+
+def _strings(data: dict[str, object], key: str, where: str) -> tuple[str, ...]:
+    value = data[key]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: {key} is {value!r}, want a list of strings")
+    return tuple(value)
+
+
+@dataclass(frozen=True)
+class ManifestFile:
+    """One file of system.buildManifest (modules/system/files.nix, normal form)."""
+
+    kind: str  # "text" (value is the content), "symlink" (the target), "source" (a store path)
+    value: str
+    mode: int
+
+    @classmethod
+    def parse(cls, data: object, where: str) -> ManifestFile:
+        fields = _fields(data, where, ("kind", "value", "mode"))
+        return cls(
+            kind=_string(fields, "kind", where, "text|symlink|source"),
+            value=_string(fields, "value", where),
+            mode=int(_string(fields, "mode", where, "[0-7]{3,4}"), 8),
+        )
+
+
+def read_manifest(path: Path, key: str) -> dict[str, ManifestFile]:
+    """The files of one tree (`usrFiles` or `initrdUsrFiles`) of a system.buildManifest."""
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict) or not isinstance(data.get(key), dict):
+        raise ConfigError(f"{path}: missing key {key!r} (an object of files)")
+    return {rel: ManifestFile.parse(entry, f"{path}: {key}.{rel!r}")
+            for rel, entry in data[key].items()}
+
+
+SIZE = "[0-9]+[KMG]?"  # image.*Size: bytes, or with a binary suffix (modules/system/image.nix)
+
+
+@dataclass(frozen=True)
+class DiskConfig:
+    """What the disk step reads: `diskConfig` in modules/system/build.nix (JSON names in the
+    comments). The options own the defaults; this only checks that every key is there."""
+
+    name: str  # image.name
+    version: str  # image.version
+    esp_size: str  # espSize
+    usr_slot_size: str  # usrSlotSize
+    usr_verity_slot_size: str  # usrVeritySlotSize
+    compression: str  # image.compression, a key of EROFS_COMPRESSION
+    kernel_params: tuple[str, ...]  # kernelParams: "rw", boot.kernelParams, image.extraCmdline
+    disabled_lsms: tuple[str, ...]  # boot.kernel.disabledLsms
+    timeout: int  # boot.loader.timeout (seconds of the systemd-boot menu)
+    tries: int  # boot.loader.tries (the UKI's boot counter; 0: none)
+    stub_dir: Path  # stubDir: systemd-boot and the UKI stub in the tools tree
+
+    @classmethod
+    def parse(cls, data: object, where: str = "disk config") -> DiskConfig:
+        keys = ("name", "version", "espSize", "usrSlotSize", "usrVeritySlotSize", "compression",
+                "kernelParams", "disabledLsms", "timeout", "tries", "stubDir")
+        f = _fields(data, where, keys)
+        return cls(
+            name=_string(f, "name", where, ".+"),
+            version=_string(f, "version", where, ".+"),
+            esp_size=_string(f, "espSize", where, SIZE),
+            usr_slot_size=_string(f, "usrSlotSize", where, SIZE),
+            usr_verity_slot_size=_string(f, "usrVeritySlotSize", where, SIZE),
+            compression=_string(f, "compression", where, "|".join(EROFS_COMPRESSION)),
+            kernel_params=_strings(f, "kernelParams", where),
+            disabled_lsms=_strings(f, "disabledLsms", where),
+            timeout=_integer(f, "timeout", where, 0),
+            tries=_integer(f, "tries", where, 0),
+            stub_dir=Path(_string(f, "stubDir", where, "/.+")),
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> DiskConfig:
+        return cls.parse(json.loads(path.read_text()), str(path))
 
 
 # ------------------------------------------------------------------------------------------
@@ -89,25 +203,24 @@ def write_file(path: Path, text: str, mode: int = 0o644) -> None:
     path.chmod(mode)
 
 
-def apply_manifest(root: Path, files: dict[str, dict[str, str]]) -> None:
+def apply_manifest(root: Path, files: dict[str, ManifestFile]) -> None:
     """Write the configuration's files (system.buildManifest) under root."""
     for rel, entry in sorted(files.items()):
         target = root / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         remove(target)
-        mode = int(entry["mode"], 8)
-        if entry["kind"] == "text":
-            target.write_text(entry["value"])
-            target.chmod(mode)
-        elif entry["kind"] == "symlink":
-            target.symlink_to(entry["value"])
+        if entry.kind == "text":
+            target.write_text(entry.value)
+            target.chmod(entry.mode)
+        elif entry.kind == "symlink":
+            target.symlink_to(entry.value)
         else:
-            source = Path(entry["value"])
+            source = Path(entry.value)
             if source.is_dir():
                 copy_tree(source, target)
             else:
                 shutil.copyfile(source, target)
-                target.chmod(mode)
+                target.chmod(entry.mode)
 
 
 def restore_modes(root: Path) -> None:
@@ -245,12 +358,26 @@ def merge_machine_modes(usr: Path, modes_file: Path) -> None:
             f.write("".join(f"{line}\n" for line in lines))
 
 
-def make_usr(base: Path, manifest: dict[str, dict[str, str]], os_release: Path, out: Path) -> None:
+def make_usr(base: Path, files: dict[str, ManifestFile], os_release: Path, out: Path) -> None:
+    """The usr step: out/usr is the package tree, trimmed, with the configuration's files, a
+    factory /etc and the tmpfiles.d lines that install it; the kernel and the special modes
+    wait beside it (out/boot, out/nix-support) for the disk step."""
     usr = out / "usr"
+    copy_package_tree(base, out)
+    factory = make_factory_etc(base, usr)
+    write_configuration_files(usr, files, os_release, out / "nix-support/special-modes")
+    compile_hwdb(out)
+    if (usr / "lib/modules").is_dir():  # a container's tree has no kernel
+        ship_static_nodes(out, usr / "lib/modules" / kernel_version(out))
+    install_factory_etc(usr, factory)
+    normalise_mtimes(out)
+
+
+def copy_package_tree(base: Path, out: Path) -> None:
     log("Copying the package tree")
-    copy_tree(base / "usr", usr)
+    copy_tree(base / "usr", out / "usr")
     for rel in TRIM:
-        remove(usr / rel)
+        remove(out / "usr" / rel)
     # The kernel goes into the UKI, not into /usr; keep it beside the tree for the disk step,
     # with the modes the store cannot keep (setuid mount, su, ...), which that step applies.
     if (base / "boot").is_dir():  # a container's tree (boot.isContainer) has no kernel
@@ -260,6 +387,9 @@ def make_usr(base: Path, manifest: dict[str, dict[str, str]], os_release: Path, 
         (out / "nix-support").mkdir(exist_ok=True)
         shutil.copyfile(modes, out / "nix-support/special-modes")
 
+
+def make_factory_etc(base: Path, usr: Path) -> Path:
+    """The packages' /etc, less FACTORY_EXCLUDE, as usr/share/factory/etc (returned)."""
     log("Making the factory /etc")
     factory = usr / "share/factory/etc"
     remove(factory)
@@ -278,25 +408,33 @@ def make_usr(base: Path, manifest: dict[str, dict[str, str]], os_release: Path, 
         else:
             shutil.copy2(entry, factory / name)
     make_writable(factory)
+    return factory
 
+
+def write_configuration_files(
+    usr: Path, files: dict[str, ManifestFile], os_release: Path, modes_file: Path
+) -> None:
     log("Writing the configuration's files")
-    apply_manifest(usr, manifest)
-    merge_machine_modes(usr, out / "nix-support/special-modes")
+    apply_manifest(usr, files)
+    merge_machine_modes(usr, modes_file)
     shutil.copyfile(os_release, usr / "lib/os-release")
 
-    # A read-only /usr ships its hardware database compiled: with /usr/lib/udev/hwdb.bin in
-    # place, systemd-hwdb-update.service has nothing to do at boot.
-    # systemd-hwdb comes with udev, which the tools set lacks; the image's own binary runs
-    # here because the tools carry the same libsystemd-shared (both are trixie's systemd).
-    hwdb = usr / "bin/systemd-hwdb"
+
+def compile_hwdb(out: Path) -> None:
+    """A read-only /usr ships its hardware database compiled: with /usr/lib/udev/hwdb.bin in
+    place, systemd-hwdb-update.service has nothing to do at boot.
+    systemd-hwdb comes with udev, which the tools set lacks; the image's own binary runs
+    here because the tools carry the same libsystemd-shared (both are trixie's systemd)."""
+    hwdb = out / "usr/bin/systemd-hwdb"
     if hwdb.exists():
         log("Compiling the hardware database")
         run(hwdb, "update", f"--root={out}", "--usr", "--strict")
-    if (usr / "lib/modules").is_dir():  # a container's tree has no kernel
-        ship_static_nodes(out, usr / "lib/modules" / kernel_version(out))
 
-    # The configuration's own /etc lines (modules/system/etc.nix) come first and win;
-    # the packages' /etc is installed by a later file for what remains.
+
+def install_factory_etc(usr: Path, factory: Path) -> None:
+    """tmpfiles.d lines that fill an empty /etc from the factory tree at boot. The
+    configuration's own /etc lines (modules/system/etc.nix) come first and win; the packages'
+    /etc is installed by a later file for what remains."""
     owned = tmpfiles_paths(usr / "lib/tmpfiles.d") | {"/etc/os-release"}
     lines = factory_lines(factory, owned)
     lines.append("L /etc/os-release - - - - ../usr/lib/os-release")
@@ -305,7 +443,6 @@ def make_usr(base: Path, manifest: dict[str, dict[str, str]], os_release: Path, 
         "# Generated by sonix: /etc from the packages' defaults in /usr/share/factory/etc\n"
         + "\n".join(lines) + "\n",
     )
-    normalise_mtimes(out)
 
 
 # ------------------------------------------------------------------------------------------
@@ -574,27 +711,45 @@ def module_closure(moddir: Path, names: Iterable[str]) -> tuple[set[str], list[s
     return files, missing
 
 
-def make_initrd(
-    usr: Path,
-    base: Path,
-    manifest: dict[str, dict[str, str]],
-    os_release: Path,
-    modules: list[str],
-    binaries: list[str],
-    compressor: str,
-    out: Path,
-    network: bool = False,
-) -> None:
+@dataclass(frozen=True)
+class InitrdSpec:
+    """What the initrd step reads (its command line and the initrd's buildManifest files)."""
+
+    usr: Path  # the package tree the initrd is cut from
+    base: Path  # its /etc (passwd, ld.so.conf, ...) when the usr tree has no factory copy
+    files: dict[str, ManifestFile]  # boot.initrd.usrFiles
+    os_release: Path
+    modules: tuple[str, ...]  # kernel modules, with their dependencies
+    binaries: tuple[str, ...]  # beyond INITRD_BINARIES (boot.initrd.binaries)
+    compressor: str  # a key of INITRD_COMPRESSORS
+    network: bool  # systemd-networkd in stage 1 (boot.initrd.network.enable)
+
+
+def make_initrd(spec: InitrdSpec, out: Path) -> None:
+    """The initrd step: out/initrd.img (a compressed cpio) and out/initrd.json (its sizes)."""
     root = Path(os.environ.get("TMPDIR", "/tmp")) / "initrd-root"
+    make_initrd_root(root)
+    copy_initrd_binaries(spec, root)
+    copy_initrd_data(spec, root)
+    kernel = copy_initrd_modules(spec, root)
+    write_initrd_files(spec, root)
+    pack_initrd(root, spec.compressor, kernel, out)
+    shutil.rmtree(root)
+
+
+def make_initrd_root(root: Path) -> None:
     remove(root)
     root.mkdir(parents=True)
     for link, target in (("bin", "usr/bin"), ("sbin", "usr/sbin"), ("lib", "usr/lib"),
                          ("lib64", "usr/lib64")):
         (root / link).symlink_to(target)
 
+
+def copy_initrd_binaries(spec: InitrdSpec, root: Path) -> None:
     log("Copying binaries and their libraries")
-    extra = INITRD_NETWORK_BINARIES if network else []
-    wanted = [usr / b for b in INITRD_BINARIES + extra + [b.lstrip("/") for b in binaries]]
+    usr = spec.usr
+    extra = INITRD_NETWORK_BINARIES if spec.network else []
+    wanted = [usr / b for b in INITRD_BINARIES + extra + [b.lstrip("/") for b in spec.binaries]]
     missing = [str(p.relative_to(usr)) for p in wanted if not p.exists() and not p.is_symlink()]
     if missing:
         die(f"initrd binaries not in the usr tree: {', '.join(missing)}")
@@ -605,7 +760,11 @@ def make_initrd(
     for path in sorted(elf_closure(usr, wanted)):
         copy_into(usr, root, path)
 
+
+def copy_initrd_data(spec: InitrdSpec, root: Path) -> None:
+    """Units, udev rules and configuration; /etc's accounts and loader settings; os-release."""
     log("Copying units, rules and configuration")
+    usr, network = spec.usr, spec.network
     for rel in INITRD_DATA + (INITRD_NETWORK_DATA if network else []):
         src = usr / rel
         if src.is_dir():
@@ -618,7 +777,7 @@ def make_initrd(
             remove(unit)
     (root / "etc").mkdir(exist_ok=True)
     for rel in INITRD_ETC:
-        src = base / "etc" / rel
+        src = spec.base / "etc" / rel
         factory = usr / "usr/share/factory/etc" / rel
         chosen = factory if factory.exists() else src
         if chosen.is_dir():
@@ -630,29 +789,37 @@ def make_initrd(
         if not network_conf.exists():
             die("systemd-network.conf is not in usr/lib/sysusers.d: the systemd package changed?")
         run("systemd-sysusers", f"--root={root}", network_conf)
-    shutil.copyfile(os_release, root / "usr/lib/os-release")
-    shutil.copyfile(os_release, root / "etc/initrd-release")
+    shutil.copyfile(spec.os_release, root / "usr/lib/os-release")
+    shutil.copyfile(spec.os_release, root / "etc/initrd-release")
     (root / "etc/machine-id").write_text("")
     (root / "init").symlink_to("usr/lib/systemd/systemd")
 
+
+def copy_initrd_modules(spec: InitrdSpec, root: Path) -> str:
+    """The modules asked for and their dependencies, depmod'ed; returns the kernel version."""
     log("Copying kernel modules")
-    version = kernel_version(usr)
-    moddir = usr / "usr/lib/modules" / version
-    files, unknown = module_closure(moddir, modules)
+    version = kernel_version(spec.usr)
+    moddir = spec.usr / "usr/lib/modules" / version
+    files, unknown = module_closure(moddir, spec.modules)
     if unknown:
         die(f"initrd kernel modules not found for {version}: {', '.join(sorted(unknown))}")
     for rel in sorted(files):
-        copy_into(usr, root, moddir / rel)
+        copy_into(spec.usr, root, moddir / rel)
     for meta in ("modules.order", "modules.builtin", "modules.builtin.modinfo"):
-        copy_into(usr, root, moddir / meta)
+        copy_into(spec.usr, root, moddir / meta)
     run("depmod", "-b", root, version)
     ship_static_nodes(root, root / "usr/lib/modules" / version)
+    return version
 
+
+def write_initrd_files(spec: InitrdSpec, root: Path) -> None:
     log("Writing the configuration's initrd files")
-    apply_manifest(root / "usr", manifest)
+    apply_manifest(root / "usr", spec.files)
     run("ldconfig", "-r", root)
     normalise_mtimes(root)
 
+
+def pack_initrd(root: Path, compressor: str, kernel: str, out: Path) -> None:
     log(f"Packing the cpio archive ({compressor})")
     out.mkdir(parents=True, exist_ok=True)
     cpio = out / "initrd.cpio"
@@ -662,8 +829,7 @@ def make_initrd(
     (out / f"initrd.cpio{INITRD_SUFFIXES[compressor]}").rename(archive)
     sizes = {"unpacked": tree_size(root), "compressed": archive.stat().st_size}
     (out / "initrd.json").write_text(
-        json.dumps({"kernel": version, "compressor": compressor, "bytes": sizes}, indent=2))
-    shutil.rmtree(root)
+        json.dumps({"kernel": kernel, "compressor": compressor, "bytes": sizes}, indent=2))
 
 
 def copy_into(src_root: Path, dst_root: Path, path: Path) -> None:
@@ -731,27 +897,72 @@ def size_bytes(text: str) -> int:
 EROFS_COMPRESSION = {"lz4": ["-zlz4hc,level=12"], "lzma": ["-zlzma,level=109"], "none": []}
 
 
-def repart_definitions(directory: Path, cfg: dict[str, object], esp: Path, usr: Path) -> None:
+def make_disk(usr: Path, initrd: Path, cfg: DiskConfig, out: Path) -> None:
+    """The disk step: out/disk.raw, the UKI out/<name>_<version>.efi and out/manifest.json.
+    Two passes of repart, because the UKI's command line carries the usr root hash that the
+    first pass computes and the ESP that the second adds carries the UKI (docs/image.md)."""
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / "disk-work"
+    remove(work)
+    esp, definitions = work / "esp", work / "repart.d"
+    esp.mkdir(parents=True)
+    erofs = make_usr_filesystem(usr, cfg, work)
+    write_repart_definitions(definitions, cfg, esp, erofs)
+    out.mkdir(parents=True, exist_ok=True)
+    disk = out / "disk.raw"
+    # Partition UUIDs and filesystem UUIDs from a seed: same inputs, same image.
+    seed = str(uuid.UUID(hashlib.sha256(f"{cfg.name}_{cfg.version}".encode()).hexdigest()[:32]))
+    usrhash = make_usr_partitions(disk, definitions, seed)
+    uki = make_uki(usr, initrd, cfg, usrhash, out)
+    entry = stage_esp(esp, uki.path, cfg)
+    log("Adding the ESP (pass 2)")
+    parts = repart(disk, definitions, seed)
+    log("Checking that the UKI and the partition table agree")
+    check_usrhash(disk, uki.path, usrhash)
+    write_disk_manifest(out, cfg, disk, uki, initrd, usrhash, entry, parts)
+    shutil.rmtree(work)
+
+
+def make_usr_filesystem(usr: Path, cfg: DiskConfig, work: Path) -> Path:
+    """work/usr.erofs from the usr step's tree, with ordinary modes plus the special ones.
+    The Nix store keeps only one permission bit (r-x or r--) and is not writable for the
+    build's user namespace; the image gets a copy with ordinary modes (0755 / 0644)."""
+    log("Copying /usr with ordinary permissions")
+    tree = work / "tree"
+    copy_tree(usr / "usr", tree / "usr")
+    restore_modes(tree)
+    modes = read_special_modes(usr / "nix-support/special-modes")
+    log(f"Making the usr file system (erofs, {cfg.compression}); special modes: "
+        f"{', '.join(f'/usr/{m}' for m in sorted(modes)) or 'none'}")
+    write_usr_tar(tree, modes, work / "usr.tar")
+    erofs = work / "usr.erofs"
+    fs_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"sonix:{cfg.name}_{cfg.version}:usr")
+    run("mkfs.erofs", "--quiet", "--tar=f", *EROFS_COMPRESSION[cfg.compression],
+        f"-U{fs_uuid}", f"-T{EPOCH}", "--all-time", erofs, work / "usr.tar")
+    normalise_mtimes(tree)
+    return erofs
+
+
+def write_repart_definitions(directory: Path, cfg: DiskConfig, esp: Path, usr: Path) -> None:
     """usr is the erofs image that repart copies into the usr slot and protects with verity."""
-    name, version = cfg["name"], cfg["version"]
-    usr_size, verity_size = cfg["usrSlotSize"], cfg["usrVeritySlotSize"]
+    label = f"{cfg.name}_{cfg.version}"
     directory.mkdir(parents=True, exist_ok=True)
     (directory / "00-esp.conf").write_text(
         "[Partition]\nType=esp\nLabel=ESP\nFormat=vfat\n"
-        f"SizeMinBytes={cfg['espSize']}\nSizeMaxBytes={cfg['espSize']}\nCopyFiles={esp}:/\n"
+        f"SizeMinBytes={cfg.esp_size}\nSizeMaxBytes={cfg.esp_size}\nCopyFiles={esp}:/\n"
     )
     # 4 KiB verity blocks, on both definitions: with --sector-size=512 repart would otherwise
     # use 512-byte blocks, an 8x larger hash tree (probe notes, pitfall 2).
     blocks = "VerityDataBlockSizeBytes=4096\nVerityHashBlockSizeBytes=4096\n"
     (directory / "10-usr.conf").write_text(
-        f"[Partition]\nType=usr\nLabel={name}_{version}\n"
+        f"[Partition]\nType=usr\nLabel={label}\n"
         f"CopyBlocks={usr}\nVerity=data\nVerityMatchKey=usr\n{blocks}"
-        f"SizeMinBytes={usr_size}\nSizeMaxBytes={usr_size}\nReadOnly=yes\n"
+        f"SizeMinBytes={cfg.usr_slot_size}\nSizeMaxBytes={cfg.usr_slot_size}\nReadOnly=yes\n"
     )
     (directory / "11-usr-verity.conf").write_text(
-        f"[Partition]\nType=usr-verity\nLabel={name}_{version}_verity\nVerity=hash\n"
+        f"[Partition]\nType=usr-verity\nLabel={label}_verity\nVerity=hash\n"
         f"VerityMatchKey=usr\n{blocks}"
-        f"SizeMinBytes={verity_size}\nSizeMaxBytes={verity_size}\nReadOnly=yes\n"
+        f"SizeMinBytes={cfg.usr_verity_slot_size}\nSizeMaxBytes={cfg.usr_verity_slot_size}\n"
+        "ReadOnly=yes\n"
     )
 
 
@@ -765,33 +976,9 @@ def repart(disk: Path, definitions: Path, seed: str, *extra: str) -> list[dict[s
     return parsed
 
 
-def make_disk(usr: Path, initrd: Path, cfg: dict[str, object], out: Path) -> None:
-    name, version = str(cfg["name"]), str(cfg["version"])
-    tries = int(str(cfg["tries"]))
-    work = Path(os.environ.get("TMPDIR", "/tmp")) / "disk-work"
-    remove(work)
-    esp, definitions, tree = work / "esp", work / "repart.d", work / "tree"
-    esp.mkdir(parents=True)
-    # The Nix store keeps only one permission bit (r-x or r--) and is not writable for the
-    # build's user namespace; the image gets a copy with ordinary modes (0755 / 0644).
-    log("Copying /usr with ordinary permissions")
-    copy_tree(usr / "usr", tree / "usr")
-    restore_modes(tree)
-    modes = read_special_modes(usr / "nix-support/special-modes")
-    log(f"Making the usr file system (erofs, {cfg['compression']}); special modes: "
-        f"{', '.join(f'/usr/{m}' for m in sorted(modes)) or 'none'}")
-    write_usr_tar(tree, modes, work / "usr.tar")
-    erofs = work / "usr.erofs"
-    run("mkfs.erofs", "--quiet", "--tar=f", *EROFS_COMPRESSION[str(cfg["compression"])],
-        f"-U{uuid.uuid5(uuid.NAMESPACE_URL, f'sonix:{name}_{version}:usr')}", f"-T{EPOCH}",
-        "--all-time", erofs, work / "usr.tar")
-    normalise_mtimes(tree)
-    repart_definitions(definitions, cfg, esp, erofs)
-    out.mkdir(parents=True, exist_ok=True)
-    disk = out / "disk.raw"
-    # Partition UUIDs and filesystem UUIDs from a seed: same inputs, same image.
-    seed = str(uuid.UUID(hashlib.sha256(f"{name}_{version}".encode()).hexdigest()[:32]))
-
+def make_usr_partitions(disk: Path, definitions: Path, seed: str) -> str:
+    """Pass 1: a new disk with the usr partition and its verity hash tree (the ESP deferred);
+    returns the root hash."""
     log("Building the usr partition and its verity hash tree (pass 1)")
     started = time.monotonic()
     parts = repart(disk, definitions, seed, "--empty=create", "--size=auto",
@@ -800,60 +987,71 @@ def make_disk(usr: Path, initrd: Path, cfg: dict[str, object], out: Path) -> Non
     if not usrhash:
         die("systemd-repart reported no verity root hash for the usr partition")
     log(f"usr root hash {usrhash} ({time.monotonic() - started:.1f}s)")
+    return usrhash
 
+
+@dataclass(frozen=True)
+class Uki:
+    path: Path
+    kernel: str  # its version (uname -r)
+    cmdline: str
+
+
+def make_uki(usr: Path, initrd: Path, cfg: DiskConfig, usrhash: str, out: Path) -> Uki:
     log("Building the UKI")
-    version_k = kernel_version(usr)
-    raw_params, raw_disabled = cfg["kernelParams"], cfg.get("disabledLsms", [])
-    assert isinstance(raw_params, list) and isinstance(raw_disabled, list)
-    params, disabled = [str(p) for p in raw_params], [str(m) for m in raw_disabled]
-    lsm = lsm_parameter(usr / f"boot/config-{version_k}", disabled, params)
+    kernel = kernel_version(usr)
+    params = list(cfg.kernel_params)
+    lsm = lsm_parameter(usr / f"boot/config-{kernel}", list(cfg.disabled_lsms), params)
     cmdline = " ".join([*params, *([lsm] if lsm else []), f"usrhash={usrhash}"])
-    uki = out / f"{name}_{version}.efi"
+    uki = out / f"{cfg.name}_{cfg.version}.efi"
     run(
-        "ukify", "build", f"--linux={usr}/boot/vmlinuz-{version_k}", f"--initrd={initrd}",
+        "ukify", "build", f"--linux={usr}/boot/vmlinuz-{kernel}", f"--initrd={initrd}",
         f"--cmdline={cmdline}", f"--os-release=@{usr}/usr/lib/os-release",
-        f"--uname={version_k}", f"--stub={cfg['stubDir']}/linuxx64.efi.stub", f"--output={uki}",
+        f"--uname={kernel}", f"--stub={cfg.stub_dir}/linuxx64.efi.stub", f"--output={uki}",
     )
+    return Uki(uki, kernel, cmdline)
 
+
+def stage_esp(esp: Path, uki: Path, cfg: DiskConfig) -> str:
+    """The ESP's files: systemd-boot, loader.conf and the UKI named with its boot counter
+    (returned: the entry's path in the ESP)."""
     log("Staging the ESP (systemd-boot, the UKI with a boot counter)")
-    boot_efi = Path(str(cfg["stubDir"])) / "systemd-bootx64.efi"
+    boot_efi = cfg.stub_dir / "systemd-bootx64.efi"
     for target in ("EFI/BOOT/BOOTX64.EFI", "EFI/systemd/systemd-bootx64.efi"):
         (esp / target).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(boot_efi, esp / target)
-    counter = f"+{tries}" if tries > 0 else ""
-    entry = f"EFI/Linux/{name}_{version}{counter}.efi"
+    counter = f"+{cfg.tries}" if cfg.tries > 0 else ""
+    entry = f"EFI/Linux/{cfg.name}_{cfg.version}{counter}.efi"
     (esp / entry).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(uki, esp / entry)
     (esp / "loader").mkdir(exist_ok=True)
-    (esp / "loader/loader.conf").write_text(f"timeout {cfg['timeout']}\nconsole-mode keep\n")
+    (esp / "loader/loader.conf").write_text(f"timeout {cfg.timeout}\nconsole-mode keep\n")
     normalise_mtimes(esp)
+    return entry
 
-    log("Adding the ESP (pass 2)")
-    parts = repart(disk, definitions, seed)
 
-    log("Checking that the UKI and the partition table agree")
-    check_usrhash(disk, uki, usrhash)
-
+def write_disk_manifest(out: Path, cfg: DiskConfig, disk: Path, uki: Uki, initrd: Path,
+                        usrhash: str, entry: str, parts: list[dict[str, object]]) -> None:
+    """out/manifest.json: what the release tools and the benchmarks read about the image."""
     manifest = {
-        "name": name,
-        "version": version,
+        "name": cfg.name,
+        "version": cfg.version,
         "usrhash": usrhash,
-        "kernel": version_k,
-        "cmdline": cmdline,
-        "uki": uki.name,
+        "kernel": uki.kernel,
+        "cmdline": uki.cmdline,
+        "uki": uki.path.name,
         "esp_entry": entry,
         "bytes": {
             "disk": disk.stat().st_size,
             "disk_allocated": disk.stat().st_blocks * 512,
-            "uki": uki.stat().st_size,
+            "uki": uki.path.stat().st_size,
             "initrd": initrd.stat().st_size,
             "usr_fs": usr_filesystem_size(disk, parts),
-            "usr_slot": size_bytes(str(cfg["usrSlotSize"])),
+            "usr_slot": size_bytes(cfg.usr_slot_size),
         },
         "partitions": parts,
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-    shutil.rmtree(work)
 
 
 def usr_filesystem_size(disk: Path, parts: list[dict[str, object]]) -> int:
@@ -890,39 +1088,39 @@ def check_usrhash(disk: Path, uki: Path, usrhash: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="verb", required=True)
-    p = sub.add_parser("usr")
-    p.add_argument("--base", type=Path, required=True)
-    p.add_argument("--manifest", type=Path, required=True)
-    p.add_argument("--os-release", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
-    p = sub.add_parser("initrd")
-    p.add_argument("--usr", type=Path, required=True)
-    p.add_argument("--base", type=Path, required=True)
-    p.add_argument("--manifest", type=Path, required=True)
-    p.add_argument("--os-release", type=Path, required=True)
+
+    def verb(name: str, *paths: str) -> argparse.ArgumentParser:
+        p = sub.add_parser(name)
+        for option in (*paths, "out"):
+            p.add_argument(f"--{option}", type=Path, required=True)
+        return p
+
+    verb("usr", "base", "manifest", "os-release")
+    p = verb("initrd", "usr", "base", "manifest", "os-release")
     p.add_argument("--modules", default="")
     p.add_argument("--binaries", default="")
     p.add_argument("--compressor", choices=sorted(INITRD_COMPRESSORS), default="xz")
     p.add_argument("--network", action="store_true", help="systemd-networkd in the initrd")
-    p.add_argument("--out", type=Path, required=True)
-    p = sub.add_parser("disk")
-    p.add_argument("--usr", type=Path, required=True)
-    p.add_argument("--initrd", type=Path, required=True)
-    p.add_argument("--config", type=Path, required=True)
-    p.add_argument("--out", type=Path, required=True)
+    verb("disk", "usr", "initrd", "config")
     args = parser.parse_args()
 
-    if args.verb == "usr":
-        manifest = json.loads(args.manifest.read_text())["usrFiles"]
-        make_usr(args.base, manifest, args.os_release, args.out)
-    elif args.verb == "initrd":
-        manifest = json.loads(args.manifest.read_text())["initrdUsrFiles"]
-        modules = [m for m in args.modules.split(",") if m]
-        binaries = [b for b in args.binaries.split(",") if b]
-        make_initrd(args.usr, args.base, manifest, args.os_release, modules, binaries,
-                    args.compressor, args.out, network=args.network)
-    else:
-        make_disk(args.usr, args.initrd, json.loads(args.config.read_text()), args.out)
+    try:
+        if args.verb == "usr":
+            make_usr(args.base, read_manifest(args.manifest, "usrFiles"), args.os_release,
+                     args.out)
+        elif args.verb == "initrd":
+            spec = InitrdSpec(
+                usr=args.usr, base=args.base, os_release=args.os_release,
+                files=read_manifest(args.manifest, "initrdUsrFiles"),
+                modules=tuple(m for m in args.modules.split(",") if m),
+                binaries=tuple(b for b in args.binaries.split(",") if b),
+                compressor=args.compressor, network=args.network,
+            )
+            make_initrd(spec, args.out)
+        else:
+            make_disk(args.usr, args.initrd, DiskConfig.read(args.config), args.out)
+    except ConfigError as e:
+        die(str(e))
 
 
 if __name__ == "__main__":
