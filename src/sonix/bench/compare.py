@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -260,7 +259,7 @@ def boot_chart(machine: Machine, out: Path) -> Path:
         raise ui.die("rsvg-convert is missing (it renders the boot charts)",
                      hint="apt-get install librsvg2-bin (./sonix installs it on first use)")
     png = out.with_suffix(".png")
-    subprocess.run([rsvg, "--background-color=white", "-o", str(png), str(svg)], check=True)
+    process.run([rsvg, "--background-color=white", "-o", png, svg], capture=True, timeout=300)
     return png
 
 

@@ -8,11 +8,9 @@ what to install or free up.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -254,12 +252,8 @@ def run_probe_guest(guest: ProbeGuest, serial: Path, timeout: float) -> str | No
     Not process.run: a failing probe is an answer (TCG), not an error, and it may hang
     (after a KVM internal error QEMU stays alive). Polls two small files for a few seconds.
     """
-    ui.debug(process.command_line(list(guest.argv)))
     with tempfile.TemporaryFile() as errors:
-        qemu_process = subprocess.Popen(
-            guest.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
-            preexec_fn=die_with_parent,
-        )  # fmt: skip
+        qemu_process = process.spawn(guest.argv, stdout=subprocess.DEVNULL, stderr=errors)
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -277,9 +271,7 @@ def run_probe_guest(guest: ProbeGuest, serial: Path, timeout: float) -> str | No
                     return f"no output on the serial console within {timeout:.0f}s"
                 time.sleep(0.1)
         finally:
-            if qemu_process.poll() is None:
-                qemu_process.kill()
-            qemu_process.wait()
+            process.stop(qemu_process, grace=0)
 
 
 def _shows(serial: Path, sign: str) -> bool:
@@ -361,17 +353,6 @@ def file_tail(path: Path) -> Callable[[], str]:
             return ""
 
     return read
-
-
-def die_with_parent() -> None:
-    """`preexec_fn` for QEMU: the kernel kills it when the process that started it dies.
-
-    Without this, a test run that is killed (a CI timeout, `kill -9`) leaves its VMs running
-    with nobody to stop them. PR_SET_PDEATHSIG fires when the *thread* that started QEMU
-    ends, so start machines from a thread that lives as long as they do (the main thread).
-    """
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def require_qemu() -> str:
