@@ -18,9 +18,6 @@ from sonix.debian.lock import Lock
 
 pytestmark = pytest.mark.network
 
-NIX = ["--option", "substituters", ""]
-
-
 def sonix(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SONIX_ROOT": str(root)}
     result = subprocess.run(
@@ -33,7 +30,7 @@ def sonix(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def nix_build(root: Path, expr: str) -> Path:
     result = subprocess.run(
-        ["nix-build", *NIX, "--no-out-link", "-E", expr],
+        ["nix-build", "--no-out-link", "-E", expr],
         capture_output=True, text=True, cwd=root, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -227,7 +224,7 @@ def test_usr_tree_is_reproducible(root: Path, fetched: None) -> None:
       "linux-image-cloud-amd64" ]; }'''
     nix_build(root, expr)
     result = subprocess.run(
-        ["nix-build", *NIX, "--no-out-link", "--check", "-E", expr],
+        ["nix-build", "--no-out-link", "--check", "-E", expr],
         capture_output=True, text=True, cwd=root, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from sonix import nix
 from sonix.bench import compare
 from sonix.bench.compare import BootSample, FloorFigures, InitrdFloorFigures, SystemFigures
 
@@ -62,7 +63,7 @@ def test_cpu_seconds_of_all_cpus_and_of_pid_1() -> None:
 
 
 def measure(*argv: str) -> tuple[int, float, int]:
-    result = subprocess.run([sys.executable, "-I", "-S", "-c", compare.MEASURE_CHILD, *argv],
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", nix.MEASURE_CHILD, *argv],
                             capture_output=True, text=True, check=True)
     status, seconds, kib = result.stdout.split()
     return int(status), float(seconds), int(kib)

@@ -32,7 +32,6 @@ import os
 import re
 import shutil
 import statistics
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -174,23 +173,6 @@ def timed(step: Callable[[], T]) -> tuple[float, T]:
     return time.monotonic() - start, result
 
 
-# Runs argv (its output to /dev/null) and prints "<exit status> <seconds> <peak RSS in KiB>".
-# A process's peak RSS counts the memory of the process it was forked from (Linux records the
-# forked copy's high-water mark at exec), so measured straight from the CLI (or from pytest,
-# some 350 MiB) it would be the caller's size. A small interpreter of its own forks the
-# evaluator instead, as GNU time does; its own few MiB are below any evaluation's.
-MEASURE_CHILD = """
-import os, sys, time
-start = time.monotonic()
-pid = os.fork()
-if pid == 0:
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    os.execvp(sys.argv[1], sys.argv[1:])
-_, status, usage = os.wait4(pid, 0)
-print(os.waitstatus_to_exitcode(status), time.monotonic() - start, usage.ru_maxrss)
-"""
-
-
 def eval_figures(config: Path) -> tuple[float, int]:
     """Seconds and peak RSS (bytes) of evaluating `config` down to its system derivation."""
     root, configuration = paths.source_root(), build.nix_path(config)
@@ -198,13 +180,8 @@ def eval_figures(config: Path) -> tuple[float, int]:
         f"(import {root}/default.nix {{ configuration = {configuration}; }})"
         ".config.system.build.toplevel.drvPath"
     )
-    argv = ["nix-instantiate", "--eval", "--expr", expr]
-    result = process.run([sys.executable, "-I", "-S", "-c", MEASURE_CHILD, *argv],
-                         capture=True, check=False, env=nix.NIX_ENV)
-    figures = (result.stdout or "").split()
-    if result.returncode != 0 or len(figures) != 3 or figures[0] != "0":
-        raise ui.die(f"evaluating {config} failed: {(result.stderr or '')[-2000:]}")
-    return float(figures[1]), int(figures[2]) * 1024
+    measured = nix.eval_measured(["--expr", expr], what=f"evaluating {config}")
+    return measured.seconds, measured.peak_rss
 
 
 # Give the booted UKI on the ESP a boot counter again (the next boot is counted, so it reaches
