@@ -1,4 +1,4 @@
-"""`sonix bench`: sonix against the Debian peer and the kernel-only floor, in one run.
+"""`sonix bench compare`: sonix against the Debian peer and the kernel-only floor, in one run.
 
 Three systems from the same locked Debian 13 packages, booted on this machine one after the
 other under the same accelerator:
@@ -27,6 +27,7 @@ systemd's first message). Nor does the peer's systemd see the boot loader's EFI 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
@@ -44,6 +45,39 @@ from sonix import build, nix, paths, process, ui
 from sonix.bench import floor, peer
 from sonix.testing import Driver, Machine
 from sonix.vm import qemu
+
+
+def register(workloads: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = workloads.add_parser(
+        "compare",
+        help="measure sonix against a Debian installation of the same packages",
+        description="Builds and boots, in one run on this machine, the minimal sonix server, "
+        "a peer made from the same locked Debian 13 packages the way a Debian user installs "
+        "them (dpkg/apt with maintainer scripts, initramfs-tools, ext4, systemd-boot) and the "
+        "same kernel booting straight into a trivial init. Writes medians and sonix/peer "
+        "ratios to OUT/benchmarks.md, the raw figures to OUT/benchmarks/results.json and a "
+        "boot chart per system to OUT/benchmarks/bootchart-*.png.",
+    )
+    parser.add_argument("--runs", type=int, default=5,
+                        help="measured boots per system, after one that is not counted (5)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: one boot each (the first, uncounted one is "
+                        "skipped), the peer from the cache")
+    parser.add_argument("--out", type=Path, default=paths.source_root() / "docs",
+                        help="where benchmarks.md and benchmarks/ go (default: docs/)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep builds and VM disks here (default: a temporary directory)")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    runs = 1 if args.quick else args.runs
+    report = run(args.out, runs=runs, cold_peer=not args.quick, warmup=not args.quick,
+                 work=args.work)
+    for name, value in report["summary"]["targets"].items():
+        ui.info(f"{name}: {value}")
+    print(args.out / "benchmarks.md")
+    return 0
 
 T = TypeVar("T")
 MINIMAL = paths.source_root() / "examples/minimal.nix"
@@ -272,8 +306,8 @@ def accel_of_run(first: str, last: str) -> str:
     driver fell back to TCG), the figures mix both, and the report says so."""
     if first == last:
         return last
-    ui.info(f"the accelerator changed during the run ({first} -> {last}): run `sonix bench` "
-            "again for figures under one accelerator")
+    ui.info(f"the accelerator changed during the run ({first} -> {last}): run "
+            "`sonix bench compare` again for figures under one accelerator")
     return f"{first}, then {last} (KVM failed a guest)"
 
 
@@ -467,7 +501,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     lines = [
         "# sonix against a Debian installation of the same packages",
         "",
-        f"Made by `./sonix bench --runs {report['runs']}` on {report['date']} "
+        f"Made by `./sonix bench compare --runs {report['runs']}` on {report['date']} "
         f"({report['host']}, accelerator {report['accel']}). Medians of {report['runs']} "
         "boots after a first boot that is not counted; ratio = sonix / peer. The peer is "
         "the same locked Debian 13 packages installed with dpkg/apt and maintainer scripts, "
