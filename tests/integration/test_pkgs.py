@@ -193,10 +193,12 @@ def test_tools_build_a_uki(root: Path, system_tree: Path) -> None:
     assert ".linux:" in inspect and ".initrd:" in inspect and "console=ttyS0" in inspect
 
 
-def _altered(root: Path, name: str, **changes: str) -> Lock:
+def _altered(root: Path, name: str, *, sha256: str, version: str | None = None) -> Lock:
     """The repository's lock with one package's entry changed."""
     locked = lock.read_lock(root / "pkgs" / "lock.json")
-    packages = {**locked.packages, name: dataclasses.replace(locked.packages[name], **changes)}
+    old = locked.packages[name]
+    new = dataclasses.replace(old, sha256=sha256, version=version or old.version)
+    packages = {**locked.packages, name: new}
     return dataclasses.replace(locked, packages=packages)
 
 

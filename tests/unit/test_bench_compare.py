@@ -93,7 +93,7 @@ def boot(
     )
 
 
-def figures() -> tuple[SystemFigures, SystemFigures, FloorFigures]:
+def figures() -> tuple[SystemFigures, SystemFigures, FloorFigures, InitrdFloorFigures]:
     sonix = SystemFigures("sonix", boots=[
         boot(30, {"kernel": 3, "initrd": 5, "userspace": 10}, complete=32),
         boot(40, {"kernel": 4, "initrd": 6, "userspace": 12}, complete=41),
