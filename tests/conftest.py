@@ -8,13 +8,14 @@ from pathlib import Path
 
 import pytest
 
+from sonix import nix
 from sonix.build import BuildResult, build_system
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# As in sonix.nix: no substituters (nothing outside this machine is reachable), no build
-# sandbox (build steps run the host's /bin/sh and bwrap).
-os.environ.setdefault("NIX_CONFIG", "substituters =\nsandbox = false\n")
+# Nix as sonix runs it (sonix.nix.NIX_ENV: no substituters, no build sandbox), also for the
+# tests that call nix-build or nix-instantiate themselves.
+os.environ.update(nix.NIX_ENV)
 os.environ["SONIX_ROOT"] = str(ROOT)
 
 

@@ -1,14 +1,17 @@
 """One function per Nix call. Every call goes through `process.run` with the same settings.
 
 Substituters are switched off: nothing outside this machine is reachable, and Nix would
-otherwise retry a public binary cache before every build.
+otherwise retry a public binary cache before every build. `NIX_ENV` is the one copy of those
+settings (tests/conftest.py puts it into the test session's environment).
 """
 
 from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -36,28 +39,6 @@ def _nix_error(result: subprocess.CompletedProcess[str], what: str) -> ui.SonixE
     # Nix prints "error: ..." followed by the message; keep it whole, drop trace noise.
     text = "\n".join(lines) if lines else f"exit status {result.returncode}"
     return ui.SonixError(f"{what} failed:\n{text}")
-
-
-def eval_json(
-    file: Path,
-    attr: str | None = None,
-    args: Mapping[str, str] | None = None,
-    *,
-    what: str = "evaluation",
-    show_trace: bool = False,
-) -> Any:
-    """`nix-instantiate --eval --strict --json FILE [-A ATTR]`, parsed."""
-    argv: list[str] = ["nix-instantiate", "--eval", "--strict", "--json", str(file)]
-    if attr:
-        argv += ["-A", attr]
-    argv += _arg_flags(args or {})
-    if show_trace or ui.debug_enabled():
-        argv.append("--show-trace")
-    result = process.run(argv, capture=True, check=False, env=NIX_ENV, cwd=paths.source_root())
-    if result.returncode != 0:
-        raise _nix_error(result, what)
-    _print_warnings(result.stderr)
-    return json.loads(result.stdout)
 
 
 def eval_expr_json(expr: str, *, what: str = "evaluation") -> Any:
@@ -120,3 +101,75 @@ def collect_garbage() -> str:
     result = process.run(["nix-store", "--gc"], capture=True, env=NIX_ENV)
     lines = [line for line in (result.stdout + result.stderr).splitlines() if "freed" in line]
     return lines[-1].strip() if lines else "nothing to delete"
+
+
+def invalid_paths(candidates: Sequence[Path]) -> set[Path]:
+    """`nix-store --check-validity --print-invalid PATH...`: those of `candidates` that are
+    not valid store paths (one call)."""
+    if not candidates:
+        return set()
+    result = process.run(
+        ["nix-store", "--check-validity", "--print-invalid", *map(str, candidates)],
+        capture=True,
+        env=NIX_ENV,
+    )
+    return {Path(line) for line in result.stdout.split()}
+
+
+def nar_size(path: Path) -> int:
+    """`nix-store --query --size PATH`: the bytes of the path's NAR serialisation."""
+    result = process.run(["nix-store", "--query", "--size", str(path)], capture=True, env=NIX_ENV)
+    return int(result.stdout)
+
+
+def delete(paths: Sequence[str]) -> bool:
+    """`nix-store --delete PATH...`: whether Nix deleted them (it refuses, and deletes
+    nothing, when one of them is still in use)."""
+    result = process.run(
+        ["nix-store", "--delete", *paths], capture=True, check=False, env=NIX_ENV
+    )
+    return result.returncode == 0
+
+
+def version() -> str:
+    """`nix-instantiate --version`, e.g. "nix-instantiate (Nix) 2.26.3"."""
+    return process.run(["nix-instantiate", "--version"], capture=True, env=NIX_ENV).stdout.strip()
+
+
+# Runs argv (its output to /dev/null) and prints "<exit status> <seconds> <peak RSS in KiB>".
+# A process's peak RSS counts the memory of the process it was forked from (Linux records the
+# forked copy's high-water mark at exec), so measured straight from the CLI (or from pytest,
+# some 350 MiB) it would be the caller's size. A small interpreter of its own forks the
+# evaluator instead, as GNU time does; its own few MiB are below any evaluation's.
+MEASURE_CHILD = """
+import os, sys, time
+start = time.monotonic()
+pid = os.fork()
+if pid == 0:
+    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
+    os.execvp(sys.argv[1], sys.argv[1:])
+_, status, usage = os.wait4(pid, 0)
+print(os.waitstatus_to_exitcode(status), time.monotonic() - start, usage.ru_maxrss)
+"""
+
+
+@dataclass(frozen=True)
+class EvalFigures:
+    """What one measured evaluation took."""
+
+    seconds: float  # wall clock
+    peak_rss: int  # bytes, the evaluator's peak resident set
+
+
+def eval_measured(args: Sequence[str], *, strict: bool = False, what: str) -> EvalFigures:
+    """`nix-instantiate --eval [--strict --json] ARGS...` (its output discarded), timed and
+    with its peak memory: for benchmarks."""
+    argv = ["nix-instantiate", "--eval", *(["--strict", "--json"] if strict else []), *args]
+    result = process.run(
+        [sys.executable, "-I", "-S", "-c", MEASURE_CHILD, *argv],
+        capture=True, check=False, env=NIX_ENV, cwd=paths.source_root(),
+    )
+    figures = (result.stdout or "").split()
+    if result.returncode != 0 or len(figures) != 3 or figures[0] != "0":
+        raise ui.SonixError(f"{what} failed:\n{(result.stderr or '').strip()[-2000:]}")
+    return EvalFigures(seconds=float(figures[1]), peak_rss=int(figures[2]) * 1024)

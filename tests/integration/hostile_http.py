@@ -77,7 +77,7 @@ def decode_escapes(text: str) -> bytes:
     """Python's bytes escapes decoded; others (a JSON `\\u2028`) are kept as they are."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
-        return codecs.escape_decode(text.encode("utf-8"))[0]  # type: ignore[no-any-return]
+        return codecs.escape_decode(text.encode("utf-8"))[0]
 
 
 def load_corpus(name: str, token: str = "") -> list[Case]:
@@ -147,7 +147,7 @@ class Received:
 
 
 def read_all(sock: socket.socket, timeout: float, linger: float) -> Received:
-    chunks = []
+    chunks: list[bytes] = []
     sock.settimeout(timeout)
     while True:
         try:
@@ -172,7 +172,7 @@ def answers_complete(data: bytes) -> bool:
 
 def parse_responses(data: bytes, *, head: bool = False) -> list[Response]:
     """Every answer in `data`; Malformed when any byte is not part of a well-formed answer."""
-    responses = []
+    responses: list[Response] = []
     while data:
         match = STATUS_LINE.match(data)
         if not match:

@@ -31,7 +31,7 @@ PODMAN = ["podman", "--storage-driver", "vfs", "--cgroup-manager", "cgroupfs",
 
 def build(attr: str) -> Path:
     result = subprocess.run(
-        ["nix-build", "--option", "substituters", "", "--no-out-link", "-E",
+        ["nix-build", "--no-out-link", "-E",
          f"(import {ROOT}/eval-config.nix {{ modules = [ {CONFIG} ];"
          f" pkgs = import {ROOT}/pkgs {{ }}; }}).config.system.build.{attr}"],
         capture_output=True, text=True, check=False,

@@ -18,9 +18,6 @@ from sonix.debian.lock import Lock
 
 pytestmark = pytest.mark.network
 
-NIX = ["--option", "substituters", ""]
-
-
 def sonix(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SONIX_ROOT": str(root)}
     result = subprocess.run(
@@ -33,7 +30,7 @@ def sonix(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def nix_build(root: Path, expr: str) -> Path:
     result = subprocess.run(
-        ["nix-build", *NIX, "--no-out-link", "-E", expr],
+        ["nix-build", "--no-out-link", "-E", expr],
         capture_output=True, text=True, cwd=root, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]
@@ -196,10 +193,12 @@ def test_tools_build_a_uki(root: Path, system_tree: Path) -> None:
     assert ".linux:" in inspect and ".initrd:" in inspect and "console=ttyS0" in inspect
 
 
-def _altered(root: Path, name: str, **changes: str) -> Lock:
+def _altered(root: Path, name: str, *, sha256: str, version: str | None = None) -> Lock:
     """The repository's lock with one package's entry changed."""
     locked = lock.read_lock(root / "pkgs" / "lock.json")
-    packages = {**locked.packages, name: dataclasses.replace(locked.packages[name], **changes)}
+    old = locked.packages[name]
+    new = dataclasses.replace(old, sha256=sha256, version=version or old.version)
+    packages = {**locked.packages, name: new}
     return dataclasses.replace(locked, packages=packages)
 
 
@@ -227,7 +226,7 @@ def test_usr_tree_is_reproducible(root: Path, fetched: None) -> None:
       "linux-image-cloud-amd64" ]; }'''
     nix_build(root, expr)
     result = subprocess.run(
-        ["nix-build", *NIX, "--no-out-link", "--check", "-E", expr],
+        ["nix-build", "--no-out-link", "--check", "-E", expr],
         capture_output=True, text=True, cwd=root, check=False,
     )
     assert result.returncode == 0, result.stderr[-3000:]

@@ -8,11 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-NIX = ["--option", "substituters", ""]
-
 
 def nix(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["nix-build", *NIX, "--no-out-link", *args], capture_output=True,
+    return subprocess.run(["nix-build", "--no-out-link", *args], capture_output=True,
                           text=True, cwd=root, check=False)
 
 
@@ -36,7 +34,7 @@ def test_a_deb_missing_from_the_store_says_fetch(root: Path, tmp_path: Path) -> 
 
 def test_helpers_are_there(root: Path) -> None:
     result = subprocess.run(
-        ["nix-instantiate", "--eval", "--strict", "--json", *NIX, "-E",
+        ["nix-instantiate", "--eval", "--strict", "--json", "-E",
          "let p = import ./pkgs { }; in { s = p.sets.system; c = p.closure [ \"dash\" ];"
          " d = p.dash.type; t = p.tools.type;"
          " u = (p.usrTree { packages = [ \"dash\" ]; }).type; }"],

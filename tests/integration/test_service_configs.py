@@ -37,7 +37,7 @@ def tree() -> Path:
     assert fetched.returncode == 0, fetched.stderr
     names = " ".join(f'"{name}"' for name in PACKAGES)
     result = subprocess.run(
-        ["nix-build", "--option", "substituters", "", "--no-out-link", "-E",
+        ["nix-build", "--no-out-link", "-E",
          f"(import {ROOT}/pkgs {{ }}).usrTree {{ packages = [ {names} ];"
          ' name = "sonix-service-checks"; }'],
         capture_output=True, text=True, check=False,

@@ -109,7 +109,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Machine:
         m.commands.append(list(argv))
         return subprocess.CompletedProcess(argv, 0, "", "")
 
-    monkeypatch.setattr(update.common, "run", run)
+    monkeypatch.setattr(common, "run", run)
     return m
 
 
@@ -352,8 +352,12 @@ def test_an_oversized_index_is_cut_off_before_gpgv(machine: Machine, server: Ser
     directory = tmp_path / "channel"
     publish(directory, tmp_path, "2")
     verified: list[int] = []
-    monkeypatch.setattr(update, "verify_index",
-                        lambda data, *a: verified.append(len(data)) or b"")
+
+    def verify_index(data: bytes, *args: object) -> bytes:
+        verified.append(len(data))
+        return b""
+
+    monkeypatch.setattr(update, "verify_index", verify_index)
     (directory / "SHA256SUMS.signed").write_bytes(b"x" * (update.INDEX_MAX + 1))
     assert run_agent(machine, server) == 1
     assert "more than the limit of 1048576" in last_result(machine)
@@ -481,7 +485,7 @@ def test_a_failed_state_write_installs_nothing(machine: Machine, server: Server,
     def enospc(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(update.common, "write_atomic", enospc)
+    monkeypatch.setattr(common, "write_atomic", enospc)
     assert run_agent(machine, server) == 1
     assert machine.state_path.read_bytes() == before
     check_untouched(machine)
@@ -575,16 +579,16 @@ def test_assess_saves_the_failure_before_it_removes_the_entry(
     update.save_state(records.State(pending=records.Pending("2", "t", entry.name)),
                       machine.state_path)
     before = machine.state_path.read_bytes()
-    original = update.common.write_atomic
+    original = common.write_atomic
 
     def enospc(*args: Any, **kwargs: Any) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(update.common, "write_atomic", enospc)
+    monkeypatch.setattr(common, "write_atomic", enospc)
     assert update.cmd_assess(config(), machine.ledger()) == 1
     assert entry.exists()  # kept: the failure is not recorded yet
     assert machine.state_path.read_bytes() == before
-    monkeypatch.setattr(update.common, "write_atomic", original)
+    monkeypatch.setattr(common, "write_atomic", original)
     assert update.cmd_assess(config(), machine.ledger()) == 0
     assert not entry.exists()
     state = machine.state()
@@ -665,7 +669,7 @@ def fleet_lock_server() -> tuple[http.server.ThreadingHTTPServer, list[dict[str,
 def test_fleet_lock_sends_the_bearer_token(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                            token: str | None, sent: str | bool | None) -> None:
     (tmp_path / "machine-id").write_text("0123456789abcdef0123456789abcdef\n")
-    real_path = update.Path
+    real_path = Path
 
     def path(value: str) -> Path:
         return tmp_path / "machine-id" if value == "/etc/machine-id" else real_path(value)

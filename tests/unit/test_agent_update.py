@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from uki_fakes import fake_uki
 
-from sonix.agents import gpt, records, update
+from sonix.agents import common, gpt, records, update
 from sonix.agents.update import Window
 
 UTC = dt.UTC
@@ -242,7 +242,7 @@ def reboots(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     def fake_run(argv: list[str], **_: object) -> None:
         commands.append(argv)
 
-    monkeypatch.setattr(update.common, "run", fake_run)
+    monkeypatch.setattr(common, "run", fake_run)
     monkeypatch.setattr(update, "save_state", lambda state, path=None: None)
     return commands
 

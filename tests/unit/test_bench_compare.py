@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from sonix import nix
 from sonix.bench import compare
+from sonix.bench import image as image_bench
 from sonix.bench.compare import BootSample, FloorFigures, InitrdFloorFigures, SystemFigures
 
 
@@ -62,7 +65,7 @@ def test_cpu_seconds_of_all_cpus_and_of_pid_1() -> None:
 
 
 def measure(*argv: str) -> tuple[int, float, int]:
-    result = subprocess.run([sys.executable, "-I", "-S", "-c", compare.MEASURE_CHILD, *argv],
+    result = subprocess.run([sys.executable, "-I", "-S", "-c", nix.MEASURE_CHILD, *argv],
                             capture_output=True, text=True, check=True)
     status, seconds, kib = result.stdout.split()
     return int(status), float(seconds), int(kib)
@@ -90,7 +93,7 @@ def boot(
     )
 
 
-def figures() -> tuple[SystemFigures, SystemFigures, FloorFigures]:
+def figures() -> tuple[SystemFigures, SystemFigures, FloorFigures, InitrdFloorFigures]:
     sonix = SystemFigures("sonix", boots=[
         boot(30, {"kernel": 3, "initrd": 5, "userspace": 10}, complete=32),
         boot(40, {"kernel": 4, "initrd": 6, "userspace": 12}, complete=41),
@@ -166,3 +169,45 @@ def test_markdown_report() -> None:
             "sysinit.target 5 s after /init.") in text
     assert "an initrd phase within 6 s (0.5 x the peer)" in text
     assert "about 13.5 s before sonix's kernel starts and 13 s before the peer's" in text
+
+
+class _Machine:
+    """A booted machine as `sonix bench image` sees it: systemd-analyze prints a ms phase."""
+
+    def start(self) -> None:
+        pass
+
+    def wait_for_unit(self, unit: str, timeout: float) -> None:
+        pass
+
+    def succeed(self, command: str, timeout: float) -> str:
+        assert command.startswith("systemd-analyze time")
+        return ("Startup finished in 1.204s (firmware) + 830ms (loader) + 4.5s (kernel) + "
+                "1min 2.250s (initrd) + 20.1s (userspace) = 1min 28.884s\n")
+
+    def shutdown(self) -> None:
+        pass
+
+
+class _Driver:
+    def __init__(self, state: Path) -> None:
+        pass
+
+    def __enter__(self) -> _Driver:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def machine(self, name: str, **kwargs: object) -> _Machine:
+        return _Machine()
+
+
+def test_image_bench_reads_the_phases_as_compare_does(monkeypatch: pytest.MonkeyPatch,
+                                                      tmp_path: Path) -> None:
+    # One parser for both benchmarks: "830ms (loader)" is not dropped.
+    monkeypatch.setattr(image_bench, "Driver", _Driver)
+    phases = image_bench.boot_phases(tmp_path / "disk.raw", tmp_path / "vm")["systemd_analyze"]
+    assert phases == {
+        "firmware": 1.204, "loader": 0.83, "kernel": 4.5, "initrd": 62.25, "userspace": 20.1,
+    }

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 from uki_fakes import fake_uki
 
-from sonix import ui
+from sonix import process, ui
+from sonix.agents.versions import compare_versions
 from sonix.commands.serve import parse_listen
 from sonix.release import channel, serve, signing
 
@@ -128,8 +129,8 @@ SYSTEMD_ORDER = [
 
 @pytest.mark.parametrize(("a", "b", "order"), SYSTEMD_ORDER)
 def test_versions_compare_like_systemd(a: str, b: str, order: int) -> None:
-    assert channel.compare_versions(a, b) == order
-    assert channel.compare_versions(b, a) == -order
+    assert compare_versions(a, b) == order
+    assert compare_versions(b, a) == -order
 
 
 # ---- reading the image ---------------------------------------------------------------------
@@ -395,7 +396,7 @@ def test_signing_runs_gpg_and_gpgv_in_the_tools_tree(tmp_path: Path,
         return subprocess.CompletedProcess(list(argv), 0, "", "")
 
     monkeypatch.setattr(signing, "tools_runner", lambda: Path("/run-in-tools"))
-    monkeypatch.setattr(signing.process, "run", run)
+    monkeypatch.setattr(process, "run", run)
     key = signing.Key(tmp_path / "keys", ("F" * 40,))
     signing.sign(key, tmp_path / "ch" / "SUMS", tmp_path / "ch" / "SUMS.gpg")
     home, ch = str(tmp_path / "keys"), str(tmp_path / "ch")

@@ -28,7 +28,13 @@ from sonix.testing import (
 from sonix.testing import (
     machine as machine_module,
 )
-from sonix.testing.backdoor import HEADER_SIZE, ProtocolError, ReplyParser, encode_request
+from sonix.testing.backdoor import (
+    HEADER_SIZE,
+    ProtocolError,
+    Reply,
+    ReplyParser,
+    encode_request,
+)
 from sonix.vm import qemu
 
 # ---- retry ----------------------------------------------------------------------------------
@@ -330,7 +336,11 @@ def test_wait_for_unit(machine: Machine, tmp_path: Path) -> None:
         tool.chmod(0o755)
     machine.start()
     original = machine._run
-    machine._run = lambda c, t: original(f"PATH={bin_dir}:$PATH; {c}", t)  # type: ignore[method-assign]
+
+    def run_with_path(command: str, timeout: float | None) -> Reply:
+        return original(f"PATH={bin_dir}:$PATH; {command}", timeout)
+
+    machine._run = run_with_path  # type: ignore[method-assign]  # the tools above first
     machine.wait_for_unit("a.service", timeout=10)
     with pytest.raises(UnitFailed, match="b: crashed"):
         machine.wait_for_unit("b.service", timeout=10)

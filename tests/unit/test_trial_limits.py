@@ -29,7 +29,8 @@ WATCHDOG = "lib/systemd/system.conf.d/50-sonix-watchdog.conf"
 
 def test_watchdog_defaults_in_the_system_and_the_initrd() -> None:
     expected = (
-        "# sonix: systemd.watchdog.*\n[Manager]\nRebootWatchdogSec=10min\nRuntimeWatchdogSec=1min\n"
+        "# sonix: systemd.watchdog.*, systemd.crashAction\n[Manager]\nCrashAction=reboot\n"
+        "RebootWatchdogSec=10min\nRuntimeWatchdogSec=1min\n"
     )
     assert text(usr(), WATCHDOG) == expected
     stage1 = initrd()
@@ -45,10 +46,11 @@ def test_watchdog_options() -> None:
         runtimeTime = "30s"; rebootTime = null; kexecTime = "5min"; device = "/dev/watchdog1";
         drivers = [ "iTCO_wdt" "sp5100_tco" ];
       };
+      systemd.crashAction = "freeze";
     }"""
     dropin = text(usr(module), WATCHDOG)
     assert dropin.splitlines()[2:] == [
-        "KExecWatchdogSec=5min", "RuntimeWatchdogSec=30s", "WatchdogDevice=/dev/watchdog1"
+        "CrashAction=freeze", "KExecWatchdogSec=5min", "RuntimeWatchdogSec=30s", "WatchdogDevice=/dev/watchdog1"
     ]
     drivers = text(initrd(module), "lib/modules-load.d/sonix-watchdog.conf")
     assert drivers == "iTCO_wdt\nsp5100_tco\n"
@@ -57,6 +59,7 @@ def test_watchdog_options() -> None:
 def test_watchdog_can_be_left_to_systemd() -> None:
     module = """{ ... }: {
       systemd.watchdog = { runtimeTime = null; rebootTime = null; drivers = [ ]; };
+      systemd.crashAction = null;
     }"""
     assert WATCHDOG not in usr(module)
     stage1 = initrd(module)
@@ -69,6 +72,11 @@ def test_watchdog_times_are_checked(value: str) -> None:
     message = error_of(f'{{ ... }}: {{ systemd.watchdog.runtimeTime = "{value}"; }}'.replace(
         "\n", "\\n"))
     assert "systemd.watchdog.runtimeTime" in message
+
+
+def test_crash_action_is_checked() -> None:
+    message = error_of('{ ... }: { systemd.crashAction = "shell"; }')
+    assert "systemd.crashAction" in message
 
 
 # ---- the limits of a trial boot ------------------------------------------------------------

@@ -137,7 +137,7 @@ def fake_host(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     """/dev/kvm usable, OVMF files, the fake QEMU first on PATH; returns the calls log."""
     monkeypatch.delenv("SONIX_ACCEL", raising=False)
     monkeypatch.setattr(qemu._Fallback, "reason", None)
-    monkeypatch.setattr(qemu.os, "access", lambda path, mode: True)
+    monkeypatch.setattr(os, "access", lambda path, mode: True)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
     (bin_dir / qemu.QEMU).write_text(FAKE_QEMU)
@@ -304,7 +304,7 @@ def test_kvm_watch(
     silence: float | None, elapsed: float, reason: str | None,
 ) -> None:
     watch = qemu.KvmWatch(accel, lambda: output, lambda: serial, silence)
-    monkeypatch.setattr(qemu.time, "monotonic", lambda: watch.started + elapsed)
+    monkeypatch.setattr(time, "monotonic", lambda: watch.started + elapsed)
     found = watch.failure()
     if reason is None:
         assert found is None
@@ -339,7 +339,7 @@ def test_file_tail_reads_what_was_appended(tmp_path: Path) -> None:
 def test_accelerator_without_dev_kvm_does_not_probe(
     fake_host: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
-    monkeypatch.setattr(qemu.os, "access", lambda path, mode: False)
+    monkeypatch.setattr(os, "access", lambda path, mode: False)
     assert qemu.accelerator(tmp_path) == "tcg"
     assert _calls(fake_host) == []
 
@@ -353,7 +353,7 @@ def test_accelerator_override(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
 
 def test_missing_qemu_names_the_package(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(qemu.shutil, "which", lambda name: None)
+    monkeypatch.setattr(shutil, "which", lambda name: None)
     with pytest.raises(ui.SonixError) as error:
         qemu.require_qemu()
     assert "qemu-system-x86" in str(error.value.hint)
@@ -429,7 +429,7 @@ def test_disk_errors(fake_cp: list[list[str]], tmp_path: Path,
         qemu.prepare_disk(image, tmp_path, 4096)
     with pytest.raises(ui.SonixError, match="does not exist"):
         qemu.prepare_disk(tmp_path / "missing.raw", tmp_path, 1 << 20)
-    monkeypatch.setattr(qemu.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 1024))
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(1, 1, 1024))
     with pytest.raises(ui.SonixError) as error:
         qemu.prepare_disk(image, tmp_path, 1 << 20)
     assert "not enough disk space" in error.value.message

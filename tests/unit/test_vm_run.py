@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from sonix import build, cli, paths, ui
+from sonix import build, cli, paths, process, ui
 from sonix.commands import run as run_command
 from sonix.vm import check, qemu
 
@@ -31,7 +31,7 @@ class Calls:
 
 
 class FakeQemu:
-    """subprocess.Popen for the interactive QEMU: exits 0 at once under TCG; under KVM
+    """process.spawn for the interactive QEMU: exits 0 at once under TCG; under KVM
     writes `kvm_failure` on stderr and runs until it is terminated."""
 
     def __init__(self, calls: Calls, argv: list[str], **kwargs: Any) -> None:
@@ -40,6 +40,9 @@ class FakeQemu:
         self.kvm = argv[argv.index("-accel") + 1] == "kvm"
         self.stderr = io.BytesIO(calls.kvm_failure if self.kvm else b"")
         self.returncode: int | None = None if self.kvm and calls.kvm_failure else 0
+
+    def poll(self) -> int | None:
+        return self.returncode
 
     def wait(self, timeout: float | None = None) -> int:
         if self.returncode is None:
@@ -86,7 +89,7 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Calls:
     )
     monkeypatch.setattr(qemu, "prepare_disk", lambda img, state, size: state / "disk.raw")
 
-    monkeypatch.setattr(run_command.subprocess, "Popen",
+    monkeypatch.setattr(process, "spawn",
                         lambda argv, **kwargs: FakeQemu(calls, argv, **kwargs))
     monkeypatch.setattr(qemu, "KVM_SILENCE", 0.3)
     return calls
@@ -154,8 +157,12 @@ def test_check_exit_status_is_the_verdict(
         boot_complete="active", body="Startup finished in 1s (kernel) = 1s",
     )
     seen: list[qemu.VmSpec] = []
-    monkeypatch.setattr(check, "boot_check",
-                        lambda spec, timeout, cache: seen.append(spec) or report)
+
+    def boot_check(spec: qemu.VmSpec, timeout: float, cache: Path | None) -> check.BootReport:
+        seen.append(spec)
+        return report
+
+    monkeypatch.setattr(check, "boot_check", boot_check)
     assert cli.main(["run", str(_config(tmp_path)), "--check"]) == status
     out = capsys.readouterr().out
     assert out.startswith("Startup finished in 1s")

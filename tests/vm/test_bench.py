@@ -1,11 +1,11 @@
-"""`sonix bench` in its quick mode (one boot each, the cached peer), end to end, so that the
+"""`sonix bench compare` in its quick mode (one boot each, the cached peer), end to end, so that the
 benchmark cannot rot (issue 8): the three systems build and boot, the report, the JSON and
 the boot charts are written. On the way, the peer's last boot is checked to be the Debian way
 of booting, and the floor's marker is read (compare.measure_floor), and sonix's initrd boots
 with no disk up to sysinit.target (compare.measure_initrd_floor).
 
 The figures themselves are not asserted beyond being there: timings belong in the benchmark,
-not in tests (docs/benchmarks.md comes from a full `./sonix bench` run).
+not in tests (docs/benchmarks.md comes from a full `./sonix bench compare` run).
 """
 
 from __future__ import annotations

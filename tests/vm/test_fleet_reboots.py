@@ -135,8 +135,8 @@ def test_one_reboot_at_a_time(
     # several times), released by the first, and only then granted to the second.
     second_id = next(i for i, m in ids.items() if m is second)
     decisions = [
-        (m[1], m[2], m[3]) for line in log.read_text().splitlines()
-        if (m := re.match(rf"(pre-reboot|steady-state) {GROUP}/(\S+) from \S+: (.*)", line))
+        (found[1], found[2], found[3]) for line in log.read_text().splitlines()
+        if (found := re.match(rf"(pre-reboot|steady-state) {GROUP}/(\S+) from \S+: (.*)", line))
     ]
     text = "\n".join(map(str, decisions))
     first_grant = decisions.index(("pre-reboot", first_id, "granted: slot taken (1/1 held: "

@@ -10,13 +10,16 @@ six bad trial boots, with no one at the console, and ends on its previous boot e
 4. A unit in sysinit never finishes: `health.bootTimeLimit` (JobTimeoutSec= on
    boot-complete.target, armed by sonix-trial-generator on trial boots only) reboots it.
 5. The kernel panics early in sysinit: `panic=` (boot.kernel.panicTimeout) reboots it.
-6. PID 1 crashes and freezes in sysinit: nothing pings the hardware watchdog any more, and the
-   watchdog (QEMU's i6300esb, armed by PID 1 from the initrd on) resets the machine.
+6. PID 1 crashes in sysinit: `systemd.crashAction = "reboot"` (sonix's default) reboots it.
+   systemd's own default freezes PID 1; in this VM a frozen PID 1 was not reset by the
+   hardware watchdog within 400 s (RuntimeWatchdogSec=1min, i6300esb armed), see
+   docs/updates.md.
 
 2 to 6 run as one chain: the kexec'd trial reboots into systemd-boot, which tries the entries
 of 3 to 6 newest first, each once (tries 1), and then boots the machine's own, blessed entry
 again. Chaining them costs one good boot instead of five; the tests after the chain check what
-each bad boot left (serial console, persistent journal, the entries' counters, QEMU's events).
+each bad boot left (serial console, persistent journal, the entries' counters), and that none of
+them needed the watchdog (QEMU's events).
 
 The bad "releases" of 3 to 6 are boot loader entries (Type #1, `loader/entries/<name>+1.conf`,
 with a boot counter) that start the machine's own UKI with a changed command line:
@@ -96,8 +99,7 @@ def bad_entries(cmdline: str) -> dict[str, str]:
         "usrhash": entry_text("usrhash", 9004, usrhash),
         "hang": entry_text("hang", 9003, f"{cmdline} {FAULT}hang sonix.boot_time_limit=60"),
         "panic": entry_text("panic", 9002, f"{cmdline} {FAULT}panic"),
-        # Only to be quicker: the watchdog's timeout (health default 1 min).
-        "crash": entry_text("crash", 9001, f"{cmdline} {FAULT}crash systemd.watchdog_sec=20"),
+        "crash": entry_text("crash", 9001, f"{cmdline} {FAULT}crash"),
     }
 
 
@@ -225,8 +227,8 @@ def test_back_on_the_previous_entry_with_every_try_used_up(machine: Machine, cha
 
 def test_kexec_trial_that_fails_its_check_reboots(machine: Machine, chain: Chain) -> None:
     kexec_boot = chain.console[:chain.console.index("BdsDxe: starting")]
-    assert "Rebooting with kexec" in kexec_boot, kexec_boot[-3000:]
-    assert f"{FAULT}unhealthy" in kexec_boot
+    assert "Reboot via kexec" in kexec_boot, kexec_boot[-3000:]  # kexec.target
+    assert f"{FAULT}unhealthy" in kexec_boot  # the kexec'd kernel's command line
     # The journal is persistent: the soft-reboot trial's check failed, then the kexec'd one's,
     # and each rebooted because the trial file named the version it ran (no boot counter).
     for message in ("health check sonix-health-unmarked.service failed on sonix 1",
@@ -252,9 +254,9 @@ def test_kernel_panic_reboots(chain: Chain) -> None:
     assert "Kernel panic - not syncing: sysrq triggered crash" in chain.console
 
 
-def test_frozen_pid_1_is_reset_by_the_hardware_watchdog(chain: Chain) -> None:
+def test_crashed_pid_1_reboots(chain: Chain) -> None:
     crash = chain.console[chain.console.index(f"{FAULT}crash"):]
     assert "Caught <SEGV>" in crash, crash[-3000:]
-    assert "Freezing execution" in crash, crash[-3000:]
-    # Only QEMU knows why the machine went down: its WATCHDOG event (reset), once.
-    assert chain.watchdog_resets == 1
+    assert "Rebooting in 10s" in crash, crash[-3000:]
+    # Each bad boot ended by its own defence, none by the hardware watchdog (QMP's events).
+    assert chain.watchdog_resets == 0

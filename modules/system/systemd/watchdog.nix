@@ -2,7 +2,9 @@
 # machine whose kernel or PID 1 hangs is reset by the hardware, and systemd-boot's boot counting
 # moves on. The same settings go into the initrd's system.conf and its driver is loaded at the
 # start of stage 1, so a hang there is caught too (PID 1 keeps the device open across
-# switch-root and the system's PID 1 takes it over).
+# switch-root and the system's PID 1 takes it over). A PID 1 that crashes reboots the machine
+# (systemd.crashAction) instead of freezing: a frozen PID 1 was not reset by the watchdog in the
+# VM tests (docs/updates.md).
 { lib, config, ... }:
 let
   inherit (lib) mkOption types;
@@ -13,13 +15,27 @@ let
     RebootWatchdogSec = cfg.rebootTime;
     KExecWatchdogSec = cfg.kexecTime;
     WatchdogDevice = cfg.device;
+    CrashAction = config.systemd.crashAction;
   };
   dropin = {
-    text = "# sonix: systemd.watchdog.*\n[Manager]\n"
+    text = "# sonix: systemd.watchdog.*, systemd.crashAction\n[Manager]\n"
       + lib.concatStrings (lib.mapAttrsToList (k: v: "${k}=${v}\n") settings);
   };
 in
 {
+  options.systemd.crashAction = mkOption {
+    type = types.nullOr (types.enum [ "freeze" "reboot" "poweroff" ]);
+    default = "reboot";
+    example = "freeze";
+    description = ''
+      `CrashAction=` of PID 1, in the system and in the initrd: what happens when PID 1 itself
+      crashes. systemd's default, `freeze`, keeps the machine up for a debugger at the console;
+      a server has nobody there, and a release on trial whose PID 1 crashes must end its boot
+      so that boot counting can move on. `reboot` reboots 10 s after the crash (the core is
+      dumped first). `null` leaves systemd's default.
+    '';
+  };
+
   options.systemd.watchdog = {
     runtimeTime = mkOption {
       type = timeSpan;

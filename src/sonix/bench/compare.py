@@ -1,4 +1,4 @@
-"""`sonix bench`: sonix against the Debian peer and the kernel-only floor, in one run.
+"""`sonix bench compare`: sonix against the Debian peer and the kernel-only floor, in one run.
 
 Three systems from the same locked Debian 13 packages, booted on this machine one after the
 other under the same accelerator:
@@ -27,13 +27,12 @@ systemd's first message). Nor does the peer's systemd see the boot loader's EFI 
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import re
 import shutil
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -46,6 +45,39 @@ from sonix import build, nix, paths, process, ui
 from sonix.bench import floor, peer
 from sonix.testing import Driver, Machine
 from sonix.vm import qemu
+
+
+def register(workloads: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = workloads.add_parser(
+        "compare",
+        help="measure sonix against a Debian installation of the same packages",
+        description="Builds and boots, in one run on this machine, the minimal sonix server, "
+        "a peer made from the same locked Debian 13 packages the way a Debian user installs "
+        "them (dpkg/apt with maintainer scripts, initramfs-tools, ext4, systemd-boot) and the "
+        "same kernel booting straight into a trivial init. Writes medians and sonix/peer "
+        "ratios to OUT/benchmarks.md, the raw figures to OUT/benchmarks/results.json and a "
+        "boot chart per system to OUT/benchmarks/bootchart-*.png.",
+    )
+    parser.add_argument("--runs", type=int, default=5,
+                        help="measured boots per system, after one that is not counted (5)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a smoke run: one boot each (the first, uncounted one is "
+                        "skipped), the peer from the cache")
+    parser.add_argument("--out", type=Path, default=paths.source_root() / "docs",
+                        help="where benchmarks.md and benchmarks/ go (default: docs/)")
+    parser.add_argument("--work", type=Path, default=None,
+                        help="keep builds and VM disks here (default: a temporary directory)")
+    parser.set_defaults(func=run_command)
+
+
+def run_command(args: argparse.Namespace) -> int:
+    runs = 1 if args.quick else args.runs
+    report = run(args.out, runs=runs, cold_peer=not args.quick, warmup=not args.quick,
+                 work=args.work)
+    for name, value in report["summary"]["targets"].items():
+        ui.info(f"{name}: {value}")
+    print(args.out / "benchmarks.md")
+    return 0
 
 T = TypeVar("T")
 MINIMAL = paths.source_root() / "examples/minimal.nix"
@@ -175,23 +207,6 @@ def timed(step: Callable[[], T]) -> tuple[float, T]:
     return time.monotonic() - start, result
 
 
-# Runs argv (its output to /dev/null) and prints "<exit status> <seconds> <peak RSS in KiB>".
-# A process's peak RSS counts the memory of the process it was forked from (Linux records the
-# forked copy's high-water mark at exec), so measured straight from the CLI (or from pytest,
-# some 350 MiB) it would be the caller's size. A small interpreter of its own forks the
-# evaluator instead, as GNU time does; its own few MiB are below any evaluation's.
-MEASURE_CHILD = """
-import os, sys, time
-start = time.monotonic()
-pid = os.fork()
-if pid == 0:
-    os.dup2(os.open(os.devnull, os.O_WRONLY), 1)
-    os.execvp(sys.argv[1], sys.argv[1:])
-_, status, usage = os.wait4(pid, 0)
-print(os.waitstatus_to_exitcode(status), time.monotonic() - start, usage.ru_maxrss)
-"""
-
-
 def eval_figures(config: Path) -> tuple[float, int]:
     """Seconds and peak RSS (bytes) of evaluating `config` down to its system derivation."""
     root, configuration = paths.source_root(), build.nix_path(config)
@@ -199,13 +214,8 @@ def eval_figures(config: Path) -> tuple[float, int]:
         f"(import {root}/default.nix {{ configuration = {configuration}; }})"
         ".config.system.build.toplevel.drvPath"
     )
-    argv = ["nix-instantiate", "--eval", "--expr", expr]
-    result = process.run([sys.executable, "-I", "-S", "-c", MEASURE_CHILD, *argv],
-                         capture=True, check=False, env=nix.NIX_ENV)
-    figures = (result.stdout or "").split()
-    if result.returncode != 0 or len(figures) != 3 or figures[0] != "0":
-        raise ui.die(f"evaluating {config} failed: {(result.stderr or '')[-2000:]}")
-    return float(figures[1]), int(figures[2]) * 1024
+    measured = nix.eval_measured(["--expr", expr], what=f"evaluating {config}")
+    return measured.seconds, measured.peak_rss
 
 
 # Give the booted UKI on the ESP a boot counter again (the next boot is counted, so it reaches
@@ -260,7 +270,7 @@ def boot_chart(machine: Machine, out: Path) -> Path:
         raise ui.die("rsvg-convert is missing (it renders the boot charts)",
                      hint="apt-get install librsvg2-bin (./sonix installs it on first use)")
     png = out.with_suffix(".png")
-    subprocess.run([rsvg, "--background-color=white", "-o", str(png), str(svg)], check=True)
+    process.run([rsvg, "--background-color=white", "-o", png, svg], capture=True, timeout=300)
     return png
 
 
@@ -296,8 +306,8 @@ def accel_of_run(first: str, last: str) -> str:
     driver fell back to TCG), the figures mix both, and the report says so."""
     if first == last:
         return last
-    ui.info(f"the accelerator changed during the run ({first} -> {last}): run `sonix bench` "
-            "again for figures under one accelerator")
+    ui.info(f"the accelerator changed during the run ({first} -> {last}): run "
+            "`sonix bench compare` again for figures under one accelerator")
     return f"{first}, then {last} (KVM failed a guest)"
 
 
@@ -335,7 +345,7 @@ def measure_initrd_floor(driver: Driver, floor_build: floor.Floor, initrd: Path,
             machine = driver.machine(
                 f"initrd-floor{run}", memory_mib=512, user_net=False,
                 direct_boot=qemu.DirectBoot(kernel=floor_build.kernel, initrd=initrd,
-                                            append=append))  # fmt: skip
+                                            append=append))
             start = time.monotonic()
             machine.start()
             machine.wait_for_console_text(KERNEL_RUNS_INIT, timeout=BOOT_TIMEOUT)
@@ -377,7 +387,7 @@ def sonix_builds(work: Path, figures: SystemFigures) -> build.BuildResult:
     figures.sizes = {
         "image": sizes["disk_allocated"], "usr": sizes["usr_fs"], "initrd": sizes["initrd"],
         "uki": sizes["uki"],
-    }  # fmt: skip
+    }
     return result
 
 
@@ -491,7 +501,7 @@ def markdown(report: Mapping[str, Any]) -> str:
     lines = [
         "# sonix against a Debian installation of the same packages",
         "",
-        f"Made by `./sonix bench --runs {report['runs']}` on {report['date']} "
+        f"Made by `./sonix bench compare --runs {report['runs']}` on {report['date']} "
         f"({report['host']}, accelerator {report['accel']}). Medians of {report['runs']} "
         "boots after a first boot that is not counted; ratio = sonix / peer. The peer is "
         "the same locked Debian 13 packages installed with dpkg/apt and maintainer scripts, "

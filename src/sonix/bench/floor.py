@@ -154,7 +154,7 @@ def init_program() -> bytes:
         ("label", "s_proc_dir"), b"/proc\0",
         ("label", "s_uptime"), b"/proc/uptime\0",
         ("label", "s_marker"), MARKER.encode() + b" ",
-    ]  # fmt: skip
+    ]
     text, _ = _assemble(code, load_address + header_size)
     size = header_size + len(text)
     elf_header = struct.pack(
@@ -163,12 +163,12 @@ def init_program() -> bytes:
         2, 0x3E, 1,  # ET_EXEC, x86-64, version
         load_address + header_size, 64, 0,  # entry, program headers, no sections
         0, 64, 56, 1, 64, 0, 0,
-    )  # fmt: skip
+    )
     program_header = struct.pack(
         "<IIQQQQQQ",
         1, 5, 0,  # PT_LOAD, R+X, from file offset 0
         load_address, load_address, size, size, 0x1000,
-    )  # fmt: skip
+    )
     return elf_header + program_header + text
 
 
@@ -197,7 +197,7 @@ def cpio_newc(entries: Sequence[CpioEntry]) -> bytes:
             inode if entry.name != "TRAILER!!!" else 0, entry.mode, 0, 0,
             1 if entry.mode & 0o170000 != 0o040000 else 2, 0, len(entry.data),
             0, 0, entry.rdev[0], entry.rdev[1], len(name), 0,
-        )  # fmt: skip
+        )
         out += b"070701" + b"".join(b"%08X" % f for f in fields)
         out += name
         pad4()
@@ -215,7 +215,7 @@ def initramfs() -> bytes:
         CpioEntry("dev/console", 0o020600, rdev=(5, 1)),
         CpioEntry("init", 0o100755, init_program()),
         CpioEntry("proc", 0o040755),
-    ])  # fmt: skip
+    ])
 
 
 # ---- the build ----------------------------------------------------------------------------

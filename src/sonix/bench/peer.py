@@ -101,7 +101,7 @@ def essential_closure(locked: Lock, names: Sequence[str], controls: Mapping[str,
     essential = [
         n for n in names
         if control.parse_stanzas(controls[n])[0].get("Essential", "").lower() == "yes"
-    ]  # fmt: skip
+    ]
     return locked.closure([*essential, "apt"])
 
 
@@ -179,7 +179,7 @@ def in_root_argv(root: Path, repo: Path | None, argv: Sequence[str]) -> list[str
         "--setenv", "LC_ALL", "C.UTF-8", "--setenv", "DEBIAN_FRONTEND", "noninteractive",
         "--setenv", "DEBCONF_NONINTERACTIVE_SEEN", "true",
         "--setenv", "SOURCE_DATE_EPOCH", SOURCE_DATE_EPOCH,
-    ]  # fmt: skip
+    ]
     if repo is not None:
         args += ["--ro-bind", str(repo), REPO_IN_ROOT]
     return [*args, "--", *argv]
@@ -252,7 +252,7 @@ def install_packages(root: Path, repo: Path, locked: Lock, names: Sequence[str])
     specs = [f"{n}={locked.packages[n].version}" for n in sorted(names)]
     process.run(in_root_argv(root, repo, [
         "apt-get", *apt, "install", "-y", "-q", "--no-install-recommends", *specs,
-    ]))  # fmt: skip
+    ]))
     sources.unlink()
     # What mmdebstrap cleans: the indices of the (gone) local repository, apt's caches.
     for pattern in ("var/lib/apt/lists/*", "var/cache/apt/*.bin"):
@@ -345,7 +345,7 @@ def make_disk(disk: Path, root: Path, esp: Path, work: Path) -> None:
         "systemd-repart", "--empty=create", "--size=auto", "--offline=yes",
         "--sector-size=512", "--no-pager", "--dry-run=no", "--seed=" + str(uuid.UUID(int=0)),
         "--definitions=/tmp/defs", f"/tmp/out/{disk.name}",
-    ], capture=True)  # fmt: skip
+    ], capture=True)
 
 
 def _tree_bytes(root: Path) -> int:
@@ -391,7 +391,7 @@ def build_peer(out_dir: Path) -> PeerImage:
     return PeerImage(
         directory=final, disk=final / "disk.raw", kernel=final / "vmlinuz",
         initrd=final / "initrd.img", manifest=final / "manifest.json",
-    )  # fmt: skip
+    )
 
 
 def build_peer_image(out_dir: Path) -> Path:

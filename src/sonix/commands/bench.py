@@ -1,43 +1,23 @@
-"""`sonix bench`: sonix, a Debian installation of the same packages and the kernel-only floor,
-built, booted and measured in one run (sonix.bench.compare); writes docs/benchmarks.md."""
+"""`sonix bench WORKLOAD`: the benchmarks. Each workload is a module of sonix.bench with its
+own `register(workloads)`; `sonix bench compare` measures sonix against a Debian installation
+of the same packages and writes docs/benchmarks.md."""
 
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+import importlib
 
-from sonix import paths, ui
-from sonix.bench import compare
+# sonix.bench modules that are workloads, in the order of `sonix bench --help`.
+WORKLOADS = ("compare", "image", "initrd_compressors", "module_system", "packages", "updates")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser = sub.add_parser(
         "bench",
-        help="measure sonix against a Debian installation of the same packages",
-        description="Builds and boots, in one run on this machine, the minimal sonix server, "
-        "a peer made from the same locked Debian 13 packages the way a Debian user installs "
-        "them (dpkg/apt with maintainer scripts, initramfs-tools, ext4, systemd-boot) and the "
-        "same kernel booting straight into a trivial init. Writes medians and sonix/peer "
-        "ratios to OUT/benchmarks.md, the raw figures to OUT/benchmarks/results.json and a "
-        "boot chart per system to OUT/benchmarks/bootchart-*.png.",
+        help="benchmarks: sonix against a Debian installation, images, packages, updates",
+        description="Runs one benchmark workload on this machine and prints (or writes) its "
+        "figures. `sonix bench compare` is the one docs/benchmarks.md comes from.",
     )
-    parser.add_argument("--runs", type=int, default=5,
-                        help="measured boots per system, after one that is not counted (5)")
-    parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: one boot each (the first, uncounted one is "
-                        "skipped), the peer from the cache")
-    parser.add_argument("--out", type=Path, default=paths.source_root() / "docs",
-                        help="where benchmarks.md and benchmarks/ go (default: docs/)")
-    parser.add_argument("--work", type=Path, default=None,
-                        help="keep builds and VM disks here (default: a temporary directory)")
-    parser.set_defaults(func=run)
-
-
-def run(args: argparse.Namespace) -> int:
-    runs = 1 if args.quick else args.runs
-    report = compare.run(args.out, runs=runs, cold_peer=not args.quick, warmup=not args.quick,
-                         work=args.work)
-    for name, value in report["summary"]["targets"].items():
-        ui.info(f"{name}: {value}")
-    print(args.out / "benchmarks.md")
-    return 0
+    workloads = parser.add_subparsers(dest="workload", metavar="WORKLOAD", required=True)
+    for name in WORKLOADS:
+        importlib.import_module(f"sonix.bench.{name}").register(workloads)

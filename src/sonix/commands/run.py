@@ -124,13 +124,12 @@ def run_interactive(spec: qemu.VmSpec, log: Path) -> tuple[int, str | None]:
     QEMU's report (a register dump) goes to `log` only.
     """
     argv = qemu.qemu_argv(spec)
-    ui.debug(process.command_line(argv))
     assert spec.serial_log is not None
     serial_size = _growth(spec.serial_log)
-    # The terminal belongs to QEMU (the serial console), so not process.run (stdin /dev/null).
-    qemu_process = subprocess.Popen(
-        argv, stdin=sys.stdin, stdout=sys.stdout, stderr=subprocess.PIPE,
-        preexec_fn=qemu.die_with_parent,
+    # The terminal belongs to QEMU (the serial console): stdin and stdout are this terminal's,
+    # and QEMU stays in our session, the terminal's.
+    qemu_process = process.spawn(
+        argv, stdin=sys.stdin, stdout=sys.stdout, stderr=subprocess.PIPE, new_session=False
     )
     assert qemu_process.stderr is not None
     copier = _StderrCopy(qemu_process.stderr, log)
@@ -145,13 +144,8 @@ def run_interactive(spec: qemu.VmSpec, log: Path) -> tuple[int, str | None]:
             pass
         failure = watch.failure()
         if failure is not None:
-            # SIGTERM, not SIGKILL: QEMU then gives the terminal back in its normal mode.
-            qemu_process.terminate()
-            try:
-                status = qemu_process.wait(10)
-            except subprocess.TimeoutExpired:
-                qemu_process.kill()
-                status = qemu_process.wait()
+            # SIGTERM first: QEMU then gives the terminal back in its normal mode.
+            status = process.stop(qemu_process, grace=10)
             copier.join(5)
             return status, failure
 

@@ -16,7 +16,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from sonix import nix, process, ui
+from sonix import nix, ui
 from sonix.debian import apt, lock
 from sonix.debian.lock import Lock, LockedPackage
 
@@ -52,21 +52,9 @@ def store_path(package: LockedPackage) -> Path:
     return fixed_output_path(package.sha256, package.store_name)
 
 
-def invalid_paths(candidates: Sequence[Path]) -> set[Path]:
-    """Those of candidates that are not valid store paths (one nix-store call)."""
-    if not candidates:
-        return set()
-    result = process.run(
-        ["nix-store", "--check-validity", "--print-invalid", *map(str, candidates)],
-        capture=True,
-        env=nix.NIX_ENV,
-    )
-    return {Path(line) for line in result.stdout.split()}
-
-
 def missing_packages(locked: Lock, names: Iterable[str]) -> list[LockedPackage]:
     packages = [locked.packages[n] for n in sorted(set(names))]
-    invalid = invalid_paths([store_path(p) for p in packages])
+    invalid = nix.invalid_paths([store_path(p) for p in packages])
     return [p for p in packages if store_path(p) in invalid]
 
 

@@ -46,7 +46,7 @@ class Driver:
         machine = _GuardedMachine(
             self, name, self.state_dir / name, nics=nics + tuple(options.pop("nics", ())),
             **options,
-        )  # fmt: skip
+        )
         self.machines.append(machine)
         return machine
 

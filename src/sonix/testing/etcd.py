@@ -28,11 +28,10 @@ from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 
-from sonix import nix, paths, ui
+from sonix import nix, paths, process, ui
 from sonix.debian.trees import tree_command
 from sonix.fleetlock.etcd import EtcdClient, EtcdError
 from sonix.testing.retry import WaitTimeout, retry
-from sonix.vm import qemu
 
 START_TIMEOUT = 30.0
 
@@ -50,7 +49,7 @@ def etcd_tree() -> Path:
         exprs={"packages": "(import ./pkgs { }).sets.testing"},
         out_link=paths.state_dir() / "testing" / "sonix-testing",
         what="the testing package set (etcd)",
-    )  # fmt: skip
+    )
     return tree
 
 
@@ -86,7 +85,7 @@ class EtcdServer:
         self.data_dir = state_dir / "data"
         self.log = state_dir / "etcd.log"
         self._tree = tree
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: process.Child | None = None
         self._ports: tuple[int, int] | None = None
 
     @property
@@ -118,15 +117,9 @@ class EtcdServer:
 
     def stop(self) -> None:
         """Stop etcd (SIGTERM, then SIGKILL after 10 s). Its data stays."""
-        process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        child, self._process = self._process, None
+        if child is not None:
+            process.stop(child, grace=10)
 
     def wait(self) -> int:
         """Wait until etcd exits (by itself or by a signal); its exit status."""
@@ -158,18 +151,16 @@ class EtcdServer:
             "--listen-peer-urls", peer, "--initial-advertise-peer-urls", peer,
             "--initial-cluster", f"sonix-test={peer}",
             "--unsafe-no-fsync", "--log-level", "warn",
-        ]  # fmt: skip
-        ui.debug(" ".join(argv))
+        ]
         with open(self.log, "ab") as log:
-            self._process = subprocess.Popen(
-                argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                cwd=self.state_dir, preexec_fn=qemu.die_with_parent,
-            )  # fmt: skip
-        process = self._process
+            self._process = process.spawn(
+                argv, stdout=log, stderr=subprocess.STDOUT, cwd=self.state_dir
+            )
+        child = self._process
 
         def up(last_try: bool) -> bool:
-            if process.poll() is not None:
-                raise EtcdFailed(f"etcd exited with status {process.returncode}")
+            if child.poll() is not None:
+                raise EtcdFailed(f"etcd exited with status {child.returncode}")
             return healthy(client, timeout=1.0)
 
         try:

@@ -25,7 +25,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import BinaryIO
 
-from sonix import paths, ui
+from sonix import paths, process, ui
 from sonix.testing.backdoor import READY, Reply, ReplyParser, encode_request
 from sonix.testing.qmp import Qmp, QmpError
 from sonix.testing.retry import WaitTimeout, retry
@@ -73,12 +73,9 @@ class UnitFailed(AssertionError):
     """A systemd unit that a test waited for entered the failed state."""
 
 
-def launch(argv: list[str], log: BinaryIO) -> subprocess.Popen[bytes]:
+def launch(argv: list[str], log: BinaryIO) -> process.Child:
     """Start QEMU in the background, its output to `log` (unit tests replace this)."""
-    return subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True, preexec_fn=qemu.die_with_parent,
-    )  # fmt: skip
+    return process.spawn(argv, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _short(command: str, limit: int = 80) -> str:
@@ -158,7 +155,7 @@ class Machine:
         self.extra_args = tuple(extra_args)
         self.serial_log = state_dir / "serial.log"
         self.qemu_log = state_dir / "qemu.log"
-        self._process: subprocess.Popen[bytes] | None = None
+        self._process: process.Child | None = None
         self._runtime: Path | None = None
         self._serial: Channel | None = None
         self._backdoor: Channel | None = None
@@ -234,7 +231,6 @@ class Machine:
             self._serial.listen()
             self._backdoor.listen()
             argv = qemu.qemu_argv(spec)
-            ui.debug(" ".join(shlex.quote(a) for a in argv))
             with open(self.qemu_log, "ab") as log:
                 log.write(f"\n# {time.strftime('%F %T')} {shlex.join(argv)}\n".encode())
                 log.flush()
@@ -278,8 +274,7 @@ class Machine:
                 # After a KVM internal error QEMU stays alive with the guest paused: end it,
                 # so that the waiter restarts the machine under TCG (_restart_after_exit).
                 assert self._process is not None
-                self._process.kill()
-                self._process.wait()
+                process.stop(self._process, grace=0)
                 self._kvm_failed = failure
                 return False
         if (self.image is None or self._serial is None
@@ -294,8 +289,7 @@ class Machine:
         ui.info(f"{self.name}: the guest kernel panicked and hung; resetting it "
                 f"(serial log: {self.serial_log})")
         assert self._process is not None
-        self._process.kill()
-        self._process.wait()
+        process.stop(self._process, grace=0)
         self.panic_resets += 1
         self._reset_hung_panic = True
         return False
@@ -354,9 +348,7 @@ class Machine:
                                 + ("give accel=None or accel='tcg'" if self.accel is not None
                                    else qemu.KVM_FORCED_HINT))
         qemu.fall_back_to_tcg(paths.state_dir() / "vm", reason)
-        if self._process.poll() is None:
-            self._process.kill()
-        self._process.wait()
+        process.stop(self._process, grace=0)
         self._cleanup()
         self.start()
         return True
@@ -420,9 +412,8 @@ class Machine:
         `start()` (or any command) boots the machine again.
         """
         with ui.step(f"{self.name}: crashing"):
-            if self._process is not None and self._process.poll() is None:
-                self._process.kill()
-                self._process.wait()
+            if self._process is not None:
+                process.stop(self._process, grace=0)
             self._cleanup()
 
     def reboot(self) -> None:
@@ -469,9 +460,8 @@ class Machine:
 
     def stop(self) -> None:
         """Kill QEMU if it still runs (end of a test) and release sockets."""
-        if self._process is not None and self._process.poll() is None:
-            self._process.kill()
-            self._process.wait()
+        if self._process is not None:
+            process.stop(self._process, grace=0)
         self._cleanup()
 
     def _cleanup(self) -> None:
@@ -683,7 +673,7 @@ class Machine:
                     found = self._serial.wait_for(
                         regex, max(0.0, deadline - time.monotonic()), start=self._console_pos,
                         alive=self._guest_alive,
-                    )  # fmt: skip
+                    )
                     break
                 except ChannelClosed:
                     if self._restart_after_exit():

@@ -62,9 +62,9 @@ def generate() -> str:
         f"### `{_signature('driver_for', driver.driver_for)}`", "", _doc(driver.driver_for), "",
         f"### `{_signature('retry', retry)}`", "", _doc(retry), "",
         "### Exceptions", "",
-    ]  # fmt: skip
+    ]
     for exc in (machine.MachineError, machine.CommandFailed, machine.UnitFailed,
-                WaitTimeout):  # fmt: skip
+                WaitTimeout):
         base = exc.__mro__[1].__name__
         lines.append(f"- `{exc.__name__}({base})`: {_doc(exc)}")
     return "\n".join(lines).rstrip() + "\n"

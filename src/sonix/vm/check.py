@@ -10,7 +10,6 @@ on ttyS0, and powers off. The host waits for the markers, event-driven, on the s
 from __future__ import annotations
 
 import re
-import shlex
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
-from sonix import paths, ui
+from sonix import paths, process, ui
 from sonix.vm import qemu
 from sonix.vm.console import Channel, ChannelClosed
 
@@ -103,11 +102,10 @@ def _boot_check_once(spec: qemu.VmSpec, timeout: float) -> BootReport:
     serial = Channel(runtime / "serial", echo=sys.stderr if ui.debug_enabled() else None)
     serial.listen()
     argv = qemu.qemu_argv(check_spec(spec, runtime / "serial"))
-    ui.debug(shlex.join(argv))
     qemu_log = (spec.serial_log.parent if spec.serial_log else runtime) / "qemu.log"
     output = qemu.file_tail(qemu_log)
     with open(qemu_log, "ab") as log:
-        process = launch(argv, log)
+        qemu_process = launch(argv, log)
     watch = qemu.KvmWatch(
         spec.accel, output, lambda: len(serial.text()), qemu.silence_bound(spec)
     )
@@ -117,8 +115,8 @@ def _boot_check_once(spec: qemu.VmSpec, timeout: float) -> BootReport:
             try:
                 found = serial.wait_for(
                     REPORT, timeout,
-                    alive=lambda: process.poll() is None and watch.failure() is None,
-                )  # fmt: skip
+                    alive=lambda: qemu_process.poll() is None and watch.failure() is None,
+                )
             except ChannelClosed:
                 found = None
             report = parse_report(found.group(0)) if found else None
@@ -126,36 +124,31 @@ def _boot_check_once(spec: qemu.VmSpec, timeout: float) -> BootReport:
                 failure = watch.failure()
                 if failure is not None:
                     raise KvmFailed(failure)
-                raise _no_report(spec, serial.text(), process, timeout, qemu_log)
+                raise _no_report(spec, serial.text(), qemu_process, timeout, qemu_log)
             ui.info(f"report after {time.monotonic() - started:.1f}s")
         with ui.step("Waiting for the power-off"):
             try:
-                process.wait(POWEROFF_TIMEOUT)
+                qemu_process.wait(POWEROFF_TIMEOUT)
             except subprocess.TimeoutExpired:
                 ui.info(f"still running {POWEROFF_TIMEOUT:.0f}s after the report: stopping QEMU")
         return report
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        process.stop(qemu_process, grace=0)
         serial.close()
         shutil.rmtree(runtime, ignore_errors=True)
 
 
-def launch(argv: list[str], log: BinaryIO) -> subprocess.Popen[bytes]:
+def launch(argv: list[str], log: BinaryIO) -> process.Stoppable:
     """Start QEMU headless, its output to `log` (unit tests replace this)."""
-    return subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-        preexec_fn=qemu.die_with_parent,
-    )  # fmt: skip
+    return process.spawn(argv, stdout=log, stderr=subprocess.STDOUT)
 
 
 def _no_report(
-    spec: qemu.VmSpec, text: str, process: subprocess.Popen[bytes], timeout: float, log: Path
+    spec: qemu.VmSpec, text: str, qemu_process: process.Stoppable, timeout: float, log: Path
 ) -> ui.SonixError:
-    if process.poll() is not None:
+    if qemu_process.poll() is not None:
         output = "\n".join(log.read_text(errors="replace").strip().splitlines()[-10:])
-        what = f"QEMU exited with status {process.returncode} before the boot report"
+        what = f"QEMU exited with status {qemu_process.poll()} before the boot report"
         if output:
             what += ":\n" + output
     else:

@@ -8,11 +8,9 @@ what to install or free up.
 
 from __future__ import annotations
 
-import ctypes
 import hashlib
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -195,7 +193,7 @@ def probe_guests(
     Each guest's serial console goes to `work/<what>.serial` (QEMU writes the file itself).
     """
     common = [QEMU, "-accel", "kvm", "-cpu", "host", "-machine", "q35", "-m", "256",
-              "-nodefaults", "-display", "none", "-no-reboot"]  # fmt: skip
+              "-nodefaults", "-display", "none", "-no-reboot"]
     guests = []
     if ovmf is not None:
         vars_copy = work / "probe-vars.fd"
@@ -209,14 +207,14 @@ def probe_guests(
                   "-drive", f"if=pflash,format=raw,unit=1,file={_escape(str(vars_copy))}",
                   "-serial", f"file:{work / 'ovmf.serial'}"),
             sign="",
-        ))  # fmt: skip
+        ))
     if kernel is not None:
         guests.append(ProbeGuest(
             what=f"Linux ({kernel.name})",
             argv=(*common, "-kernel", str(kernel), "-append", "console=ttyS0 panic=-1",
                   "-serial", f"file:{work / 'linux.serial'}"),
             sign=PROBE_KERNEL_SIGN,
-        ))  # fmt: skip
+        ))
     return guests
 
 
@@ -254,12 +252,8 @@ def run_probe_guest(guest: ProbeGuest, serial: Path, timeout: float) -> str | No
     Not process.run: a failing probe is an answer (TCG), not an error, and it may hang
     (after a KVM internal error QEMU stays alive). Polls two small files for a few seconds.
     """
-    ui.debug(process.command_line(list(guest.argv)))
     with tempfile.TemporaryFile() as errors:
-        qemu_process = subprocess.Popen(
-            guest.argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=errors,
-            preexec_fn=die_with_parent,
-        )  # fmt: skip
+        qemu_process = process.spawn(guest.argv, stdout=subprocess.DEVNULL, stderr=errors)
         deadline = time.monotonic() + timeout
         try:
             while True:
@@ -277,9 +271,7 @@ def run_probe_guest(guest: ProbeGuest, serial: Path, timeout: float) -> str | No
                     return f"no output on the serial console within {timeout:.0f}s"
                 time.sleep(0.1)
         finally:
-            if qemu_process.poll() is None:
-                qemu_process.kill()
-            qemu_process.wait()
+            process.stop(qemu_process, grace=0)
 
 
 def _shows(serial: Path, sign: str) -> bool:
@@ -361,17 +353,6 @@ def file_tail(path: Path) -> Callable[[], str]:
             return ""
 
     return read
-
-
-def die_with_parent() -> None:
-    """`preexec_fn` for QEMU: the kernel kills it when the process that started it dies.
-
-    Without this, a test run that is killed (a CI timeout, `kill -9`) leaves its VMs running
-    with nobody to stop them. PR_SET_PDEATHSIG fires when the *thread* that started QEMU
-    ends, so start machines from a thread that lives as long as they do (the main thread).
-    """
-    pr_set_pdeathsig = 1
-    ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, signal.SIGKILL)
 
 
 def require_qemu() -> str:
@@ -586,7 +567,7 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         "-smp", str(spec.cpus), "-m", str(spec.memory_mib),
         "-nodefaults", "-display", "none",
         "-device", "virtio-rng-pci",
-    ]  # fmt: skip
+    ]
     if spec.watchdog and "i6300esb" not in spec.extra_args:
         # The action is QEMU's default, written out: a hung guest must be reset, not paused.
         # (Not twice when a caller's extra_args bring the device already.)
@@ -596,7 +577,7 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         argv += [
             "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
             "-drive", f"if=pflash,format=raw,unit=1,file={variables}",
-        ]  # fmt: skip
+        ]
     if spec.direct_boot is not None:
         argv += ["-kernel", str(spec.direct_boot.kernel)]
         if spec.direct_boot.initrd is not None:
@@ -606,14 +587,14 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         argv += [
             "-drive", f"if=none,id=disk0,format=raw,file={_escape(str(spec.disk))}",
             "-device", "virtio-blk-pci,drive=disk0",
-        ]  # fmt: skip
+        ]
     argv += _serial_args(spec)
     if spec.backdoor is not None:
         argv += [
             "-chardev", f"socket,id=backdoor,path={_escape(str(spec.backdoor))},server=off",
             "-device", "virtio-serial-pci",
             "-device", f"virtserialport,chardev=backdoor,name={BACKDOOR_PORT}",
-        ]  # fmt: skip
+        ]
     if spec.qmp is not None:
         argv += ["-qmp", f"unix:{_escape(str(spec.qmp))},server=on,wait=off"]
     argv += _network_args(spec)
@@ -633,11 +614,11 @@ def _serial_args(spec: VmSpec) -> list[str]:
             "-chardev", f"stdio,id=serial0,mux=on,signal=off{log}",
             "-serial", "chardev:serial0",
             "-mon", "chardev=serial0,mode=readline",
-        ]  # fmt: skip
+        ]
     return [
         "-chardev", f"socket,id=serial0,path={_escape(str(spec.serial))},server=off{log}",
         "-serial", "chardev:serial0",
-    ]  # fmt: skip
+    ]
 
 
 def _network_args(spec: VmSpec) -> list[str]:
@@ -663,7 +644,7 @@ def _network_args(spec: VmSpec) -> list[str]:
             "-netdev",
             f"stream,id={netdev},server=off,addr.type=unix,addr.path={_escape(str(nic.socket))}",
             "-device", f"virtio-net-pci,netdev={netdev},mac={nic.mac}",
-        ]  # fmt: skip
+        ]
     return argv
 
 

@@ -54,9 +54,8 @@
       ExecStart = "/usr/bin/sh -c 'echo c > /proc/sysrq-trigger'";
     };
   };
-  # sonix.test.crash: PID 1 crashes in sysinit and freezes (systemd's crash action), so nothing
-  # pings the hardware watchdog any more; the i6300esb resets the machine. Before the backdoor,
-  # as for the panic.
+  # sonix.test.crash: PID 1 crashes in sysinit (systemd.crashAction reboots). Before the
+  # backdoor, as for the panic.
   systemd.services.test-crash-pid1 = {
     description = "Crash PID 1 (fault injected by the test)";
     before = [ "sysinit.target" "sonix-backdoor.service" ];

@@ -1,7 +1,7 @@
 # A synthetic server: 150 systemd-like services of 18 options (nested attrsOf/listOf),
 # 40 users, 60 files, networking; each service renders a unit text.
 let
-  lib = import ../../lib;
+  lib = import ../../../../lib;
   inherit (lib) mkOption mkIf mkDefault types;
   serviceOptions = { name, config, ... }: {
     options = {

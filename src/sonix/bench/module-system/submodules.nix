@@ -1,6 +1,6 @@
 # attrsOf (submodule ...) with N entries of 5 options each.
 { n ? 1000 }:
-let lib = import ../../lib; inherit (lib) mkOption types; in
+let lib = import ../../../../lib; inherit (lib) mkOption types; in
 (lib.evalModules { modules = [
   { options.entries = mkOption {
       type = types.attrsOf (types.submodule ({ name, ... }: {

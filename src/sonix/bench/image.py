@@ -1,55 +1,48 @@
-#!/usr/bin/env python3
-"""Image benchmark (issue 4): evaluation, builds, sizes and boot phases of the examples.
+"""`sonix bench image` (issue 4): evaluation, builds, sizes and boot phases of the examples.
 
 Prints, for examples/server.nix (evaluation) and the minimal test system (everything else):
   - evaluation time of the configuration (median of --runs),
   - cold build: a new image version, so usr, initrd and image are built from scratch (the
-    unpacked package tree stays cached; bench/pkgs_bench.py measures that part),
+    unpacked package tree stays cached; `sonix bench pkgs` measures that part),
   - warm rebuild after changing one option (networking.hostName),
   - sizes: usr file system (erofs), initrd, UKI, disk image (allocated and apparent),
   - boot phases under the machine's accelerator (TCG here): host wall clock from QEMU start
     to multi-user.target, and systemd-analyze's firmware/loader/kernel/initrd/userspace.
-
-Usage: bench/image.py [--runs N] [--no-boot] [--json]
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from sonix import build, paths
+from sonix.bench import compare
+from sonix.testing.driver import Driver
 
-from sonix import build, nix  # noqa: E402
-from sonix.testing.driver import Driver  # noqa: E402
+MINIMAL = paths.source_root() / "tests/vm/configs/minimal-test.nix"
+SERVER = paths.source_root() / "examples/server.nix"
 
-MINIMAL = ROOT / "tests/vm/configs/minimal-test.nix"
-SERVER = ROOT / "examples/server.nix"
+
+def register(workloads: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = workloads.add_parser(
+        "image",
+        help="evaluation, builds, sizes and boot phases of the test system",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--runs", type=int, default=3, help="evaluations (median; 3)")
+    parser.add_argument("--no-boot", action="store_true", help="skip the boot measurement")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
 
 
 def eval_seconds(config: Path, runs: int) -> float:
-    expr = (
-        f"(import {ROOT}/default.nix {{ configuration = {build.nix_path(config)}; }})"
-        ".config.system.build.toplevel.drvPath"
-    )
-    times = []
-    for _ in range(runs):
-        start = time.monotonic()
-        subprocess.run(
-            ["nix-instantiate", "--eval", "--expr", expr],
-            check=True, capture_output=True, env={**nix.NIX_ENV, "PATH": "/usr/bin:/bin"},
-        )  # fmt: skip
-        times.append(time.monotonic() - start)
-    return statistics.median(times)
+    return statistics.median(compare.eval_figures(config)[0] for _ in range(runs))
 
 
 def variant(tmp: Path, name: str, settings: str) -> Path:
@@ -77,26 +70,14 @@ def boot_phases(image: Path, state: Path) -> dict[str, Any]:
         wall = time.monotonic() - start
         analyze = machine.succeed("systemd-analyze time --no-pager || true", timeout=300)
         machine.shutdown()
-    phases = {
-        key: round(60 * float(minutes or 0) + float(seconds), 3)
-        for minutes, seconds, key in re.findall(
-            r"(?:(\d+)min )?([\d.]+)s \((firmware|loader|kernel|initrd|userspace)\)", analyze
-        )
-    }
     return {
         "wall_to_multi_user_s": round(wall, 1),
-        "systemd_analyze": phases,
+        "systemd_analyze": compare.analyze_phases(analyze),
         "analyze_text": analyze.strip(),
     }
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--no-boot", action="store_true", help="skip the boot measurement")
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-
+def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="sonix-bench-image-") as tmp_name:
         tmp = Path(tmp_name)
         stamp = str(int(time.time()))
@@ -120,7 +101,7 @@ def main() -> int:
             "uki_mib": round(sizes["uki"] / 2**20, 1),
             "disk_allocated_mib": round(sizes["disk_allocated"] / 2**20, 1),
             "disk_apparent_mib": round(sizes["disk"] / 2**20, 1),
-        })  # fmt: skip
+        })
         if not args.no_boot:
             figures["boot"] = boot_phases(cold.image, tmp / "vm")
 
@@ -130,7 +111,3 @@ def main() -> int:
         for key, value in figures.items():
             print(f"{key}: {value}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -1,13 +1,11 @@
-#!/usr/bin/env python3
-"""What the initrd's compression costs at boot (issue 8): xz against zstd, in one run.
+"""`sonix bench initrd-compressors` (issue 8): the boot cost of the initrd's compression, xz
+against zstd, in one run.
 
 Builds the initrd of examples/minimal.nix with each `boot.initrd.compressor`, then boots each
-with the locked kernel and no disk, `--runs` times, as `sonix bench` boots its systemd initrd
+with the locked kernel and no disk, `--runs` times, as `sonix bench compare` boots its initrd
 floor (compare.measure_initrd_floor): host wall clock from QEMU's start to /init (the kernel
 unpacks the initrd before it), and from /init to sysinit.target. Prints the size and the
 medians of each, and the differences.
-
-Usage: bench/initrd_compressors.py [--runs N] [--json]
 """
 
 from __future__ import annotations
@@ -15,20 +13,28 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from sonix import build, paths
+from sonix.bench import compare, floor
+from sonix.testing.driver import Driver
 
-from sonix import build, paths  # noqa: E402
-from sonix.bench import compare, floor  # noqa: E402
-from sonix.testing.driver import Driver  # noqa: E402
-
-MINIMAL = ROOT / "examples/minimal.nix"
+MINIMAL = paths.source_root() / "examples/minimal.nix"
 COMPRESSORS = ("xz", "zstd")
+
+
+def register(workloads: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = workloads.add_parser(
+        "initrd-compressors",
+        help="boot cost of the initrd's compression: xz against zstd",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--runs", type=int, default=5, help="boots per initrd (median; 5)")
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
 
 
 def initrd_with(tmp: Path, compressor: str) -> Path:
@@ -38,12 +44,7 @@ def initrd_with(tmp: Path, compressor: str) -> Path:
     return build.build_system(config, tmp / compressor).initrd
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-
+def run(args: argparse.Namespace) -> int:
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory(prefix="sonix-bench-initrd-") as tmp_name:
         tmp = Path(tmp_name)
@@ -69,7 +70,3 @@ def main() -> int:
         for key, value in figures.items():
             print(f"{key}: {value}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

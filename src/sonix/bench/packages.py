@@ -1,7 +1,7 @@
-"""Benchmark of pkgs/: lock, fetch and the /usr tree of the minimal server set, cold and warm.
+"""`sonix bench pkgs`: lock, fetch and the /usr tree of the minimal server set, cold and warm.
 
-    .venv/bin/python bench/pkgs_bench.py          # warm figures only (changes nothing)
-    .venv/bin/python bench/pkgs_bench.py --cold   # also cold: deletes this set's store paths
+    ./sonix bench pkgs          # warm figures only (changes nothing)
+    ./sonix bench pkgs --cold   # also cold: deletes this set's store paths
 
 Cold means: lock with an empty apt state (fresh index download); fetch with none of the
 system and tools .debs in the Nix store; the tree build with none of the unpacked packages,
@@ -21,13 +21,21 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
-
-from sonix import nix, process  # noqa: E402
-from sonix.debian import fetch, lock  # noqa: E402
+from sonix import nix, paths, process
+from sonix.debian import fetch, lock
 
 SETS = ("system", "tools")
+
+
+def register(workloads: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = workloads.add_parser(
+        "pkgs",
+        help="lock, fetch and the /usr tree of the minimal server set, cold and warm",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--cold", action="store_true", help="also measure cold (deletes paths)")
+    parser.set_defaults(func=run)
 
 
 def timed(what: Callable[[], object]) -> float:
@@ -37,24 +45,19 @@ def timed(what: Callable[[], object]) -> float:
 
 
 def sonix(*args: str, state: Path | None = None) -> None:
-    env = {"SONIX_ROOT": str(ROOT)}
+    env = {"SONIX_ROOT": str(paths.source_root())}
     if state:
         env["SONIX_STATE_DIR"] = str(state)
     process.run([sys.executable, "-m", "sonix", *args], env=env, capture=True)
 
 
 def nix_build(attr: str) -> Path:
-    return nix.build(ROOT / "pkgs", attr)[0]
+    return nix.build(paths.source_root() / "pkgs", attr)[0]
 
 
 def nix_value(expr: str) -> list[str]:
     result: list[str] = nix.eval_expr_json(expr)
     return result
-
-
-def nar_size(path: Path) -> int:
-    out = process.run(["nix-store", "--query", "--size", str(path)], capture=True, env=nix.NIX_ENV)
-    return int(out.stdout)
 
 
 def seconds(t: float | None) -> str:
@@ -71,25 +74,18 @@ def delete(paths: list[str]) -> int:
     existing = [p for p in paths if os.path.exists(p)]
     if not existing:
         return 0
-    result = process.run(
-        ["nix-store", "--delete", *existing], capture=True, check=False, env=nix.NIX_ENV
-    )
-    if result.returncode == 0:
+    if nix.delete(existing):
         return 0
     for path in existing:  # one at a time: skip the live ones
-        process.run(["nix-store", "--delete", path], capture=True, check=False, env=nix.NIX_ENV)
+        nix.delete([path])
     return sum(1 for p in existing if os.path.exists(p))
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--cold", action="store_true", help="also measure cold (deletes paths)")
-    args = parser.parse_args()
-
+def run(args: argparse.Namespace) -> int:
     locked = lock.read_lock()
     names = sorted({n for s in SETS for n in locked.set_closure(s)})
     debs = [str(fetch.store_path(locked.packages[n])) for n in names]
-    pkgs = f"import {ROOT}/pkgs {{ }}"
+    pkgs = f"import {paths.source_root()}/pkgs {{ }}"
     name_list = " ".join(json.dumps(n) for n in names)  # JSON strings are Nix strings too
     unpacked = nix_value(f"let p = {pkgs}; in map (n: p.${{n}}.outPath) [ {name_list} ]")
     trees = nix_value(
@@ -132,10 +128,6 @@ def main() -> int:
     print("| size | value |\n|---|---|")
     print(f"| system .debs ({len(system)}) | {mib(sum(locked.packages[n].size for n in system))} |")
     print(f"| tools .debs ({len(tools)}) | {mib(sum(locked.packages[n].size for n in tools))} |")
-    print(f"| system tree, unpacked (NAR) | {mib(nar_size(system_tree))} |")
-    print(f"| tools tree, unpacked (NAR) | {mib(nar_size(tools_tree))} |")
+    print(f"| system tree, unpacked (NAR) | {mib(nix.nar_size(system_tree))} |")
+    print(f"| tools tree, unpacked (NAR) | {mib(nix.nar_size(tools_tree))} |")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

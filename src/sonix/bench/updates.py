@@ -1,9 +1,8 @@
-#!/usr/bin/env python3
-"""Update benchmark (issue 5): bytes downloaded per update, time from "found" to "blessed",
+"""`sonix bench updates` (issue 5): bytes downloaded per update, time from "found" to "blessed",
 and the downtime of each activation (soft-reboot, kexec, reboot), measured in one run on one
 VM under the same conditions, so the ratios compare like with like.
 
-    .venv/bin/python bench/updates.py [--json]
+    ./sonix bench updates [--json]
 
 One VM boots v1 of tests/vm/configs/updates-test.nix, then takes, from a channel served on
 loopback:
@@ -20,24 +19,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "src"))
+from sonix import build, paths
+from sonix.release import release_build, signing
+from sonix.release.serve import handler_for
+from sonix.testing.driver import Driver
+from sonix.testing.machine import Machine
+from sonix.vm import qemu
 
-from sonix import build  # noqa: E402
-from sonix.release import release_build, signing  # noqa: E402
-from sonix.release.serve import handler_for  # noqa: E402
-from sonix.testing.driver import Driver  # noqa: E402
-from sonix.testing.machine import Machine  # noqa: E402
-from sonix.vm import qemu  # noqa: E402
-
-BASE = ROOT / "tests/vm/configs/updates-test.nix"
+BASE = paths.source_root() / "tests/vm/configs/updates-test.nix"
 TIMEOUT = 1200
 RELEASES = {
     "1": "",
@@ -102,10 +97,18 @@ def update(machine: Machine, server: CountingServer, version: str, method: str) 
             "found_to_blessed_s": round(blessed - found, 1)}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
+def register(workloads: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    parser = workloads.add_parser(
+        "updates",
+        help="bytes, time to blessed and downtime of each update activation",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--json", action="store_true", help="print JSON")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="sonix-bench-updates-") as tmp_name:
         tmp = Path(tmp_name)
         key = signing.ensure_key(tmp / "key")
@@ -122,7 +125,7 @@ def main() -> int:
             machine = driver.machine(
                 "bench", image=builds["1"].image, disk_size=4 << 30, memory_mib=1536,
                 guest_forwards=(qemu.GuestForward("10.0.2.100", 80, server.server_address[1]),),
-            )  # fmt: skip
+            )
             machine.start()
             machine.wait_for_unit("sonix-update-steady-state.service", timeout=TIMEOUT)
             for version, method in (("2", "soft-reboot"), ("3", "kexec"), ("4", "reboot")):
@@ -145,7 +148,3 @@ def main() -> int:
                   f"{r['downtime_s']:>8.1f}s {r['downtime_vs_reboot']:>9.2f} "
                   f"{r['found_to_blessed_s']:>13.1f}s")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
