@@ -50,7 +50,8 @@ def test_watchdog_options() -> None:
     }"""
     dropin = text(usr(module), WATCHDOG)
     assert dropin.splitlines()[2:] == [
-        "CrashAction=freeze", "KExecWatchdogSec=5min", "RuntimeWatchdogSec=30s", "WatchdogDevice=/dev/watchdog1"
+        "CrashAction=freeze", "KExecWatchdogSec=5min", "RuntimeWatchdogSec=30s",
+        "WatchdogDevice=/dev/watchdog1",
     ]
     drivers = text(initrd(module), "lib/modules-load.d/sonix-watchdog.conf")
     assert drivers == "iTCO_wdt\nsp5100_tco\n"
