@@ -23,9 +23,11 @@ let
 
   # ---- Quadlet files -----------------------------------------------------------------------
   # Quadlet splits Exec= and PodmanArgs= like a shell (systemd's rules): quote what needs it.
+  # systemd expands `%` specifiers in the service Quadlet generates: a literal `%` is `%%`.
   plainArg = s: builtins.match "[A-Za-z0-9_./:=@%+,-]+" s != null;
-  quoteArg = s: if plainArg s then s
-    else "\"" + builtins.replaceStrings [ "\\" "\"" ] [ "\\\\" "\\\"" ] s + "\"";
+  quoteArg = s: let escaped = builtins.replaceStrings [ "%" ] [ "%%" ] s; in
+    if plainArg s then escaped
+    else "\"" + builtins.replaceStrings [ "\\" "\"" ] [ "\\\\" "\\\"" ] escaped + "\"";
   quoteArgs = args: concatStringsSep " " (map quoteArg args);
 
   section = name: lines: optionals (lines != [ ]) ([ "[${name}]" ] ++ lines ++ [ "" ]);

@@ -115,6 +115,20 @@ def test_environment_percent_signs_are_doubled() -> None:
     assert environment == ['Environment="HOME_HINT=%%h"', 'Environment="RATE=50%%"']
 
 
+def test_argument_percent_signs_are_doubled() -> None:
+    """The same for Exec= and PodmanArgs=: `%` reaches the container as written."""
+    files = usr(config("oci-containers", body="""
+      oci.containers.a = {
+        image = "docker.io/library/nginx:1.27";
+        cmd = [ "--rate=50%" "100% sure" ];
+        extraOptions = [ "--label=load=%h" ];
+      };
+    """))
+    unit = ini(text(files, f"{QUADLET}/a.container"))["Container"]
+    assert 'Exec=--rate=50%% "100%% sure"' in unit
+    assert "PodmanArgs=--label=load=%%h" in unit
+
+
 def test_container_quadlet_file_for_a_registry_image(web_files: dict[str, Any]) -> None:
     unit = ini(text(web_files, f"{QUADLET}/cache.container"))
     assert unit["Container"] == [
