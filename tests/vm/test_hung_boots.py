@@ -254,9 +254,18 @@ def test_kernel_panic_reboots(chain: Chain) -> None:
     assert "Kernel panic - not syncing: sysrq triggered crash" in chain.console
 
 
-def test_crashed_pid_1_reboots(chain: Chain) -> None:
-    crash = chain.console[chain.console.index(f"{FAULT}crash"):]
-    assert "Caught <SEGV>" in crash, crash[-3000:]
-    assert "Rebooting in 10s" in crash, crash[-3000:]
+def test_crashed_pid_1_reboots(machine: Machine, chain: Chain) -> None:
+    booted = re.search(rf"Command line: [^\r\n]*{re.escape(FAULT)}crash", chain.console)
+    assert booted, chain.console[-3000:]
+    crash = chain.console[booted.end():]
+    crash = crash[:crash.index("BdsDxe: starting")]
+    assert "Starting test-crash-pid1.service" in crash, crash[-3000:]
+    assert "reboot: Restarting system" in crash, crash[-3000:]
+    assert "Kernel panic" not in crash
+    # PID 1's last words went to the journal, which was already on /var (persistent).
+    journal = machine.succeed("journalctl -o cat --no-pager -t systemd"
+                              " | grep -F -e 'Caught <SEGV>' -e 'Rebooting in 10s' || true")
+    assert "Caught <SEGV>" in journal + crash, journal
+    assert "Rebooting in 10s" in journal + crash, journal
     # Each bad boot ended by its own defence, none by the hardware watchdog (QMP's events).
     assert chain.watchdog_resets == 0
