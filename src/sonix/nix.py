@@ -41,16 +41,22 @@ def _nix_error(result: subprocess.CompletedProcess[str], what: str) -> ui.SonixE
     return ui.SonixError(f"{what} failed:\n{text}")
 
 
-def eval_expr_json(expr: str, *, what: str = "evaluation") -> Any:
-    """`nix-instantiate --eval --strict --json --expr EXPR`, parsed."""
-    argv = ["nix-instantiate", "--eval", "--strict", "--json", "--expr", expr]
+def _run_nix(argv: list[str], what: str) -> str:
+    """Run a Nix command that prints its result: its stdout; Nix's warnings are shown, and its
+    errors become a SonixError naming `what`. With --debug, Nix shows its traces."""
     if ui.debug_enabled():
-        argv.append("--show-trace")
+        argv = [*argv, "--show-trace"]
     result = process.run(argv, capture=True, check=False, env=NIX_ENV, cwd=paths.source_root())
     if result.returncode != 0:
         raise _nix_error(result, what)
     _print_warnings(result.stderr)
-    return json.loads(result.stdout)
+    return result.stdout
+
+
+def eval_expr_json(expr: str, *, what: str = "evaluation") -> Any:
+    """`nix-instantiate --eval --strict --json --expr EXPR`, parsed."""
+    argv = ["nix-instantiate", "--eval", "--strict", "--json", "--expr", expr]
+    return json.loads(_run_nix(argv, what))
 
 
 def build(
@@ -71,13 +77,7 @@ def build(
     argv += _arg_flags(args or {})
     for name, expr in (exprs or {}).items():
         argv += ["--arg", name, expr]
-    if ui.debug_enabled():
-        argv.append("--show-trace")
-    result = process.run(argv, capture=True, check=False, env=NIX_ENV, cwd=paths.source_root())
-    if result.returncode != 0:
-        raise _nix_error(result, what)
-    _print_warnings(result.stderr)
-    return [Path(line) for line in result.stdout.split()]
+    return [Path(line) for line in _run_nix(argv, what).split()]
 
 
 def _print_warnings(stderr: str | None) -> None:

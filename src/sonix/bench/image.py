@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from sonix import build, paths
-from sonix.bench import compare
+from sonix.bench import add_workload, compare
 from sonix.testing.driver import Driver
 
 MINIMAL = paths.source_root() / "tests/vm/configs/minimal-test.nix"
@@ -29,16 +29,13 @@ SERVER = paths.source_root() / "examples/server.nix"
 
 
 def register(workloads: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = workloads.add_parser(
-        "image",
-        help="evaluation, builds, sizes and boot phases of the test system",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_workload(
+        workloads, "image",
+        "evaluation, builds, sizes and boot phases of the test system",
+        __doc__, run, runs=(3, "evaluations"),
     )
-    parser.add_argument("--runs", type=int, default=3, help="evaluations (median; 3)")
     parser.add_argument("--no-boot", action="store_true", help="skip the boot measurement")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(func=run)
 
 
 def eval_seconds(config: Path, runs: int) -> float:

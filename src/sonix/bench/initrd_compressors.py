@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sonix import build, paths
-from sonix.bench import compare, floor
+from sonix.bench import add_workload, compare, floor
 from sonix.testing.driver import Driver
 
 MINIMAL = paths.source_root() / "examples/minimal.nix"
@@ -26,15 +26,12 @@ COMPRESSORS = ("xz", "zstd")
 
 
 def register(workloads: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = workloads.add_parser(
-        "initrd-compressors",
-        help="boot cost of the initrd's compression: xz against zstd",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_workload(
+        workloads, "initrd-compressors",
+        "boot cost of the initrd's compression: xz against zstd",
+        __doc__, run, runs=(5, "boots per initrd"),
     )
-    parser.add_argument("--runs", type=int, default=5, help="boots per initrd (median; 5)")
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(func=run)
 
 
 def initrd_with(tmp: Path, compressor: str) -> Path:

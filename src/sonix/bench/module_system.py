@@ -23,21 +23,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from sonix import nix, paths
+from sonix.bench import add_workload
 
 WORKLOADS = Path(__file__).resolve().parent / "module-system"
 
 
 def register(workloads: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = workloads.add_parser(
-        "modules",
-        help="evaluation time and peak memory of the module system",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_workload(
+        workloads, "modules",
+        "evaluation time and peak memory of the module system",
+        __doc__, run, runs=(5, "runs per workload"),
     )
-    parser.add_argument("--runs", type=int, default=5, help="runs per workload (median; 5)")
     parser.add_argument("--write", type=Path, help="also write the Markdown table here")
     parser.add_argument("--json", action="store_true", help="print JSON instead of Markdown")
-    parser.set_defaults(func=run)
 
 
 @dataclass(frozen=True)

@@ -22,20 +22,19 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sonix import nix, paths, process
+from sonix.bench import add_workload
 from sonix.debian import fetch, lock
 
 SETS = ("system", "tools")
 
 
 def register(workloads: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = workloads.add_parser(
-        "pkgs",
-        help="lock, fetch and the /usr tree of the minimal server set, cold and warm",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_workload(
+        workloads, "pkgs",
+        "lock, fetch and the /usr tree of the minimal server set, cold and warm",
+        __doc__, run,
     )
     parser.add_argument("--cold", action="store_true", help="also measure cold (deletes paths)")
-    parser.set_defaults(func=run)
 
 
 def timed(what: Callable[[], object]) -> float:

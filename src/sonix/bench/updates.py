@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from sonix import build, paths
+from sonix.bench import add_workload
 from sonix.release import release_build, signing
 from sonix.release.serve import handler_for
 from sonix.testing.driver import Driver
@@ -98,14 +99,12 @@ def update(machine: Machine, server: CountingServer, version: str, method: str) 
 
 
 def register(workloads: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    parser = workloads.add_parser(
-        "updates",
-        help="bytes, time to blessed and downtime of each update activation",
-        description=__doc__,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    parser = add_workload(
+        workloads, "updates",
+        "bytes, time to blessed and downtime of each update activation",
+        __doc__, run,
     )
     parser.add_argument("--json", action="store_true", help="print JSON")
-    parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -19,6 +19,15 @@ from pathlib import Path
 from typing import TextIO
 
 
+def listen_unix(path: Path, backlog: int) -> socket.socket:
+    """A unix stream socket listening at `path` (a stale socket file there is replaced)."""
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(backlog)
+    return server
+
 class ChannelClosed(Exception):
     """QEMU went away (or never connected) while someone waited for data."""
 
@@ -48,12 +57,7 @@ class Channel:
     # -- life cycle --------------------------------------------------------------------------
 
     def listen(self) -> None:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(str(self.path))
-        server.listen(1)
-        self._server = server
+        self._server = listen_unix(self.path, backlog=1)
         threading.Thread(target=self._serve, name=f"chan:{self.path.name}", daemon=True).start()
 
     def _serve(self) -> None:

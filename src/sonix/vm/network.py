@@ -16,6 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from sonix import ui
+from sonix.vm.console import listen_unix
 
 
 class Hub:
@@ -30,12 +31,7 @@ class Hub:
         self._closed = threading.Event()
 
     def start(self) -> Hub:
-        with contextlib.suppress(FileNotFoundError):
-            self.path.unlink()
-        server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        server.bind(str(self.path))
-        server.listen(16)
-        self._server = server
+        self._server = listen_unix(self.path, backlog=16)
         self._spawn(self._accept_loop, f"hub-accept:{self.path.name}")
         return self
 
