@@ -184,9 +184,13 @@ def check_keys(keys: KeySet) -> None:
 
 
 def _public_of(path: Path, directory: Path, certificate: bool) -> str:
-    argv = (["openssl", "x509", "-noout", "-pubkey", "-in", path] if certificate
-            else ["openssl", "pkey", "-pubout", "-in", path] if path.suffix == ".key"
-            else ["openssl", "pkey", "-pubin", "-pubout", "-in", path])
+    argv: list[str | os.PathLike[str]]
+    if certificate:
+        argv = ["openssl", "x509", "-noout", "-pubkey", "-in", path]
+    elif path.suffix == ".key":
+        argv = ["openssl", "pkey", "-pubout", "-in", path]
+    else:
+        argv = ["openssl", "pkey", "-pubin", "-pubout", "-in", path]
     status, output = _tools(*argv, directory=directory, check=False)
     if status != 0:
         raise ui.die(f"{path} is not a readable PEM {'certificate' if certificate else 'key'}",

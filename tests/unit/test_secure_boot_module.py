@@ -113,11 +113,11 @@ def test_bad_settings_are_refused(keys: Path) -> None:
 
 
 def test_the_builder_refuses_a_config_without_keys() -> None:
-    with pytest.raises(image.ConfigError, match="missing key .*'signingKey'"):
+    with pytest.raises(image.ConfigError, match=r"missing key .*'signingKey'"):
         image.SecureBootConfig.parse({"certificate": CERT})
     good = {"signingKey": "/k/db.key", "certificate": CERT, "pcrPrivateKey": "/k/p.key",
             "pcrPublicKey": PUBLIC, "enrol": "force", "enrolmentFiles": None}
-    with pytest.raises(image.ConfigError, match="certificate"):
+    with pytest.raises(image.ConfigError, match=r"certificate"):
         image.SecureBootConfig.parse({**good, "certificate": "not a certificate"})
-    with pytest.raises(image.ConfigError, match="signingKey"):
+    with pytest.raises(image.ConfigError, match=r"signingKey"):
         image.SecureBootConfig.parse({**good, "signingKey": "db.key"})
