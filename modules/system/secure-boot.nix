@@ -132,6 +132,14 @@ in
     environment.packages = optionals (cfg.tpm && !config.boot.isContainer) [
       pkgs."libtss2-esys-3.0.2-0t64" pkgs."libtss2-mu-4.0.1-0t64" pkgs.libtss2-rc0t64 pkgs.libtss2-tcti-device0t64
     ];
+    # tpm2-tss depends on tpm-udev, whose udev rules give /dev/tpm* to `tss`; its postinst
+    # makes the account with adduser (the same definition as in modules/services/fwupd.nix).
+    users.users.tss = mkIf (cfg.tpm && !config.boot.isContainer) {
+      isSystemUser = true;
+      description = "TPM software stack";
+      home = "/var/lib/tpm";
+      shell = "/bin/false";
+    };
     boot.initrd.binaries = optionals cfg.tpm ([ "/usr/lib/systemd/systemd-pcrextend" ]
       ++ map (lib: "/usr/lib/x86_64-linux-gnu/${lib}") tpmLibraries);
   };

@@ -70,6 +70,8 @@ def test_measured_boot_ships_the_tpm_stack(keys: Path) -> None:
     assert "/usr/lib/x86_64-linux-gnu/libtss2-esys.so.0" in binaries
     packages = evaluate(module, "environment.packages")
     assert any("libtss2-tcti-device0t64" in p for p in packages)
+    # tpm-udev (a dependency of tpm2-tss) gives /dev/tpm* to the `tss` account.
+    assert evaluate(module, "users.users.tss.isSystemUser") is True
     # Without the TPM part: signed, but the generator masked and no tpm2-tss.
     module = enabled(keys, "boot.secureBoot.tpm = false;")
     assert usr(module)[GENERATOR]["value"] == "/dev/null"

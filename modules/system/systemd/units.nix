@@ -462,7 +462,7 @@ in
         "systemd-rc-local-generator" "systemd-run-generator" "systemd-ssh-generator"
         "systemd-system-update-generator" "systemd-sysv-generator"
       ] ++ lib.optional (!config.boot.secureBoot.tpm) "systemd-tpm2-generator";
-      defaultText = lib.literalExpression ''[ "systemd-hibernate-resume-generator" … "systemd-sysv-generator" ] ++ lib.optional (!config.boot.secureBoot.tpm) "systemd-tpm2-generator"'';
+      defaultText = lib.literalExpression ''[ "systemd-hibernate-resume-generator" ... "systemd-sysv-generator" ] ++ lib.optional (!config.boot.secureBoot.tpm) "systemd-tpm2-generator"'';
       example = [ ];
       description = ''
         systemd generators (programs in /usr/lib/systemd/system-generators) that the image masks
