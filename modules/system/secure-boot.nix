@@ -27,6 +27,11 @@ let
     if path == null then throw "boot.secureBoot.${option} is not set; ${keygen}."
     else if !builtins.pathExists path then throw "boot.secureBoot.${option}: ${path} does not exist; ${keygen}."
     else builtins.readFile path;
+  # Only checked for existence here; the build reads it (as a nixbld user).
+  existing = option: path:
+    if path == null then throw "boot.secureBoot.${option} is not set; ${keygen}."
+    else if !builtins.pathExists path then throw "boot.secureBoot.${option}: ${path} does not exist; ${keygen}."
+    else path;
   enrolFile = name: let path = "${cfg.enrolmentKeys}/${name}.auth"; in
     if !builtins.pathExists path then throw "boot.secureBoot.enrolmentKeys: ${path} does not exist; ${keygen} (or set enrolmentKeys = null)."
     else builtins.path { inherit path; name = "${name}.auth"; };
@@ -108,9 +113,9 @@ in
 
   config = {
     boot.secureBoot.signing = if !cfg.enable then null else {
-      signingKey = cfg.signingKey;
+      signingKey = existing "signingKey" cfg.signingKey;
       certificate = readPublic "signingCertificate" cfg.signingCertificate;
-      pcrPrivateKey = cfg.pcrPrivateKey;
+      pcrPrivateKey = existing "pcrPrivateKey" cfg.pcrPrivateKey;
       pcrPublicKey = readPublic "pcrPublicKey" cfg.pcrPublicKey;
       enrol = cfg.enrol;
       enrolmentFiles = if cfg.enrolmentKeys == null then null

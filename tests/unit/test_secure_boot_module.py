@@ -96,7 +96,8 @@ def test_enabled_without_keys_names_keygen() -> None:
     assert "sonix keygen --secure-boot" in message
 
 
-@pytest.mark.parametrize("missing", ["db.crt", "db.key", "pcr-policy.pub.pem", "PK.auth"])
+@pytest.mark.parametrize("missing", ["db.crt", "db.key", "pcr-policy.key", "pcr-policy.pub.pem",
+                                     "PK.auth"])
 def test_a_missing_key_file_names_keygen(keys: Path, missing: str) -> None:
     (keys / missing).unlink()
     message = error_of(enabled(keys), "boot.secureBoot.signing")
