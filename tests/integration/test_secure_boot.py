@@ -10,7 +10,6 @@ import json
 import os
 import shutil
 import stat
-import struct
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -274,11 +273,3 @@ def test_secure_boot_without_keys_names_keygen(tmp_path: Path) -> None:
         build_system(config, tmp_path / "out")
     assert KEYGEN in str(error.value)
 
-
-def test_auth_header_layout() -> None:
-    """split_auth reads EFI_VARIABLE_AUTHENTICATION_2 as UEFI lays it out."""
-    header = struct.pack("<IHH", 24 + 3, 0x0200, 0x0EF1) + secureboot.CERT_TYPE_PKCS7.bytes_le
-    data = b"T" * 16 + header + b"sig" + b"list"
-    assert secureboot.split_auth(data) == (b"T" * 16, b"sig", b"list")
-    with pytest.raises(ValueError):
-        secureboot.split_auth(data[:20])
