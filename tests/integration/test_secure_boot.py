@@ -215,6 +215,26 @@ def test_the_uki_carries_a_signed_pcr11_policy(signed: BuildResult,
     assert all(entry["pcrs"] == [11] for entry in policy["sha256"])
 
 
+def test_the_manifest_predicts_pcr11(signed: BuildResult, tmp_path: Path) -> None:
+    """The build's prediction equals systemd-measure's on the sections as the host's UKI
+    reader (agents/uki.py) extracts them: the figure the VM tests will compare with the TPM."""
+    path = signed.uki.resolve()
+    args = []
+    for name in (".linux", ".osrel", ".cmdline", ".initrd", ".uname", ".sbat", ".pcrpkey"):
+        (tmp_path / name[1:]).write_bytes(uki.section_bytes(path, name))
+        args.append(f"--{name[1:]}={tmp_path / name[1:]}")
+    phases = list(signed.manifest["pcr11"])
+    out = tools("/usr/lib/systemd/systemd-measure", "calculate", *args, "--bank=sha256",
+                *(f"--phase={p}" for p in phases), "--json=short", rw=tmp_path)
+    status, _, text = out.partition("\n")
+    assert status == "0", out
+    expected = {e["phase"]: e["hash"] for e in json.loads(text)["sha256"]}
+    assert signed.manifest["pcr11"] == expected
+    assert phases == ["enter-initrd", "enter-initrd:leave-initrd",
+                      "enter-initrd:leave-initrd:sysinit",
+                      "enter-initrd:leave-initrd:sysinit:ready"]
+
+
 def test_the_esp_ships_the_enrolment_files(signed: BuildResult, keys: secureboot.KeySet,
                                            tmp_path: Path) -> None:
     loader = esp_file(signed, "loader/loader.conf", tmp_path / "loader.conf").read_text()

@@ -970,15 +970,17 @@ def make_disk(usr: Path, initrd: Path, cfg: DiskConfig, out: Path,
     usrhash = make_usr_partitions(disk, definitions, seed)
     uki = make_uki(usr, initrd, cfg, usrhash, out, signing)
     entry = stage_esp(esp, uki.path, cfg)
+    pcr11: dict[str, str] | None = None
     if secure_boot and signing:
         sign_esp(esp, signing, secure_boot, work)
         check_signatures(esp, uki.path, signing)
+        pcr11 = predict_pcr11(uki.path, work)
     log("Adding the ESP (pass 2)")
     parts = repart(disk, definitions, seed)
     log("Checking that the UKI and the partition table agree")
     check_usrhash(disk, uki.path, usrhash)
     write_disk_manifest(out, cfg, disk, uki, initrd, usrhash, entry, parts,
-                        secure_boot.enrol if secure_boot else None)
+                        secure_boot.enrol if secure_boot else None, pcr11)
     shutil.rmtree(work)
 
 
@@ -1016,6 +1018,51 @@ def prepare_signing(sb: SecureBootConfig, keys: Path) -> Signing:
                 f"public key ({public.name}); point both options at one key set made by "
                 f"`{KEYGEN}`")
     return signing
+
+
+# What systemd-stub measures into PCR 11 (systemd-measure's section list; .pcrsig is not).
+MEASURED_SECTIONS = (".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb",
+                     ".uname", ".sbat", ".pcrpkey")
+# ukify's default phases, which the UKI's .pcrsig signs (docs/secure-boot.md).
+PCR_PHASES = ("enter-initrd", "enter-initrd:leave-initrd", "enter-initrd:leave-initrd:sysinit",
+              "enter-initrd:leave-initrd:sysinit:ready")
+
+
+def pe_sections(path: Path) -> dict[str, bytes]:
+    """A PE image's sections as the stub sees them: VirtualSize bytes (at most the raw data)."""
+    data = path.read_bytes()
+    (pe,) = struct.unpack_from("<I", data, 0x3C)
+    if data[:2] != b"MZ" or data[pe:pe + 4] != b"PE\0\0":
+        die(f"{path} is not a PE image")
+    count, optional_size = struct.unpack_from("<H12xH", data, pe + 6)
+    table = pe + 24 + optional_size
+    found = {}
+    for i in range(count):
+        name, virtual_size, _, raw_size, raw_offset = struct.unpack_from(
+            "<8sIIII", data, table + 40 * i)
+        size = min(virtual_size, raw_size) if virtual_size else raw_size
+        found[name.rstrip(b"\0").decode()] = data[raw_offset:raw_offset + size]
+    return found
+
+
+def predict_pcr11(uki: Path, work: Path) -> dict[str, str]:
+    """PCR 11 (sha256) after each boot phase, computed from the UKI's own sections with
+    `systemd-measure calculate`: what a TPM must read on a machine that booted this UKI
+    (the VM tests compare; docs/secure-boot.md)."""
+    sections = work / "measured"
+    sections.mkdir()
+    args = []
+    for name, content in pe_sections(uki).items():
+        if name in MEASURED_SECTIONS:
+            (sections / name[1:]).write_bytes(content)
+            args.append(f"--{name[1:]}={sections / name[1:]}")
+    output = run("/usr/lib/systemd/systemd-measure", "calculate", *args, "--bank=sha256",
+                 *(f"--phase={phase}" for phase in PCR_PHASES), "--json=short", capture=True)
+    entries = json.loads(output).get("sha256", [])
+    predicted = {str(e["phase"]): str(e["hash"]) for e in entries if e.get("pcr") == 11}
+    if sorted(predicted) != sorted(PCR_PHASES):
+        die(f"systemd-measure predicted PCR 11 for {sorted(predicted)}, not {PCR_PHASES}")
+    return predicted
 
 
 def sign_esp(esp: Path, signing: Signing, sb: SecureBootConfig, work: Path) -> None:
@@ -1171,7 +1218,8 @@ def stage_esp(esp: Path, uki: Path, cfg: DiskConfig) -> str:
 
 def write_disk_manifest(out: Path, cfg: DiskConfig, disk: Path, uki: Uki, initrd: Path,
                         usrhash: str, entry: str, parts: list[dict[str, object]],
-                        secure_boot: str | None = None) -> None:
+                        secure_boot: str | None = None,
+                        pcr11: dict[str, str] | None = None) -> None:
     """out/manifest.json: what the release tools and the benchmarks read about the image."""
     manifest = {
         "name": cfg.name,
@@ -1182,6 +1230,7 @@ def write_disk_manifest(out: Path, cfg: DiskConfig, disk: Path, uki: Uki, initrd
         "uki": uki.path.name,
         "esp_entry": entry,
         "secure_boot": secure_boot,  # boot.secureBoot.enrol when signed, else null
+        "pcr11": pcr11,  # signed UKIs: boot phase → predicted PCR 11 (sha256), else null
         "bytes": {
             "disk": disk.stat().st_size,
             "disk_allocated": disk.stat().st_blocks * 512,
