@@ -7,6 +7,7 @@
   ./system/build.nix
   ./system/packages.nix
   ./system/boot.nix
+  ./system/secure-boot.nix
   ./system/systemd/units.nix
   ./system/tmpfiles.nix
   ./system/etc.nix

@@ -98,12 +98,24 @@ let
     stubDir = "/usr/lib/systemd/boot/efi";
   };
 
-  image = step "image" {
+  # boot.secureBoot (modules/system/secure-boot.nix): the build reads the private keys from the
+  # host (sandbox off, group nixbld), so their directories are made visible in the tools tree;
+  # the certificate and the public PCR key are in the JSON, so a new key rebuilds.
+  secureBoot = config.boot.secureBoot.signing;
+  keyDirectories = lib.optionals (secureBoot != null)
+    (lib.unique (map dirOf [ secureBoot.signingKey secureBoot.pcrPrivateKey ]));
+
+  image = step "image" ({
     inherit usr;
     initrd = "${initrd}/initrd.img";
     config = builtins.toJSON diskConfig;
     passAsFile = [ "config" ];
-  } ''"$runInTools" python3 "$imageBuilder" disk --usr "$usr" --initrd "$initrd" --config "$configPath" --out "$out"'';
+  } // lib.optionalAttrs (secureBoot != null) {
+    secureBoot = builtins.toJSON secureBoot;
+    passAsFile = [ "config" "secureBoot" ];
+  }) (''"$runInTools" ${lib.concatMapStrings (d: "--ro ${lib.escapeShellArg d} ") keyDirectories}''
+    + ''python3 "$imageBuilder" disk --usr "$usr" --initrd "$initrd" --config "$configPath" --out "$out"''
+    + lib.optionalString (secureBoot != null) " --secure-boot \"$secureBootPath\"");
 
   # `nix-build -A config.system.build.runvm` → a script that boots a copy of the image.
   runvm = derivation {

@@ -460,8 +460,9 @@ in
       default = [
         "systemd-hibernate-resume-generator" "systemd-integritysetup-generator"
         "systemd-rc-local-generator" "systemd-run-generator" "systemd-ssh-generator"
-        "systemd-system-update-generator" "systemd-sysv-generator" "systemd-tpm2-generator"
-      ];
+        "systemd-system-update-generator" "systemd-sysv-generator"
+      ] ++ lib.optional (!config.boot.secureBoot.tpm) "systemd-tpm2-generator";
+      defaultText = lib.literalExpression ''[ "systemd-hibernate-resume-generator" ... "systemd-sysv-generator" ] ++ lib.optional (!config.boot.secureBoot.tpm) "systemd-tpm2-generator"'';
       example = [ ];
       description = ''
         systemd generators (programs in /usr/lib/systemd/system-generators) that the image masks
@@ -469,7 +470,8 @@ in
         under emulation each costs about a second of boot. The default masks those a sonix server
         does not use: resume from hibernation, dm-integrity tables, /etc/rc.local, `systemd.run=`,
         sshd on AF_VSOCK (the openssh module runs sshd), offline system updates (sonix updates
-        itself from its channel), SysV init scripts and the TPM2 target. The masks go into the
+        itself from its channel), SysV init scripts and the TPM2 target (unless
+        {option}`boot.secureBoot.tpm`). The masks go into the
         initrd too (its systemd runs generators as well). `[ ]` runs them all.
       '';
     };

@@ -7,7 +7,7 @@ tools' python3 is trixie's as is. Each verb is one derivation:
 
     image.py usr    --base BASE --manifest JSON --os-release FILE --out OUT
     image.py initrd --usr USR --base BASE --manifest JSON --modules M,... --binaries B,... --out OUT
-    image.py disk   --usr USR --initrd FILE --config JSON --out OUT
+    image.py disk   --usr USR --initrd FILE --config JSON [--secure-boot JSON] --out OUT
 
 and each is a flat sequence of steps that reads top to bottom. The facts behind the choices are
 in ../../../docs/image.md (and the probe notes it cites).
@@ -168,6 +168,58 @@ class DiskConfig:
     @classmethod
     def read(cls, path: Path) -> DiskConfig:
         return cls.parse(json.loads(path.read_text()), str(path))
+
+
+KEYGEN = "sonix keygen --secure-boot"
+ENROL_KEYS = ("PK", "KEK", "db")
+
+
+@dataclass(frozen=True)
+class SecureBootConfig:
+    """boot.secureBoot.signing (modules/system/secure-boot.nix): host paths of the private
+    keys, the contents of the public ones, systemd-boot's enrolment mode and the .auth files."""
+
+    signing_key: Path  # signingKey: the db key, read from the host (group nixbld)
+    certificate: str  # certificate: the db certificate, PEM text
+    pcr_private_key: Path  # pcrPrivateKey
+    pcr_public_key: str  # pcrPublicKey: PEM text
+    enrol: str  # enrol: secure-boot-enroll in loader.conf
+    enrolment_files: dict[str, Path] | None  # enrolmentFiles: PK/KEK/db → store path of .auth
+
+    @classmethod
+    def parse(cls, data: object, where: str = "secure boot config") -> SecureBootConfig:
+        keys = ("signingKey", "certificate", "pcrPrivateKey", "pcrPublicKey", "enrol",
+                "enrolmentFiles")
+        f = _fields(data, where, keys)
+        files = f["enrolmentFiles"]
+        enrolment: dict[str, Path] | None = None
+        if files is not None:
+            listed = _fields(files, f"{where}: enrolmentFiles", ENROL_KEYS)
+            enrolment = {k: Path(_string(listed, k, f"{where}: enrolmentFiles", "/.+"))
+                         for k in ENROL_KEYS}
+        return cls(
+            signing_key=Path(_string(f, "signingKey", where, "/.+")),
+            certificate=_string(f, "certificate", where, ".*BEGIN CERTIFICATE.*"),
+            pcr_private_key=Path(_string(f, "pcrPrivateKey", where, "/.+")),
+            pcr_public_key=_string(f, "pcrPublicKey", where, ".*BEGIN PUBLIC KEY.*"),
+            enrol=_string(f, "enrol", where, "off|manual|if-safe|force"),
+            enrolment_files=enrolment,
+        )
+
+    @classmethod
+    def read(cls, path: Path) -> SecureBootConfig:
+        return cls.parse(json.loads(path.read_text()), str(path))
+
+
+@dataclass(frozen=True)
+class Signing:
+    """The keys as files the tools take: the private ones where they are on the host, the
+    public ones written into the build directory."""
+
+    key: Path
+    certificate: Path
+    pcr_private_key: Path
+    pcr_public_key: Path
 
 
 # ------------------------------------------------------------------------------------------
@@ -897,14 +949,18 @@ def size_bytes(text: str) -> int:
 EROFS_COMPRESSION = {"lz4": ["-zlz4hc,level=12"], "lzma": ["-zlzma,level=109"], "none": []}
 
 
-def make_disk(usr: Path, initrd: Path, cfg: DiskConfig, out: Path) -> None:
+def make_disk(usr: Path, initrd: Path, cfg: DiskConfig, out: Path,
+              secure_boot: SecureBootConfig | None = None) -> None:
     """The disk step: out/disk.raw, the UKI out/<name>_<version>.efi and out/manifest.json.
     Two passes of repart, because the UKI's command line carries the usr root hash that the
-    first pass computes and the ESP that the second adds carries the UKI (docs/image.md)."""
+    first pass computes and the ESP that the second adds carries the UKI (docs/image.md).
+    With Secure Boot, systemd-boot and the UKI are signed and the ESP carries the enrolment
+    files (docs/secure-boot.md)."""
     work = Path(os.environ.get("TMPDIR", "/tmp")) / "disk-work"
     remove(work)
     esp, definitions = work / "esp", work / "repart.d"
     esp.mkdir(parents=True)
+    signing = prepare_signing(secure_boot, work / "keys") if secure_boot else None
     erofs = make_usr_filesystem(usr, cfg, work)
     write_repart_definitions(definitions, cfg, esp, erofs)
     out.mkdir(parents=True, exist_ok=True)
@@ -912,14 +968,135 @@ def make_disk(usr: Path, initrd: Path, cfg: DiskConfig, out: Path) -> None:
     # Partition UUIDs and filesystem UUIDs from a seed: same inputs, same image.
     seed = str(uuid.UUID(hashlib.sha256(f"{cfg.name}_{cfg.version}".encode()).hexdigest()[:32]))
     usrhash = make_usr_partitions(disk, definitions, seed)
-    uki = make_uki(usr, initrd, cfg, usrhash, out)
+    uki = make_uki(usr, initrd, cfg, usrhash, out, signing)
     entry = stage_esp(esp, uki.path, cfg)
+    pcr11: dict[str, str] | None = None
+    if secure_boot and signing:
+        sign_esp(esp, signing, secure_boot, work)
+        check_signatures(esp, uki.path, signing)
+        pcr11 = predict_pcr11(uki.path, work)
     log("Adding the ESP (pass 2)")
     parts = repart(disk, definitions, seed)
     log("Checking that the UKI and the partition table agree")
     check_usrhash(disk, uki.path, usrhash)
-    write_disk_manifest(out, cfg, disk, uki, initrd, usrhash, entry, parts)
+    write_disk_manifest(out, cfg, disk, uki, initrd, usrhash, entry, parts,
+                        secure_boot.enrol if secure_boot else None, pcr11)
     shutil.rmtree(work)
+
+
+def prepare_signing(sb: SecureBootConfig, keys: Path) -> Signing:
+    """The private keys are readable here (a nixbld user) and belong to the public keys of
+    the configuration; both RSA. Every failure names the command that makes good keys."""
+    log("Checking the Secure Boot and PCR-policy keys")
+    keys.mkdir(parents=True)
+    signing = Signing(sb.signing_key, keys / "db.crt", sb.pcr_private_key, keys / "pcr.pub.pem")
+    signing.certificate.write_text(sb.certificate)
+    signing.pcr_public_key.write_text(sb.pcr_public_key)
+    for private, public, option in (
+        (signing.key, signing.certificate, "signingKey"),
+        (signing.pcr_private_key, signing.pcr_public_key, "pcrPrivateKey"),
+    ):
+        try:
+            private.read_bytes()
+        except OSError as e:
+            die(f"boot.secureBoot.{option}: cannot read {private} as the build user "
+                f"(uid {os.getuid()}): {e.strerror}. `{KEYGEN}` makes the keys readable by "
+                "the group nixbld (0640, directory 0750); for keys made elsewhere: chgrp "
+                "nixbld on the key and its directory, chmod 0640 the key, 0750 the directory")
+        check = subprocess.run(["openssl", "rsa", "-noout", "-check", "-in", str(private)],
+                               capture_output=True, text=True, check=False)
+        if check.returncode != 0:
+            die(f"boot.secureBoot.{option}: {private} is not an RSA private key (UEFI "
+                f"and systemd-measure want RSA 2048); `{KEYGEN}` makes one")
+        own = run("openssl", "pkey", "-pubout", "-in", private, capture=True)
+        if public.suffix == ".crt":
+            theirs = run("openssl", "x509", "-noout", "-pubkey", "-in", public, capture=True)
+        else:
+            theirs = run("openssl", "pkey", "-pubin", "-pubout", "-in", public, capture=True)
+        if own != theirs:
+            die(f"boot.secureBoot.{option}: {private} does not belong to the configured "
+                f"public key ({public.name}); point both options at one key set made by "
+                f"`{KEYGEN}`")
+    return signing
+
+
+# What systemd-stub measures into PCR 11 (systemd-measure's section list; .pcrsig is not).
+MEASURED_SECTIONS = (".linux", ".osrel", ".cmdline", ".initrd", ".ucode", ".splash", ".dtb",
+                     ".uname", ".sbat", ".pcrpkey")
+# ukify's default phases, which the UKI's .pcrsig signs (docs/secure-boot.md).
+PCR_PHASES = ("enter-initrd", "enter-initrd:leave-initrd", "enter-initrd:leave-initrd:sysinit",
+              "enter-initrd:leave-initrd:sysinit:ready")
+
+
+def pe_sections(path: Path) -> dict[str, bytes]:
+    """A PE image's sections as the stub sees them: VirtualSize bytes (at most the raw data)."""
+    data = path.read_bytes()
+    (pe,) = struct.unpack_from("<I", data, 0x3C)
+    if data[:2] != b"MZ" or data[pe:pe + 4] != b"PE\0\0":
+        die(f"{path} is not a PE image")
+    count, optional_size = struct.unpack_from("<H12xH", data, pe + 6)
+    table = pe + 24 + optional_size
+    found = {}
+    for i in range(count):
+        name, virtual_size, _, raw_size, raw_offset = struct.unpack_from(
+            "<8sIIII", data, table + 40 * i)
+        size = min(virtual_size, raw_size) if virtual_size else raw_size
+        found[name.rstrip(b"\0").decode()] = data[raw_offset:raw_offset + size]
+    return found
+
+
+def predict_pcr11(uki: Path, work: Path) -> dict[str, str]:
+    """PCR 11 (sha256) after each boot phase, computed from the UKI's own sections with
+    `systemd-measure calculate`: what a TPM must read on a machine that booted this UKI
+    (the VM tests compare; docs/secure-boot.md)."""
+    sections = work / "measured"
+    sections.mkdir()
+    args = []
+    for name, content in pe_sections(uki).items():
+        if name in MEASURED_SECTIONS:
+            (sections / name[1:]).write_bytes(content)
+            args.append(f"--{name[1:]}={sections / name[1:]}")
+    output = run("/usr/lib/systemd/systemd-measure", "calculate", *args, "--bank=sha256",
+                 *(f"--phase={phase}" for phase in PCR_PHASES), "--json=short", capture=True)
+    entries = json.loads(output).get("sha256", [])
+    predicted = {str(e["phase"]): str(e["hash"]) for e in entries if e.get("pcr") == 11}
+    if sorted(predicted) != sorted(PCR_PHASES):
+        die(f"systemd-measure predicted PCR 11 for {sorted(predicted)}, not {PCR_PHASES}")
+    return predicted
+
+
+def sign_esp(esp: Path, signing: Signing, sb: SecureBootConfig, work: Path) -> None:
+    """systemd-boot signed with db (both ESP copies), the enrolment files in
+    loader/keys/auto/ (the set systemd-boot enrols by itself) and secure-boot-enroll."""
+    log(f"Signing systemd-boot; enrolment: {sb.enrol}")
+    signed = work / "systemd-bootx64.efi.signed"
+    run("sbsign", "--key", signing.key, "--cert", signing.certificate, "--output", signed,
+        esp / "EFI/systemd/systemd-bootx64.efi")
+    for target in ("EFI/BOOT/BOOTX64.EFI", "EFI/systemd/systemd-bootx64.efi"):
+        shutil.copyfile(signed, esp / target)
+    if sb.enrolment_files:
+        keys = esp / "loader/keys/auto"
+        keys.mkdir(parents=True)
+        for name, path in sb.enrolment_files.items():
+            shutil.copyfile(path, keys / f"{name}.auth")
+    loader = esp / "loader/loader.conf"
+    loader.write_text(loader.read_text() + f"secure-boot-enroll {sb.enrol}\n")
+    normalise_mtimes(esp)
+
+
+def check_signatures(esp: Path, uki: Path, signing: Signing) -> None:
+    """What the firmware will check: both binaries verify with the db certificate, and the
+    UKI carries the PCR 11 policy signature and its public key."""
+    log("Checking the signatures (sbverify) and the UKI's PCR policy sections")
+    for binary in (uki, esp / "EFI/BOOT/BOOTX64.EFI", esp / "EFI/systemd/systemd-bootx64.efi"):
+        result = subprocess.run(["sbverify", "--cert", str(signing.certificate), str(binary)],
+                                capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            die(f"{binary.name} does not verify with the db certificate: "
+                f"{result.stderr.strip()}")
+    sections = json.loads(run("ukify", "--json=short", "inspect", uki, capture=True))
+    if missing := [s for s in (".pcrsig", ".pcrpkey") if s not in sections]:
+        die(f"the UKI lacks {', '.join(missing)}: ukify did not sign the PCR policy")
 
 
 def make_usr_filesystem(usr: Path, cfg: DiskConfig, work: Path) -> Path:
@@ -997,8 +1174,11 @@ class Uki:
     cmdline: str
 
 
-def make_uki(usr: Path, initrd: Path, cfg: DiskConfig, usrhash: str, out: Path) -> Uki:
-    log("Building the UKI")
+def make_uki(usr: Path, initrd: Path, cfg: DiskConfig, usrhash: str, out: Path,
+             signing: Signing | None = None) -> Uki:
+    """With signing: signed with db (sbsign) and with a signed PCR 11 policy for ukify's
+    default boot phases (systemd-measure sign), whose public key is the UKI's .pcrpkey."""
+    log("Building the UKI" + (" (signed, with a signed PCR 11 policy)" if signing else ""))
     kernel = kernel_version(usr)
     params = list(cfg.kernel_params)
     lsm = lsm_parameter(usr / f"boot/config-{kernel}", list(cfg.disabled_lsms), params)
@@ -1008,6 +1188,12 @@ def make_uki(usr: Path, initrd: Path, cfg: DiskConfig, usrhash: str, out: Path) 
         "ukify", "build", f"--linux={usr}/boot/vmlinuz-{kernel}", f"--initrd={initrd}",
         f"--cmdline={cmdline}", f"--os-release=@{usr}/usr/lib/os-release",
         f"--uname={kernel}", f"--stub={cfg.stub_dir}/linuxx64.efi.stub", f"--output={uki}",
+        *([] if signing is None else [
+            f"--secureboot-private-key={signing.key}",
+            f"--secureboot-certificate={signing.certificate}",
+            f"--pcr-private-key={signing.pcr_private_key}",
+            f"--pcr-public-key={signing.pcr_public_key}",
+        ]),
     )
     return Uki(uki, kernel, cmdline)
 
@@ -1031,7 +1217,9 @@ def stage_esp(esp: Path, uki: Path, cfg: DiskConfig) -> str:
 
 
 def write_disk_manifest(out: Path, cfg: DiskConfig, disk: Path, uki: Uki, initrd: Path,
-                        usrhash: str, entry: str, parts: list[dict[str, object]]) -> None:
+                        usrhash: str, entry: str, parts: list[dict[str, object]],
+                        secure_boot: str | None = None,
+                        pcr11: dict[str, str] | None = None) -> None:
     """out/manifest.json: what the release tools and the benchmarks read about the image."""
     manifest = {
         "name": cfg.name,
@@ -1041,6 +1229,8 @@ def write_disk_manifest(out: Path, cfg: DiskConfig, disk: Path, uki: Uki, initrd
         "cmdline": uki.cmdline,
         "uki": uki.path.name,
         "esp_entry": entry,
+        "secure_boot": secure_boot,  # boot.secureBoot.enrol when signed, else null
+        "pcr11": pcr11,  # signed UKIs: boot phase → predicted PCR 11 (sha256), else null
         "bytes": {
             "disk": disk.stat().st_size,
             "disk_allocated": disk.stat().st_blocks * 512,
@@ -1101,7 +1291,9 @@ def main() -> None:
     p.add_argument("--binaries", default="")
     p.add_argument("--compressor", choices=sorted(INITRD_COMPRESSORS), default="xz")
     p.add_argument("--network", action="store_true", help="systemd-networkd in the initrd")
-    verb("disk", "usr", "initrd", "config")
+    p = verb("disk", "usr", "initrd", "config")
+    p.add_argument("--secure-boot", type=Path, default=None, metavar="JSON",
+                   help="boot.secureBoot.signing: sign and ship the enrolment files")
     args = parser.parse_args()
 
     try:
@@ -1118,7 +1310,8 @@ def main() -> None:
             )
             make_initrd(spec, args.out)
         else:
-            make_disk(args.usr, args.initrd, DiskConfig.read(args.config), args.out)
+            secure_boot = SecureBootConfig.read(args.secure_boot) if args.secure_boot else None
+            make_disk(args.usr, args.initrd, DiskConfig.read(args.config), args.out, secure_boot)
     except ConfigError as e:
         die(str(e))
 
