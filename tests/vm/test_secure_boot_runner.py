@@ -32,10 +32,12 @@ EFI_GLOBAL = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
 
 # TPM2_ReadClock, written to the TPM's device as raw bytes: tag TPM_ST_NO_SESSIONS, size 10,
 # command code 0x181. The reply's TPMS_TIME_INFO follows its 10-byte header: time (8 bytes),
-# clock (8), resetCount (4), restartCount (4), safe (1).
+# clock (8), resetCount (4), restartCount (4), safe (1). The command must reach the device in
+# one write (the driver refuses a part: EINVAL), and bash's stdout is line-buffered (0x0a is a
+# newline), hence dd with a full block.
 READ_CLOCK = r"""
 exec 7<>/dev/tpmrm0
-printf '\x80\x01\x00\x00\x00\x0a\x00\x00\x01\x81' >&7
+printf '\x80\x01\x00\x00\x00\x0a\x00\x00\x01\x81' | dd bs=10 count=1 iflag=fullblock status=none >&7
 dd bs=4096 count=1 status=none <&7 | od -An -v -tu1 -w64
 """
 

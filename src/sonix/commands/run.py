@@ -86,10 +86,7 @@ def run(args: argparse.Namespace) -> int:
     forwards = tuple(parse_forward(f) for f in args.forward)
     # Host problems first: they should not wait for a build.
     qemu.require_qemu()
-    if args.secure_boot:
-        qemu.find_ovmf(secure_boot=True)
-    else:
-        qemu.find_ovmf()
+    qemu.find_ovmf(secure_boot=args.secure_boot)
     if args.tpm:
         swtpm.require_swtpm()
 
@@ -101,8 +98,7 @@ def run(args: argparse.Namespace) -> int:
     cache = paths.state_dir() / "vm"
     with ui.step("Preparing the VM"):
         accel = qemu.accelerator(cache, qemu.image_kernel(result.toplevel))
-        firmware = (qemu.prepare_firmware(state, secure_boot=True) if args.secure_boot
-                    else qemu.prepare_firmware(state))
+        firmware = qemu.prepare_firmware(state, secure_boot=args.secure_boot)
         disk = qemu.prepare_disk(result.image, state, size)
         ui.info(f"accelerator: {accel}; disk: {disk} ({size // qemu.MiB} MiB)")
     # Unix socket paths are limited to 108 bytes: swtpm's lives in a short temporary dir.

@@ -196,10 +196,7 @@ class Machine:
         firmware = None
         disk = None
         if self.image is not None:
-            firmware = (
-                qemu.prepare_firmware(self.state_dir, secure_boot=True) if self.secure_boot
-                else qemu.prepare_firmware(self.state_dir)
-            )
+            firmware = qemu.prepare_firmware(self.state_dir, secure_boot=self.secure_boot)
             disk = qemu.prepare_disk(self.image, self.state_dir, self.disk_size)
         kernel = self.direct_boot.kernel if self.direct_boot is not None else None
         return qemu.VmSpec(
