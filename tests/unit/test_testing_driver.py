@@ -410,7 +410,7 @@ def image_machine(
 ) -> Iterator[Machine]:
     """A machine that boots a disk image (power-cycled on guest reboots), without OVMF."""
     firmware = qemu.Firmware(tmp_path / "code.fd", tmp_path / "vars.fd")
-    monkeypatch.setattr(qemu, "prepare_firmware", lambda state: firmware)
+    monkeypatch.setattr(qemu, "prepare_firmware", lambda state, *, secure_boot: firmware)
     monkeypatch.setattr(qemu, "prepare_disk", lambda image, state, size: tmp_path / "disk.raw")
     monkeypatch.setattr(machine_module, "HUNG_PANIC_QUIET", 0.5)
     m = Machine("fake", tmp_path / "state", accel="tcg", user_net=False, image=tmp_path / "i")

@@ -75,7 +75,8 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Calls:
     monkeypatch.setattr(build, "build_system", build_system)
     monkeypatch.setenv("SONIX_STATE_DIR", str(tmp_path / "state"))
     monkeypatch.setattr(qemu, "require_qemu", lambda: "/usr/bin/qemu-system-x86_64")
-    monkeypatch.setattr(qemu, "find_ovmf", lambda directory=None: (Path("/c"), Path("/v")))
+    monkeypatch.setattr(qemu, "find_ovmf",
+                        lambda directory=None, *, secure_boot=False: (Path("/c"), Path("/v")))
     def accelerator(cache: Path, kernel: Path | None = None) -> str:
         calls.kernels.append(kernel)
         return "tcg" if qemu._Fallback.reason else calls.accel
@@ -85,7 +86,7 @@ def world(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Calls:
     monkeypatch.delenv("SONIX_ACCEL", raising=False)
     monkeypatch.setattr(
         qemu, "prepare_firmware",
-        lambda state, directory=None: qemu.Firmware(Path("/c"), state / "v"),
+        lambda state, directory=None, *, secure_boot=False: qemu.Firmware(Path("/c"), state / "v"),
     )
     monkeypatch.setattr(qemu, "prepare_disk", lambda img, state, size: state / "disk.raw")
 
@@ -177,7 +178,7 @@ def test_bad_input_fails_before_building(world: Calls, tmp_path: Path,
     assert cli.main(["run", str(_config(tmp_path)), "--disk-size", "huge"]) == 1
     assert cli.main(["run", str(_config(tmp_path)), "--forward", "22"]) == 1
 
-    def no_ovmf(directory: Path | None = None) -> tuple[Path, Path]:
+    def no_ovmf(directory: Path | None = None, *, secure_boot: bool = False) -> tuple[Path, Path]:
         raise ui.die("UEFI firmware not found", hint=qemu.OVMF_HINT)
 
     monkeypatch.setattr(qemu, "find_ovmf", no_ovmf)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import replace
@@ -12,7 +14,7 @@ from pathlib import Path
 from typing import IO
 
 from sonix import paths, process, ui
-from sonix.vm import check, qemu
+from sonix.vm import check, qemu, swtpm
 
 DEFAULT_DISK_SIZE = "4G"
 
@@ -26,9 +28,12 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
         "really runs under it here, TCG otherwise. The VM's disk (a copy of the image, "
         "enlarged: the root partition is created on first boot) and its UEFI variables are "
         "kept in the state directory between runs, like a real machine's; a new image "
-        "starts a fresh disk. With --check the VM boots headless instead: it prints the "
-        "systemd-analyze phases and the failed units, powers off, and the exit status is 0 "
-        "only when the system came up healthy.",
+        "starts a fresh disk. --secure-boot boots OVMF's Secure Boot firmware (in setup "
+        "mode until keys are enrolled), --tpm adds a software TPM 2.0 (swtpm); both keep "
+        "their state in the state directory too. With --check the VM boots headless "
+        "instead: it prints the systemd-analyze phases, the failed units and the Secure "
+        "Boot, TPM and encryption state, powers off, and the exit status is 0 only when the "
+        "system came up healthy.",
     )
     parser.add_argument("config", type=Path, help="the configuration (a .nix module file)")
     parser.add_argument(
@@ -48,6 +53,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     parser.add_argument(
         "--forward", action="append", default=[], metavar="HOST:GUEST",
         help="forward host 127.0.0.1:HOST to guest TCP port GUEST (repeatable), e.g. 2222:22",
+    )
+    parser.add_argument(
+        "--secure-boot", action="store_true",
+        help="boot OVMF's Secure Boot firmware (SMM on); new variables are in setup mode",
+    )
+    parser.add_argument(
+        "--tpm", action="store_true",
+        help="add a software TPM 2.0 (swtpm; its state is kept in the state directory)",
     )
     parser.add_argument(
         "--timeout", type=float, default=900.0, metavar="S",
@@ -73,7 +86,9 @@ def run(args: argparse.Namespace) -> int:
     forwards = tuple(parse_forward(f) for f in args.forward)
     # Host problems first: they should not wait for a build.
     qemu.require_qemu()
-    qemu.find_ovmf()
+    qemu.find_ovmf(secure_boot=args.secure_boot)
+    if args.tpm:
+        swtpm.require_swtpm()
 
     from sonix.build import build_system  # the image builder (its own module, its own owner)
 
@@ -83,9 +98,23 @@ def run(args: argparse.Namespace) -> int:
     cache = paths.state_dir() / "vm"
     with ui.step("Preparing the VM"):
         accel = qemu.accelerator(cache, qemu.image_kernel(result.toplevel))
-        firmware = qemu.prepare_firmware(state)
+        firmware = qemu.prepare_firmware(state, secure_boot=args.secure_boot)
         disk = qemu.prepare_disk(result.image, state, size)
         ui.info(f"accelerator: {accel}; disk: {disk} ({size // qemu.MiB} MiB)")
+    # Unix socket paths are limited to 108 bytes: swtpm's lives in a short temporary dir.
+    runtime = Path(tempfile.mkdtemp(prefix="sonix-run-"))
+    try:
+        return _boot(args, config, accel, firmware, disk, forwards, state, cache, runtime)
+    finally:
+        shutil.rmtree(runtime, ignore_errors=True)
+
+
+def _boot(
+    args: argparse.Namespace, config: Path, accel: str, firmware: qemu.Firmware, disk: Path,
+    forwards: tuple[qemu.PortForward, ...], state: Path, cache: Path, runtime: Path,
+) -> int:
+    tpm = (qemu.Tpm(state=state / "tpm", socket=runtime / "swtpm", log=state / "swtpm.log")
+           if args.tpm else None)
     spec = qemu.VmSpec(
         name=config.stem,
         accel=accel,
@@ -93,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
         cpus=args.cpus,
         firmware=firmware,
         disk=disk,
+        tpm=tpm,
         serial_log=state / "serial.log",
         port_forwards=forwards,
     )
@@ -104,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
             f"{config.stem}: {verdict} (state {report.state}, {report.failed} failed units, "
             f"boot-complete.target {report.boot_complete})"
         )
+        print(f"{config.stem}: {report.security_summary()}")
         return 0 if report.healthy else 1
     ui.info("serial console follows; Ctrl-a x quits, Ctrl-a c switches to the QEMU monitor")
     status, failure = run_interactive(spec, state / "qemu.log")
@@ -123,6 +154,11 @@ def run_interactive(spec: qemu.VmSpec, log: Path) -> tuple[int, str | None]:
     guest's silence is seen in the serial log QEMU writes. After a KVM failure, the rest of
     QEMU's report (a register dump) goes to `log` only.
     """
+    with swtpm.running(spec.tpm):  # up before QEMU, stopped after it
+        return _run_qemu_interactive(spec, log)
+
+
+def _run_qemu_interactive(spec: qemu.VmSpec, log: Path) -> tuple[int, str | None]:
     argv = qemu.qemu_argv(spec)
     assert spec.serial_log is not None
     serial_size = _growth(spec.serial_log)

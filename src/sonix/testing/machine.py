@@ -29,7 +29,7 @@ from sonix import paths, process, ui
 from sonix.testing.backdoor import READY, Reply, ReplyParser, encode_request
 from sonix.testing.qmp import Qmp, QmpError
 from sonix.testing.retry import WaitTimeout, retry
-from sonix.vm import qemu
+from sonix.vm import qemu, swtpm
 from sonix.vm.console import Channel, ChannelClosed
 
 # Under TCG a minimal sonix system needs 40-60 s to reach multi-user.target, and a loaded host
@@ -107,6 +107,11 @@ class Machine:
         user_net_mac: the MAC address of that NIC.
         port_forwards, guest_forwards: host 127.0.0.1 <-> guest TCP forwards.
         credentials: systemd credentials for the guest (SMBIOS type 11).
+        secure_boot: boot with OVMF's Secure Boot build (SMM on); its variables start in
+            setup mode (no keys) and keep what is enrolled, like the rest of `state_dir`.
+            Image boots only.
+        tpm: a software TPM 2.0 (swtpm, started before each start of QEMU and stopped with
+            it); its state is `state_dir/tpm`, so reboots and power cycles keep it.
         poweroff_command: what `shutdown()` runs in the guest.
         accel: `kvm` or `tcg`; default: probed once per host boot (see sonix.vm.qemu), and
             TCG for good once KVM fails a guest (a chosen `kvm` fails with a MachineError).
@@ -133,9 +138,13 @@ class Machine:
         poweroff_command: str = "systemctl poweroff",
         accel: str | None = None,
         extra_args: Sequence[str] = (),
+        secure_boot: bool = False,
+        tpm: bool = False,
     ) -> None:
         if (image is None) == (direct_boot is None):
             raise ValueError("a Machine boots either an image or a direct_boot kernel")
+        if secure_boot and image is None:
+            raise ValueError("secure_boot needs an image: a direct_boot kernel has no firmware")
         self.name = name
         self.state_dir = state_dir
         self.image = image
@@ -153,9 +162,13 @@ class Machine:
         self.poweroff_command = poweroff_command
         self.accel = accel
         self.extra_args = tuple(extra_args)
+        self.secure_boot = secure_boot
+        self.tpm = tpm
+        self.tpm_state = state_dir / "tpm"  # swtpm's state directory (with tpm)
         self.serial_log = state_dir / "serial.log"
         self.qemu_log = state_dir / "qemu.log"
         self._process: process.Child | None = None
+        self._swtpm: process.Child | None = None
         self._runtime: Path | None = None
         self._serial: Channel | None = None
         self._backdoor: Channel | None = None
@@ -183,7 +196,7 @@ class Machine:
         firmware = None
         disk = None
         if self.image is not None:
-            firmware = qemu.prepare_firmware(self.state_dir)
+            firmware = qemu.prepare_firmware(self.state_dir, secure_boot=self.secure_boot)
             disk = qemu.prepare_disk(self.image, self.state_dir, self.disk_size)
         kernel = self.direct_boot.kernel if self.direct_boot is not None else None
         return qemu.VmSpec(
@@ -193,6 +206,8 @@ class Machine:
             cpus=self.cpus,
             firmware=firmware,
             disk=disk,
+            tpm=qemu.Tpm(state=self.tpm_state, socket=runtime / "swtpm",
+                         log=self.state_dir / "swtpm.log") if self.tpm else None,
             direct_boot=self.direct_boot,
             serial=runtime / "serial",
             serial_log=self.serial_log,
@@ -231,6 +246,13 @@ class Machine:
             self._serial.listen()
             self._backdoor.listen()
             argv = qemu.qemu_argv(spec)
+            if spec.tpm is not None:
+                # Up (its socket there) before QEMU, which connects at start-up.
+                try:
+                    self._swtpm = swtpm.start(spec.tpm)
+                except ui.SonixError as error:
+                    self._cleanup()
+                    raise MachineError(f"{self.name}: {error}") from None
             with open(self.qemu_log, "ab") as log:
                 log.write(f"\n# {time.strftime('%F %T')} {shlex.join(argv)}\n".encode())
                 log.flush()
@@ -471,6 +493,10 @@ class Machine:
         for channel in (self._serial, self._backdoor):
             if channel is not None:
                 channel.close()
+        if self._swtpm is not None:
+            # After QEMU: QEMU shuts swtpm down itself when it exits; this is for the rest.
+            swtpm.stop(self._swtpm)
+            self._swtpm = None
         if self._runtime is not None:
             shutil.rmtree(self._runtime, ignore_errors=True)
         self._qmp = self._serial = self._backdoor = None

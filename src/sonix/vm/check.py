@@ -5,6 +5,9 @@ A real image has no backdoor and nobody can log in, so the image reports on itse
 (modules/testing/boot-report.nix), which waits for the end of the boot and for
 boot-complete.target, prints the systemd-analyze phases and the failed units between markers
 on ttyS0, and powers off. The host waits for the markers, event-driven, on the serial socket.
+The end marker also carries what the guest sees of its chain of trust: the Secure Boot state
+(its `SecureBoot`/`SetupMode` EFI variables), the TPM, and whether `/` and `/var` are on
+dm-crypt. Images built before those fields existed report them as `unknown`.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from sonix import paths, process, ui
-from sonix.vm import qemu
+from sonix.vm import qemu, swtpm
 from sonix.vm.console import Channel, ChannelClosed
 
 CREDENTIAL = ("sonix.report", "1")
@@ -28,7 +31,8 @@ BEGIN = "SONIX-BOOT-REPORT-BEGIN"
 END = "SONIX-BOOT-REPORT-END"
 REPORT = re.compile(
     rf"{BEGIN}\r?\n(?P<body>.*?){END} state=(?P<state>\S*) failed=(?P<failed>\d+)"
-    r" boot-complete=(?P<complete>\S+)\r?\n",  # up to the newline: the line is complete
+    r" boot-complete=(?P<complete>\S+)(?P<more>(?: [\w-]+=\S*)*)"
+    r"\r?\n",  # up to the newline: the line is complete
     re.S,
 )
 POWEROFF_TIMEOUT = 180.0
@@ -42,10 +46,20 @@ class BootReport:
     failed: int  # number of failed units
     boot_complete: str  # active when boot-complete.target (and its health checks) succeeded
     body: str  # systemd-analyze time and blame, the failed units (for people)
+    # on (enforcing), setup (setup mode: no platform key), off, no-efi; or unknown
+    secure_boot: str = "unknown"
+    tpm: str = "unknown"  # tpm2, tpm1, none; or unknown
+    root_encrypted: str = "unknown"  # yes when / is on dm-crypt, no; or unknown
+    var_encrypted: str = "unknown"  # the same for /var (its own mount, or the root's)
 
     @property
     def healthy(self) -> bool:
         return self.state == "running" and self.failed == 0 and self.boot_complete == "active"
+
+    def security_summary(self) -> str:
+        """One line for people: Secure Boot, TPM, encryption."""
+        return (f"Secure Boot {self.secure_boot}, TPM {self.tpm}, "
+                f"root encrypted {self.root_encrypted}, /var encrypted {self.var_encrypted}")
 
 
 def parse_report(text: str) -> BootReport | None:
@@ -54,11 +68,16 @@ def parse_report(text: str) -> BootReport | None:
     if found is None:
         return None
     body = "\n".join(line.rstrip("\r") for line in found["body"].splitlines())
+    more = dict(field.split("=", 1) for field in found["more"].split())
     return BootReport(
         state=found["state"],
         failed=int(found["failed"]),
         boot_complete=found["complete"],
         body=body,
+        secure_boot=more.get("secure-boot", "unknown"),
+        tpm=more.get("tpm", "unknown"),
+        root_encrypted=more.get("root-encrypted", "unknown"),
+        var_encrypted=more.get("var-encrypted", "unknown"),
     )
 
 
@@ -97,6 +116,11 @@ def boot_check(spec: qemu.VmSpec, timeout: float, cache_dir: Path | None = None)
 
 
 def _boot_check_once(spec: qemu.VmSpec, timeout: float) -> BootReport:
+    with swtpm.running(spec.tpm):  # up before QEMU, stopped after it
+        return _boot_check_qemu(spec, timeout)
+
+
+def _boot_check_qemu(spec: qemu.VmSpec, timeout: float) -> BootReport:
     runtime = Path(tempfile.mkdtemp(prefix="sonix-check-"))
     # --debug shows the console while it boots; otherwise only the report is printed.
     serial = Channel(runtime / "serial", echo=sys.stderr if ui.debug_enabled() else None)

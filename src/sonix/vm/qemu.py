@@ -25,6 +25,10 @@ QEMU = "qemu-system-x86_64"
 QEMU_HINT = "install the `qemu-system-x86` package (./sonix installs it on first use)"
 OVMF_DIR = Path("/usr/share/OVMF")
 OVMF_CODE = "OVMF_CODE_4M.fd"
+# The Secure Boot build: it needs SMM (the variable store is then writable only from SMM, so
+# the OS cannot change the keys behind the firmware's back). Its vars template is the plain
+# one, which holds no keys: the firmware starts in setup mode and a boot loader may enrol them.
+OVMF_CODE_SECURE_BOOT = "OVMF_CODE_4M.secboot.fd"
 OVMF_VARS = "OVMF_VARS_4M.fd"
 OVMF_HINT = "install the `ovmf` package (apt-get install ovmf); it provides /usr/share/OVMF"
 
@@ -368,28 +372,38 @@ def require_qemu() -> str:
 
 @dataclass(frozen=True)
 class Firmware:
-    """OVMF: the read-only code and this VM's own copy of the variable store."""
+    """OVMF: the read-only code and this VM's own copy of the variable store.
+
+    `secure_boot`: `code` is the Secure Boot build, which QEMU must run with SMM and a
+    secure flash (qemu_argv does so)."""
 
     code: Path
     vars: Path
+    secure_boot: bool = False
 
 
-def find_ovmf(directory: Path = OVMF_DIR) -> tuple[Path, Path]:
-    """(code, vars template) of the 4M OVMF build, or an error naming the `ovmf` package."""
-    code, template = directory / OVMF_CODE, directory / OVMF_VARS
+def find_ovmf(directory: Path = OVMF_DIR, *, secure_boot: bool = False) -> tuple[Path, Path]:
+    """(code, vars template) of the 4M OVMF build (its Secure Boot build with `secure_boot`),
+    or an error naming the `ovmf` package."""
+    code = directory / (OVMF_CODE_SECURE_BOOT if secure_boot else OVMF_CODE)
+    template = directory / OVMF_VARS
     missing = [p for p in (code, template) if not p.is_file()]
     if missing:
         raise ui.die(f"UEFI firmware not found: {', '.join(map(str, missing))}", hint=OVMF_HINT)
     return code, template
 
 
-def prepare_firmware(state: Path, directory: Path = OVMF_DIR) -> Firmware:
-    """OVMF for the VM in `state`: its vars copy is made once and kept (boot entries persist)."""
-    code, template = find_ovmf(directory)
+def prepare_firmware(
+    state: Path, directory: Path = OVMF_DIR, *, secure_boot: bool = False
+) -> Firmware:
+    """OVMF for the VM in `state`: its vars copy is made once and kept (boot entries persist,
+    and so do Secure Boot keys once enrolled; a fresh copy is in setup mode, without keys).
+    Both OVMF builds use the same vars layout, so one copy serves a VM booted either way."""
+    code, template = find_ovmf(directory, secure_boot=secure_boot)
     vars_copy = state / "OVMF_VARS.fd"
     if not vars_copy.exists():
         shutil.copyfile(template, vars_copy)
-    return Firmware(code=code, vars=vars_copy)
+    return Firmware(code=code, vars=vars_copy, secure_boot=secure_boot)
 
 
 # ---- disk -----------------------------------------------------------------------------------
@@ -504,6 +518,17 @@ class Nic:
 
 
 @dataclass(frozen=True)
+class Tpm:
+    """A software TPM 2.0 (swtpm, see sonix.vm.swtpm): its permanent state lives in `state`
+    (beside the VM's disk, so it survives power cycles), its control socket is `socket`
+    (QEMU connects), its log goes to `log`."""
+
+    state: Path
+    socket: Path
+    log: Path
+
+
+@dataclass(frozen=True)
 class VmSpec:
     """Everything that decides how one VM is started; `qemu_argv` turns it into argv."""
 
@@ -513,6 +538,8 @@ class VmSpec:
     cpus: int = 2
     firmware: Firmware | None = None
     disk: Path | None = None
+    # A TPM 2.0 (tpm-tis): whoever starts QEMU starts its swtpm first (swtpm.running).
+    tpm: Tpm | None = None
     direct_boot: DirectBoot | None = None
     # Serial console: "stdio" (interactive, with the QEMU monitor on Ctrl-A c) or the path of
     # a unix socket that the host listens on (QEMU connects). The log file gets every byte.
@@ -559,10 +586,11 @@ def qemu_argv(spec: VmSpec) -> list[str]:
     """The QEMU command line for `spec` (pure: no host access)."""
     if spec.accel not in ("kvm", "tcg"):
         raise ValueError(f"unknown accelerator {spec.accel!r}")
+    secure_boot = spec.firmware is not None and spec.firmware.secure_boot
     argv = [
         QEMU, "-name", _escape(spec.name),
         "-accel", spec.accel,
-        "-machine", "q35",
+        "-machine", "q35,smm=on" if secure_boot else "q35",
         "-cpu", "host" if spec.accel == "kvm" else TCG_CPU,
         "-smp", str(spec.cpus), "-m", str(spec.memory_mib),
         "-nodefaults", "-display", "none",
@@ -574,6 +602,10 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         argv += ["-device", "i6300esb", "-action", "watchdog=reset"]
     if spec.firmware is not None:
         code, variables = _escape(str(spec.firmware.code)), _escape(str(spec.firmware.vars))
+        if secure_boot:
+            # Only code running in SMM may write the flash: the variable store's protection
+            # that the Secure Boot build relies on.
+            argv += ["-global", "driver=cfi.pflash01,property=secure,value=on"]
         argv += [
             "-drive", f"if=pflash,format=raw,unit=0,readonly=on,file={code}",
             "-drive", f"if=pflash,format=raw,unit=1,file={variables}",
@@ -587,6 +619,12 @@ def qemu_argv(spec: VmSpec) -> list[str]:
         argv += [
             "-drive", f"if=none,id=disk0,format=raw,file={_escape(str(spec.disk))}",
             "-device", "virtio-blk-pci,drive=disk0",
+        ]
+    if spec.tpm is not None:
+        argv += [
+            "-chardev", f"socket,id=chrtpm,path={_escape(str(spec.tpm.socket))}",
+            "-tpmdev", "emulator,id=tpm0,chardev=chrtpm",
+            "-device", "tpm-tis,tpmdev=tpm0",
         ]
     argv += _serial_args(spec)
     if spec.backdoor is not None:
