@@ -73,9 +73,8 @@ let
     let bad = filter (d: !(type.check d.value)) defs; in
     if bad != [ ] then
       throw ''
-        A definition for option `${showOption loc}' is not of type `${type.description}'.
-        Offending value${if length bad > 1 then "s" else ""}:${showDefs bad}
-        All definitions:${showDefs defs}''
+        A definition for option `${showOption loc}' is not of type `${type.description}'. Definition values:${showDefs bad}${
+          lib.optionalString (length bad != length defs) "\nAll definitions:${showDefs defs}"}''
     else type.merge loc defs;
 
   mergeDefinitions' = loc: type: defs:
@@ -92,7 +91,7 @@ let
       isDefined = defsFinal != [ ];
       mergedValue =
         if !isDefined then
-          throw "The option `${showOption loc}' was accessed but has no value defined. Set it, or give the option a default."
+          throw "The option `${showOption loc}' is used but not defined.\nSet it, or give the option a default."
         else checkAndMerge loc type defsFinal;
     in
     {
@@ -427,9 +426,11 @@ let
 
   loadedInternalModule = normaliseModule internalModule._file internalModule.key internalModule;
 
+  # The first line is NixOS's, about the first undeclared option, so that it can be searched
+  # for; our help (close names, the other undeclared options) follows.
   unknownOptionsError = prefix: unmatched:
     let
-      describe = u:
+      hint = u:
         let
           inherit (u) name;
           # Short names are close to everything, so they get fewer edits: none below three
@@ -441,18 +442,32 @@ let
           suggest = map (c: "`${showOption (u.at ++ [ c.s ])}'") (lib.take 3 close);
           listing = filter (s: s != "_module") u.siblings;
         in
-        "- The option `${showOption (u.at ++ [ name ])}' does not exist. Definition in `${showLocation u}': ${lib.showValueSafe u.value}"
-        + (if (builtins.tryEval (isOption u.value || (isAttrs u.value && lib.any isOption (lib.attrValues u.value)))).value or false then
-             "\n  This looks like an option declaration (mkOption) under `config'; declare options under `options'."
-           else if suggest != [ ] then "\n  Did you mean ${concatStringsSep " or " suggest}?"
-           else if listing != [ ] && length listing <= 12 then "\n  The options at `${if u.at == [ ] then "<top level>" else showOption u.at}' are: ${concatStringsSep ", " listing}."
-           else "");
-      shown = lib.take 10 unmatched;
+        if (builtins.tryEval (isOption u.value || (isAttrs u.value && lib.any isOption (lib.attrValues u.value)))).value or false then
+          "It seems as if you're trying to declare an option by placing it into `config' rather than `options'!"
+          + lib.optionalString (u.at != [ ]) " This can happen if you e.g. declared your options in `types.submodule' under `config' rather than `options'."
+        else if suggest != [ ] then "Did you mean ${concatStringsSep " or " suggest}?"
+        else if listing != [ ] && length listing <= 12 then "The options at `${if u.at == [ ] then "<top level>" else showOption u.at}' are: ${concatStringsSep ", " listing}."
+        else "";
+      indented = text: lib.optionalString (text != "") "\n  ${text}";
+      describe = u:
+        "- The option `${showOption (u.at ++ [ u.name ])}' does not exist. Definition in `${showLocation u}': ${lib.showValueSafe u.value}"
+        + indented (hint u);
+      first = head unmatched;
+      firstName = showOption (first.at ++ [ first.name ]);
+      firstValue =
+        builtins.addErrorContext "while evaluating the error message for definitions for `${firstName}', which is an option that does not exist"
+          (builtins.addErrorContext "while evaluating a definition from `${showLocation first}'"
+            (lib.showValueSafe first.value));
+      rest = lib.drop 1 unmatched;
+      shown = lib.take 10 rest;
     in
     throw (''
-      ${toString (length unmatched)} definition${if length unmatched == 1 then "" else "s"} for undeclared options${if prefix == [ ] then "" else " in `${showOption prefix}'"}:
-      '' + concatStringsSep "\n" (map describe shown)
-      + lib.optionalString (length unmatched > 10) "\n- ... and ${toString (length unmatched - 10)} more");
+      The option `${firstName}' does not exist. Definition values:
+      - In `${showLocation first}': ${firstValue}''
+      + lib.optionalString (hint first != "") "\n${hint first}"
+      + lib.optionalString (rest != [ ]) ("\n${toString (length rest)} more definition${if length rest == 1 then "" else "s"} for undeclared options${if prefix == [ ] then "" else " in `${showOption prefix}'"}:\n"
+        + concatStringsSep "\n" (map describe shown)
+        + lib.optionalString (length rest > 10) "\n- ... and ${toString (length rest - 10)} more"));
 
   evalModules =
     evalArgs @ { modules
