@@ -118,9 +118,9 @@ let
           mergedType = res.type.typeMerge opt.type.functor;
         in
         if clash != [ ] then
-          throw "The option `${showOption loc}' in `${toString d.file}' is already declared in ${lib.showFiles res.declarations}; `${head clash}' may be set by one declaration only."
+          throw "The option `${showOption loc}' in `${toString d.file}' is already declared in ${lib.showFiles res.declarations}.\n`${head clash}' may be set by one declaration only."
         else if bothHave "type" && mergedType == null then
-          throw "The option `${showOption loc}' is declared with type `${opt.type.description}' in `${toString d.file}' and with type `${res.type.description}' in ${lib.showFiles res.declarations}; these types cannot be combined."
+          throw "The option `${showOption loc}' in `${toString d.file}' is already declared in ${lib.showFiles res.declarations}.\nIt is declared there with type `${res.type.description}', here with type `${opt.type.description}'; these types cannot be combined."
         else
           res // opt // {
             declarations = res.declarations ++ [ d.file ];
@@ -131,7 +131,9 @@ let
       type =
         if extraModules == [ ] then baseType
         else if baseType.getSubModules == null then
-          throw "The option `${showOption loc}' is declared as an option of type `${baseType.description}' in ${lib.showFiles merged.declarations}, and as a set of sub-options in ${lib.showFiles (map (d: d.file) subOptionSets)}; only submodule-typed options take sub-options."
+          throw ("The option `${showOption loc}' in module `${toString (head options).file}' would be a parent of the following options, but its type `${(head options).value.type.description or "<no description>"}' does not support nested options.\n"
+            + concatStringsSep "\n" (map (d: "- option(s) with prefix `${showOption (loc ++ [ (head (attrNames d.value)) ])}' in module `${toString d.file}'") (filter (d: d.value != { }) subOptionSets))
+            + "\nOnly submodule-typed options take sub-options.")
         else baseType.substSubModules (baseType.getSubModules ++ extraModules);
     in
     merged // {
@@ -256,7 +258,7 @@ let
     if isAttrs d.value && !(d.value ? _type) then d
     else if isAttrs d.value then
       # Most often a type where mkOption was meant: `options.port = types.port;`.
-      throw "The declaration of `${showOption loc}' in `${toString d.file}' is a value of kind `${toString d.value._type}', not an option; declare options with mkOption (`lib.mkOption { type = ...; }`)."
+      throw "In module ${toString d.file}: expected an option declaration at option path `${showOption loc}` but got an attribute set with type ${toString d.value._type}\nDeclare options with mkOption (`lib.mkOption { type = ...; }`)."
     else throw "The declaration of `${showOption loc}' in `${toString d.file}' is neither an option (made with mkOption) nor a set of options, but ${showValueShort d.value}.";
 
   # The definitions of a set of options, properties pushed into the attributes (see
@@ -350,7 +352,7 @@ let
     else if isAttrs m && m ? _type && !(builtins.elem m._type [ "if" "merge" "override" "order" ]) then
       # A module may be a property (`mkIf cond { ... }`), but not some other tagged value: most
       # often the result of evalModules, imported instead of the modules that made it.
-      throw "The module `${key}' (in `${toString file}') is a value of kind `${toString m._type}', not a module.${lib.optionalString (m._type == "configuration") " It is the result of evalModules: import the modules that make it up, or use its `type' as an option type."}"
+      throw "Could not load a value as a module, because it is of type \"${toString m._type}\", in file ${toString file}.${lib.optionalString (m._type == "configuration") " If you do intend to import this configuration, please only import the modules that make up the configuration.\nIt is the result of evalModules: import the modules that make it up, or use its `type' as an option type."}"
     else if isAttrs m then
       let
         file' = toString (m._file or file);
@@ -359,16 +361,18 @@ let
       # A module may say which kind of configuration it is for (`_class = "sonix"`); loading
       # it into an evaluation of another class is a mistake worth stopping (as in NixOS).
       if m ? _class && m._class != null && args._class != null && m._class != args._class then
-        throw "The module `${if m ? _file then file' else key'}' is for configurations of class `${toString m._class}', but it was imported into one of class `${toString args._class}'."
+        throw "The module ${if m ? _file then file' else key'} was imported into ${toString args._class} instead of ${toString m._class}.\nIt is for configurations of class `${toString m._class}' (its `_class')."
       else normaliseModule file' key' m
     else
       throw "The module `${key}' (in `${toString file}') is a ${builtins.typeOf m}, but a module must be a path, a function or an attribute set.";
 
-  keyOfDisabled = modulesPath: d:
+  keyOfDisabled = modulesPath: file: d:
     if isPath d then toString d
     else if isString d then (if lib.hasPrefix "/" d || modulesPath == null then d else "${toString modulesPath}/${d}")
     else if isAttrs d && d ? key then toString d.key
-    else throw "Each item of disabledModules must be a path, a string or an attribute set with a `key', not ${showValueShort d}.";
+    else if builtins.isInt d || builtins.isFloat d || (isAttrs d && (d ? __toString || d ? outPath)) then toString d
+    else if isAttrs d then throw "Module `${file}` contains a disabledModules item that is an attribute set, presumably a module, that does not have a `key` attribute.\nEach item of disabledModules must be a path, a string or an attribute set with a `key'."
+    else throw "Each disabledModules item must be a path, string, or a attribute set with a key attribute, or a value supported by toString. However, one of the disabledModules items in `${file}` is none of that, but is of type ${builtins.typeOf d}.";
 
   # Breadth-first closure of the imports; the first module with a given key wins.
   # `preloaded` modules are already in normal form (the internal module).
@@ -385,8 +389,8 @@ let
         else if isList imports then toItems item.module imports
         else throw "The `imports' of module `${item.key}' must be a list of modules, not ${showValueShort imports}.";
       all' = genericClosure { startSet = roots; operator = importsOf; };
-      disabledKeys = concatMap (item: item.module.disabledModules) all';
-      disabled = listToAttrs (map (d: { name = keyOfDisabled modulesPath d; value = true; }) disabledKeys);
+      disabledKeys = concatMap (item: map (keyOfDisabled modulesPath item.module.file) item.module.disabledModules) all';
+      disabled = listToAttrs (map (k: { name = k; value = true; }) disabledKeys);
       # A disabled module's imports are disabled with it.
       kept = genericClosure {
         startSet = filter (item: !(disabled ? ${item.key})) roots;

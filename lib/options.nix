@@ -85,7 +85,7 @@ rec {
     if length defs == 1 then
       (if merge == null then (head defs).value else merge loc defs)
     else throw ''
-      The option `${showOption loc}' is defined multiple times, but it takes a single definition.${lib.optionalString (message != "") "\n${message}"}
+      The option `${showOption loc}' is defined multiple times while it's expected to be unique.${lib.optionalString (message != "") "\n${message}"}
       Definition values:${showDefs defs}
       ${prioritySuggestion}'';
   mergeOneOption = mergeUniqueOption { };

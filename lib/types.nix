@@ -538,7 +538,7 @@ let
           binOp = a: b:
             if a.shorthandOnlyDefinesConfig != b.shorthandOnlyDefinesConfig then null
             else if a.class != null && b.class != null && a.class != b.class then
-              throw "A submoduleWith option is declared with class `${a.class}' and with class `${b.class}'; a submodule has one class."
+              throw "A submoduleWith option is declared multiple times with conflicting class values \"${toString b.class}\" and \"${toString a.class}\".\nA submodule has one class."
             else {
               modules = a.modules ++ b.modules;
               specialArgs = a.specialArgs // b.specialArgs;
