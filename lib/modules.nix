@@ -555,10 +555,12 @@ let
   mkAliasDefinitions = option:
     mkAliasIfDef option (mkMerge (map (mkOverride option.highestPrio) option.definitions));
 
-  # An option at `from` that forwards its definitions, with their priority, to the option at
-  # `to`, and reads as it. `warn`: whether using the old name adds a warning (renames) or not
-  # (aliases, which are also visible in the documentation).
-  doRename = { from, to, visible, warn }: { config, options, ... }:
+  # An option at `from` that forwards its definitions to the option at `to`, and reads as it
+  # (through `use`, e.g. a trace). `warn`: whether using the old name adds a warning (renames)
+  # or not (aliases, which are also visible in the documentation). `withPriority`: whether the
+  # definitions keep their priority (else they count as plain definitions). `condition`:
+  # whether anything is forwarded at all.
+  doRename = { from, to, visible, warn, use ? (x: x), withPriority ? true, condition ? true }: { config, options, ... }:
     let
       fromOpt = lib.attrByPath from { } options;
       toOpt = lib.attrByPath to null options;
@@ -567,17 +569,18 @@ let
       options = lib.setAttrByPath from (mkOption ({
         inherit visible;
         description = "Alias of `${showOption to}`.";
-        apply = _: lib.getAttrFromPath to config;
+        apply = _: use (lib.getAttrFromPath to config);
       } // lib.optionalAttrs (toOpt != null && isOption toOpt) { type = toOpt.type; }));
-      config = mkMerge [
+      config = mkIf condition (mkMerge [
         # Only configurations that declare `warnings` get one (as in NixOS): evaluations
         # without the core modules (tests, submodules) may still use renames.
         (lib.optionalAttrs (warn && options ? warnings) {
           warnings = lib.optional (fromOpt.isDefined or false)
             "The option `${showOption from}' defined in ${showFilesOf fromOpt} has been renamed to `${showOption to}'.";
         })
-        (lib.setAttrByPath to (mkAliasDefinitions fromOpt))
-      ];
+        (lib.setAttrByPath to (if withPriority then mkAliasDefinitions fromOpt
+          else mkAliasIfDef fromOpt (mkMerge fromOpt.definitions)))
+      ]);
     };
 
   mkRenamedOptionModule = from: to: doRename { inherit from to; visible = false; warn = true; };
