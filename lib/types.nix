@@ -386,6 +386,58 @@ let
       nestedTypes.elemType = elemType;
     };
 
+    # An attribute set with exactly one attribute, whose name (the tag) chooses the type of its
+    # value: `attrTag { port = mkOption { type = port; }; socket = mkOption { type = path; }; }`
+    # takes `{ port = 80; }` or `{ socket = "/run/s"; }`. Each tag is an option, so that it
+    # can be documented like one.
+    attrTag = tags:
+      let
+        checked = builtins.mapAttrs (n: opt:
+          if lib.isOption opt then opt
+          else if isAttrs opt && (opt._type or null) == "option-type" then
+            throw "In attrTag, each tag value must be an option, but tag ${n} was a bare type, not wrapped in mkOption."
+          else throw "In attrTag, each tag value must be an option, but tag ${n} was ${builtins.typeOf opt}.") tags;
+        tagOf = v: head (attrNames v);
+      in
+      mkOptionType {
+        name = "attrTag";
+        description = "attribute-tagged union with choices: ${lib.concatStringsSep ", " (attrNames tags)}";
+        descriptionClass = "noun";
+        check = v: isAttrs v && length (attrNames v) == 1 && tags ? ${tagOf v};
+        merge = loc: defs:
+          let
+            tag = tagOf (head defs).value;
+            others = filter (d: tagOf d.value != tag) defs;
+            opt = checked.${tag};
+            tagDefs = map (d: { inherit (d) file; pos = d.pos or null; value = d.value.${tag}; }) defs;
+            merged = mergeDefinitions (loc ++ [ tag ]) (opt.type or unspecified)
+              ((if opt ? default then [ { file = "<default of tag ${tag}>"; pos = null; value = lib.mkOptionDefault opt.default; } ] else [ ]) ++ tagDefs);
+          in
+          if others != [ ] then
+            throw "The option `${showOption loc}' has definitions with different tags (${lib.concatStringsSep ", " (lib.unique (map (d: tagOf d.value) defs))}) of an attribute-tagged union:${lib.showDefs defs}"
+          else { ${tag} = merged.mergedValue; };
+        getSubOptions = prefix: builtins.mapAttrs (n: opt: opt // {
+          loc = prefix ++ [ n ];
+          declarations = opt.declarations or [ ];
+        }) checked;
+        nestedTypes = builtins.mapAttrs (_: opt: opt.type or unspecified) checked;
+        functor = defaultFunctor "attrTag" // {
+          type = attrTag;
+          payload = checked;
+          binOp = a: b:
+            let
+              mergeTag = n:
+                if !(a ? ${n}) then b.${n}
+                else if !(b ? ${n}) then a.${n}
+                else
+                  let t = (a.${n}.type or unspecified).typeMerge (b.${n}.type or unspecified).functor; in
+                  if t == null then null else a.${n} // b.${n} // { type = t; };
+              merged = lib.genAttrs (lib.unique (attrNames a ++ attrNames b)) mergeTag;
+            in
+            if lib.any (t: t == null) (builtins.attrValues merged) then null else merged;
+        };
+      };
+
     # One definition only, however the element type would merge.
     uniq = unique { message = ""; };
     unique = { message }: elemType: mkOptionType {
