@@ -166,7 +166,7 @@ let
   # The value and the documentation record of one declared option. This runs once per option
   # per evaluation (for every entry of an attrsOf submodule, too), so it allocates little: the
   # full merge and the documentation record are only built when something asks for them.
-  evalOption = loc: opt: declarations: defs:
+  evalOption = loc: opt: declarations: positions: defs:
     let
       type = opt.type or types.unspecified;
       # Fast path: a plain value of a simple type, alone or over the default, is the value.
@@ -189,7 +189,7 @@ let
     {
       isOption = true;
       inherit value;
-      option = optionRecord loc opt type declarations defs value;
+      option = optionRecord loc opt type declarations positions defs value;
     };
 
   mergeWithDefault = loc: opt: type: declarations: defs:
@@ -199,7 +199,7 @@ let
       ((if opt ? default then [ { file = head declarations; pos = null; value = mkOverride 1500 opt.default; } ] else [ ])
        ++ defs);
 
-  optionRecord = loc: opt: type: declarations: defs: value:
+  optionRecord = loc: opt: type: declarations: positions: defs: value:
     let res = mergeWithDefault loc opt type declarations defs; in
     opt // {
       type = if length declarations == 1 then (locateSubmodules (head declarations) { inherit type; }).type else type;
@@ -209,6 +209,7 @@ let
       # "${options.services.web.port}" gives the option's name, for messages (as in NixOS).
       __toString = _: showOption loc;
       inherit value loc declarations;
+      declarationPositions = positions;
       inherit (res) isDefined highestPrio;
       definitions = map (d: d.value) res.defsFinal;
       definitionsWithLocations = res.defsFinal;
@@ -229,11 +230,11 @@ let
         (map (d: mapAttrs (n: v: { inherit (d) file; value = v; pos = unsafeGetAttrPos n (d.src or d.value); }) d.value) defs);
       children = mapAttrs (n: ds:
         if length ds == 1 && isOption (head ds).value
-        then evalOption (loc ++ [ n ]) (head ds).value [ (head ds).file ] (defsByName.${n} or [ ])
+        then evalOption (loc ++ [ n ]) (head ds).value [ (head ds).file ] (declarationPositions n decls) (defsByName.${n} or [ ])
         else if any (d: isOption d.value) ds
         then
           (let merged = mergeOptionDecls (loc ++ [ n ]) ds; in
-           evalOption (loc ++ [ n ]) merged merged.declarations (defsByName.${n} or [ ]))
+           evalOption (loc ++ [ n ]) merged merged.declarations (declarationPositions n decls) (defsByName.${n} or [ ]))
         else mergeLevel (loc ++ [ n ]) (map (d: checkOptionSet (loc ++ [ n ]) d) ds)
           (pushDownDefs (loc ++ [ n ]) (defsByName.${n} or [ ])))
         declsByName;
@@ -253,6 +254,18 @@ let
           if !(defsByName ? ${n}) || c.isOption then [ ]
           else map (u: u // { path = [ n ] ++ u.path; }) c.unmatched) (attrNames children);
     };
+
+  # Where the declarations of option `n` of a level are written: { file; line; column; } as
+  # Nix knows it, or the declaring file with null line and column for a generated attribute
+  # set. In the order of the option record's `declarations` (options, then sets of sub-options).
+  declarationPositions = n: decls:
+    let
+      here = filter (d: d.value ? ${n}) decls;
+      position = d:
+        let p = unsafeGetAttrPos n d.value; in
+        if p == null then { inherit (d) file; line = null; column = null; } else p;
+    in
+    map position (filter (d: isOption d.value.${n}) here ++ filter (d: !(isOption d.value.${n})) here);
 
   checkOptionSet = loc: d:
     if isAttrs d.value && !(d.value ? _type) then d
