@@ -377,14 +377,14 @@ let
         throw "The module ${if m ? _file then file' else key'} was imported into ${toString args._class} instead of ${toString m._class}.\nIt is for configurations of class `${toString m._class}' (its `_class')."
       else normaliseModule file' key' m
     else
-      throw "The module `${key}' (in `${toString file}') is a ${builtins.typeOf m}, but a module must be a path, a function or an attribute set.";
+      throw "module ${toString file} (${key}) does not look like a module.\nIt is a ${builtins.typeOf m}, but a module must be a path, a function or an attribute set.";
 
   keyOfDisabled = modulesPath: file: d:
     if isPath d then toString d
     else if isString d then (if lib.hasPrefix "/" d || modulesPath == null then d else "${toString modulesPath}/${d}")
     else if isAttrs d && d ? key then toString d.key
     else if builtins.isInt d || builtins.isFloat d || (isAttrs d && (d ? __toString || d ? outPath)) then toString d
-    else if isAttrs d then throw "Module `${file}` contains a disabledModules item that is an attribute set, presumably a module, that does not have a `key` attribute.\nEach item of disabledModules must be a path, a string or an attribute set with a `key'."
+    else if isAttrs d then throw "Module `${file}` contains a disabledModules item that is an attribute set, presumably a module, that does not have a `key` attribute. Nothing identifies the module to disable.\nEach item of disabledModules must be a path, a string relative to modulesPath or an attribute set with a `key'."
     else throw "Each disabledModules item must be a path, string, or a attribute set with a key attribute, or a value supported by toString. However, one of the disabledModules items in `${file}` is none of that, but is of type ${builtins.typeOf d}.";
 
   # Breadth-first closure of the imports; the first module with a given key wins.
@@ -395,7 +395,7 @@ let
         let loaded = loadModule args parent.file "${parent.key}:anon-${toString i}" m; in
         { key = loaded.key; module = loaded; }) ms;
       roots = map (m: { inherit (m) key; module = m; }) preloaded
-        ++ toItems { file = rootFile; key = "<root>"; } modules;
+        ++ toItems { file = rootFile; key = ""; } modules;
       importsOf = item:
         let inherit (item.module) imports; in
         if imports == [ ] then [ ]

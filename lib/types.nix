@@ -132,12 +132,12 @@ let
           first = kind (head defs).value;
           common =
             if all (def: kind def.value == first) defs then first
-            else throw "The option `${showOption loc}' has definitions of different kinds (${lib.concatStringsSep ", " (lib.unique (map (def: kind def.value) defs))}) that cannot be merged:${lib.showDefs defs}\n${lib.prioritySuggestion}";
+            else throw "The option `${showOption loc}' has conflicting option types in ${showFiles (getFiles defs)}\nIts definitions are of different kinds (${lib.concatStringsSep ", " (lib.unique (map (def: kind def.value) defs))}) that cannot be merged:${lib.showDefs defs}\n${lib.prioritySuggestion}";
         in
         if common == "set" then (attrsOf anything).merge loc defs
         else if common == "list" then
           (if length defs > 1
-           then throw "The option `${showOption loc}' of type `anything' has more than one list definition; lists are only merged by typed options:${lib.showDefs defs}\n${lib.prioritySuggestion}"
+           then throw "The option `${showOption loc}' has conflicting definitions, in ${showFiles (getFiles defs)}.\nAn option of type `anything' takes one list definition; lists are only merged by typed options:${lib.showDefs defs}\n${lib.prioritySuggestion}"
            else (listOf anything).merge loc defs)
         else if common == "lambda" then
           x: anything.merge (loc ++ [ "<function body>" ]) (map (def: def // { value = def.value x; }) defs)
