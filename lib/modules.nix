@@ -289,7 +289,11 @@ let
     else if t == "if" then pushDownDef loc def (wrapWith wrap (mkIf v.condition)) v.content
     else if t == "override" then pushDownDef loc def (wrapWith wrap (mkOverride v.priority)) v.content
     else if t == "order" then pushDownDef loc def (wrapWith wrap (mkOrder v.priority)) v.content
-    else throw "${if loc == [ ] then "A module's configuration" else "`${showOption loc}' is a set of options, so its definition"} in `${showLocation def}' must be an attribute set, not ${showValueShort v}.";
+    else if loc == [ ] then throw "A module's configuration in `${showLocation def}' must be an attribute set, not ${showValueShort v}."
+    else throw ''
+      In module `${toString def.file}', you're trying to define a value of type `${builtins.typeOf v}'
+      rather than an attribute set for the option `${showOption loc}'!
+      `${showOption loc}' is a set of options, so its definition in `${showLocation def}' must be an attribute set, not ${showValueShort v}.'';
 
   wrapWith = outer: inner: if outer == null then inner else x: outer (inner x);
 
@@ -310,7 +314,9 @@ let
     let fromModuleArgs = removeAttrs (moduleFunctionArgs f) args._names; in
     if fromModuleArgs == { } then f args
     else f (args // mapAttrs (name: _:
-      args.config._module.args.${name} or (missingModuleArg file key name)) fromModuleArgs);
+      # NixOS's trace line, so that an error (or an infinite recursion) names the argument.
+      builtins.addErrorContext "while evaluating the module argument `${name}' in \"${key}\":"
+        (args.config._module.args.${name} or (missingModuleArg file key name))) fromModuleArgs);
 
   missingModuleArg = file: key: name: throw ''
     The module `${key}'${if file == key || file == "<unknown-file>" then "" else " (in `${file}')"} takes the argument `${name}', but nothing provides it.
