@@ -513,7 +513,11 @@ let
       if ts == [ ] then throw "types.oneOf needs at least one type"
       else builtins.foldl' either (head ts) (builtins.tail ts);
 
-    coercedTo = coercedType: coerceFunc: finalType: mkOptionType {
+    # A submodule cannot be coerced from: its definitions are modules, not values to convert.
+    coercedTo = coercedType: coerceFunc: finalType:
+      if coercedType.getSubModules != null then
+        throw "coercedTo: coercedType must not have submodules (it's a ${coercedType.description})"
+      else mkOptionType {
       name = "coercedTo";
       description = "${phrase [ "noun" ] finalType} or ${phrase [ "noun" ] coercedType} convertible to it";
       check = x: (coercedType.check x && finalType.check (coerceFunc x)) || finalType.check x;
