@@ -631,11 +631,21 @@ let
       name = "optionType";
       description = "optionType";
       check = x: isAttrs x && (x._type or null) == "option-type";
+      # The modules of submodule types get the defining file as their default `_file`, so
+      # that messages about their options name it. A single definition is its value, untouched
+      # (a type changed by hand, e.g. with another `merge`, must survive).
       merge = loc: defs:
-        builtins.foldl' (acc: def:
-          let m = acc.typeMerge def.value.functor; in
+        if length defs == 1 then (head defs).value
+        else
+        let
+          located = map (def:
+            if def.value.getSubModules or null == null then def.value
+            else def.value.substSubModules (map (lib.setDefaultModuleLocation def.file) def.value.getSubModules)) defs;
+        in
+        builtins.foldl' (acc: t:
+          let m = acc.typeMerge t.functor; in
           if m == null then throw "The option `${showOption loc}' has definitions with types that do not merge:${lib.showDefs defs}"
-          else m) (head defs).value (builtins.tail defs);
+          else m) (head located) (builtins.tail located);
     };
   };
 in
