@@ -73,9 +73,8 @@ let
     let bad = filter (d: !(type.check d.value)) defs; in
     if bad != [ ] then
       throw ''
-        A definition for option `${showOption loc}' is not of type `${type.description}'.
-        Offending value${if length bad > 1 then "s" else ""}:${showDefs bad}
-        All definitions:${showDefs defs}''
+        A definition for option `${showOption loc}' is not of type `${type.description}'. Definition values:${showDefs bad}${
+          lib.optionalString (length bad != length defs) "\nAll definitions:${showDefs defs}"}''
     else type.merge loc defs;
 
   mergeDefinitions' = loc: type: defs:
@@ -92,7 +91,7 @@ let
       isDefined = defsFinal != [ ];
       mergedValue =
         if !isDefined then
-          throw "The option `${showOption loc}' was accessed but has no value defined. Set it, or give the option a default."
+          throw "The option `${showOption loc}' is used but not defined.\nSet it, or give the option a default."
         else checkAndMerge loc type defsFinal;
     in
     {
@@ -119,9 +118,9 @@ let
           mergedType = res.type.typeMerge opt.type.functor;
         in
         if clash != [ ] then
-          throw "The option `${showOption loc}' in `${toString d.file}' is already declared in ${lib.showFiles res.declarations}; `${head clash}' may be set by one declaration only."
+          throw "The option `${showOption loc}' in `${toString d.file}' is already declared in ${lib.showFiles res.declarations}.\n`${head clash}' may be set by one declaration only."
         else if bothHave "type" && mergedType == null then
-          throw "The option `${showOption loc}' is declared with type `${opt.type.description}' in `${toString d.file}' and with type `${res.type.description}' in ${lib.showFiles res.declarations}; these types cannot be combined."
+          throw "The option `${showOption loc}' in `${toString d.file}' is already declared in ${lib.showFiles res.declarations}.\nIt is declared there with type `${res.type.description}', here with type `${opt.type.description}'; these types cannot be combined."
         else
           res // opt // {
             declarations = res.declarations ++ [ d.file ];
@@ -132,7 +131,9 @@ let
       type =
         if extraModules == [ ] then baseType
         else if baseType.getSubModules == null then
-          throw "The option `${showOption loc}' is declared as an option of type `${baseType.description}' in ${lib.showFiles merged.declarations}, and as a set of sub-options in ${lib.showFiles (map (d: d.file) subOptionSets)}; only submodule-typed options take sub-options."
+          throw ("The option `${showOption loc}' in module `${toString (head options).file}' would be a parent of the following options, but its type `${(head options).value.type.description or "<no description>"}' does not support nested options.\n"
+            + concatStringsSep "\n" (map (d: "- option(s) with prefix `${showOption (loc ++ [ (head (attrNames d.value)) ])}' in module `${toString d.file}'") (filter (d: d.value != { }) subOptionSets))
+            + "\nOnly submodule-typed options take sub-options.")
         else baseType.substSubModules (baseType.getSubModules ++ extraModules);
     in
     merged // {
@@ -165,7 +166,7 @@ let
   # The value and the documentation record of one declared option. This runs once per option
   # per evaluation (for every entry of an attrsOf submodule, too), so it allocates little: the
   # full merge and the documentation record are only built when something asks for them.
-  evalOption = loc: opt: declarations: defs:
+  evalOption = loc: opt: declarations: positions: defs:
     let
       type = opt.type or types.unspecified;
       # Fast path: a plain value of a simple type, alone or over the default, is the value.
@@ -188,7 +189,7 @@ let
     {
       isOption = true;
       inherit value;
-      option = optionRecord loc opt type declarations defs value;
+      option = optionRecord loc opt type declarations positions defs value;
     };
 
   mergeWithDefault = loc: opt: type: declarations: defs:
@@ -198,7 +199,7 @@ let
       ((if opt ? default then [ { file = head declarations; pos = null; value = mkOverride 1500 opt.default; } ] else [ ])
        ++ defs);
 
-  optionRecord = loc: opt: type: declarations: defs: value:
+  optionRecord = loc: opt: type: declarations: positions: defs: value:
     let res = mergeWithDefault loc opt type declarations defs; in
     opt // {
       type = if length declarations == 1 then (locateSubmodules (head declarations) { inherit type; }).type else type;
@@ -208,6 +209,7 @@ let
       # "${options.services.web.port}" gives the option's name, for messages (as in NixOS).
       __toString = _: showOption loc;
       inherit value loc declarations;
+      declarationPositions = positions;
       inherit (res) isDefined highestPrio;
       definitions = map (d: d.value) res.defsFinal;
       definitionsWithLocations = res.defsFinal;
@@ -228,11 +230,11 @@ let
         (map (d: mapAttrs (n: v: { inherit (d) file; value = v; pos = unsafeGetAttrPos n (d.src or d.value); }) d.value) defs);
       children = mapAttrs (n: ds:
         if length ds == 1 && isOption (head ds).value
-        then evalOption (loc ++ [ n ]) (head ds).value [ (head ds).file ] (defsByName.${n} or [ ])
+        then evalOption (loc ++ [ n ]) (head ds).value [ (head ds).file ] (declarationPositions n decls) (defsByName.${n} or [ ])
         else if any (d: isOption d.value) ds
         then
           (let merged = mergeOptionDecls (loc ++ [ n ]) ds; in
-           evalOption (loc ++ [ n ]) merged merged.declarations (defsByName.${n} or [ ]))
+           evalOption (loc ++ [ n ]) merged merged.declarations (declarationPositions n decls) (defsByName.${n} or [ ]))
         else mergeLevel (loc ++ [ n ]) (map (d: checkOptionSet (loc ++ [ n ]) d) ds)
           (pushDownDefs (loc ++ [ n ]) (defsByName.${n} or [ ])))
         declsByName;
@@ -253,11 +255,23 @@ let
           else map (u: u // { path = [ n ] ++ u.path; }) c.unmatched) (attrNames children);
     };
 
+  # Where the declarations of option `n` of a level are written: { file; line; column; } as
+  # Nix knows it, or the declaring file with null line and column for a generated attribute
+  # set. In the order of the option record's `declarations` (options, then sets of sub-options).
+  declarationPositions = n: decls:
+    let
+      here = filter (d: d.value ? ${n}) decls;
+      position = d:
+        let p = unsafeGetAttrPos n d.value; in
+        if p == null then { inherit (d) file; line = null; column = null; } else p;
+    in
+    map position (filter (d: isOption d.value.${n}) here ++ filter (d: !(isOption d.value.${n})) here);
+
   checkOptionSet = loc: d:
     if isAttrs d.value && !(d.value ? _type) then d
     else if isAttrs d.value then
       # Most often a type where mkOption was meant: `options.port = types.port;`.
-      throw "The declaration of `${showOption loc}' in `${toString d.file}' is a value of kind `${toString d.value._type}', not an option; declare options with mkOption (`lib.mkOption { type = ...; }`)."
+      throw "In module ${toString d.file}: expected an option declaration at option path `${showOption loc}` but got an attribute set with type ${toString d.value._type}\nDeclare options with mkOption (`lib.mkOption { type = ...; }`)."
     else throw "The declaration of `${showOption loc}' in `${toString d.file}' is neither an option (made with mkOption) nor a set of options, but ${showValueShort d.value}.";
 
   # The definitions of a set of options, properties pushed into the attributes (see
@@ -275,7 +289,11 @@ let
     else if t == "if" then pushDownDef loc def (wrapWith wrap (mkIf v.condition)) v.content
     else if t == "override" then pushDownDef loc def (wrapWith wrap (mkOverride v.priority)) v.content
     else if t == "order" then pushDownDef loc def (wrapWith wrap (mkOrder v.priority)) v.content
-    else throw "${if loc == [ ] then "A module's configuration" else "`${showOption loc}' is a set of options, so its definition"} in `${showLocation def}' must be an attribute set, not ${showValueShort v}.";
+    else if loc == [ ] then throw "A module's configuration in `${showLocation def}' must be an attribute set, not ${showValueShort v}."
+    else throw ''
+      In module `${toString def.file}', you're trying to define a value of type `${builtins.typeOf v}'
+      rather than an attribute set for the option `${showOption loc}'!
+      `${showOption loc}' is a set of options, so its definition in `${showLocation def}' must be an attribute set, not ${showValueShort v}.'';
 
   wrapWith = outer: inner: if outer == null then inner else x: outer (inner x);
 
@@ -296,7 +314,9 @@ let
     let fromModuleArgs = removeAttrs (moduleFunctionArgs f) args._names; in
     if fromModuleArgs == { } then f args
     else f (args // mapAttrs (name: _:
-      args.config._module.args.${name} or (missingModuleArg file key name)) fromModuleArgs);
+      # NixOS's trace line, so that an error (or an infinite recursion) names the argument.
+      builtins.addErrorContext "while evaluating the module argument `${name}' in \"${key}\":"
+        (args.config._module.args.${name} or (missingModuleArg file key name))) fromModuleArgs);
 
   missingModuleArg = file: key: name: throw ''
     The module `${key}'${if file == key || file == "<unknown-file>" then "" else " (in `${file}')"} takes the argument `${name}', but nothing provides it.
@@ -351,7 +371,7 @@ let
     else if isAttrs m && m ? _type && !(builtins.elem m._type [ "if" "merge" "override" "order" ]) then
       # A module may be a property (`mkIf cond { ... }`), but not some other tagged value: most
       # often the result of evalModules, imported instead of the modules that made it.
-      throw "The module `${key}' (in `${toString file}') is a value of kind `${toString m._type}', not a module.${lib.optionalString (m._type == "configuration") " It is the result of evalModules: import the modules that make it up, or use its `type' as an option type."}"
+      throw "Could not load a value as a module, because it is of type \"${toString m._type}\", in file ${toString file}.${lib.optionalString (m._type == "configuration") " If you do intend to import this configuration, please only import the modules that make up the configuration.\nIt is the result of evalModules: import the modules that make it up, or use its `type' as an option type."}"
     else if isAttrs m then
       let
         file' = toString (m._file or file);
@@ -360,16 +380,18 @@ let
       # A module may say which kind of configuration it is for (`_class = "sonix"`); loading
       # it into an evaluation of another class is a mistake worth stopping (as in NixOS).
       if m ? _class && m._class != null && args._class != null && m._class != args._class then
-        throw "The module `${if m ? _file then file' else key'}' is for configurations of class `${toString m._class}', but it was imported into one of class `${toString args._class}'."
+        throw "The module ${if m ? _file then file' else key'} was imported into ${toString args._class} instead of ${toString m._class}.\nIt is for configurations of class `${toString m._class}' (its `_class')."
       else normaliseModule file' key' m
     else
-      throw "The module `${key}' (in `${toString file}') is a ${builtins.typeOf m}, but a module must be a path, a function or an attribute set.";
+      throw "module ${toString file} (${key}) does not look like a module.\nIt is a ${builtins.typeOf m}, but a module must be a path, a function or an attribute set.";
 
-  keyOfDisabled = modulesPath: d:
+  keyOfDisabled = modulesPath: file: d:
     if isPath d then toString d
     else if isString d then (if lib.hasPrefix "/" d || modulesPath == null then d else "${toString modulesPath}/${d}")
     else if isAttrs d && d ? key then toString d.key
-    else throw "Each item of disabledModules must be a path, a string or an attribute set with a `key', not ${showValueShort d}.";
+    else if builtins.isInt d || builtins.isFloat d || (isAttrs d && (d ? __toString || d ? outPath)) then toString d
+    else if isAttrs d then throw "Module `${file}` contains a disabledModules item that is an attribute set, presumably a module, that does not have a `key` attribute. Nothing identifies the module to disable.\nEach item of disabledModules must be a path, a string relative to modulesPath or an attribute set with a `key'."
+    else throw "Each disabledModules item must be a path, string, or a attribute set with a key attribute, or a value supported by toString. However, one of the disabledModules items in `${file}` is none of that, but is of type ${builtins.typeOf d}.";
 
   # Breadth-first closure of the imports; the first module with a given key wins.
   # `preloaded` modules are already in normal form (the internal module).
@@ -379,15 +401,15 @@ let
         let loaded = loadModule args parent.file "${parent.key}:anon-${toString i}" m; in
         { key = loaded.key; module = loaded; }) ms;
       roots = map (m: { inherit (m) key; module = m; }) preloaded
-        ++ toItems { file = rootFile; key = "<root>"; } modules;
+        ++ toItems { file = rootFile; key = ""; } modules;
       importsOf = item:
         let inherit (item.module) imports; in
         if imports == [ ] then [ ]
         else if isList imports then toItems item.module imports
         else throw "The `imports' of module `${item.key}' must be a list of modules, not ${showValueShort imports}.";
       all' = genericClosure { startSet = roots; operator = importsOf; };
-      disabledKeys = concatMap (item: item.module.disabledModules) all';
-      disabled = listToAttrs (map (d: { name = keyOfDisabled modulesPath d; value = true; }) disabledKeys);
+      disabledKeys = concatMap (item: map (keyOfDisabled modulesPath item.module.file) item.module.disabledModules) all';
+      disabled = listToAttrs (map (k: { name = k; value = true; }) disabledKeys);
       # A disabled module's imports are disabled with it.
       kept = genericClosure {
         startSet = filter (item: !(disabled ? ${item.key})) roots;
@@ -427,9 +449,11 @@ let
 
   loadedInternalModule = normaliseModule internalModule._file internalModule.key internalModule;
 
+  # The first line is NixOS's, about the first undeclared option, so that it can be searched
+  # for; our help (close names, the other undeclared options) follows.
   unknownOptionsError = prefix: unmatched:
     let
-      describe = u:
+      hint = u:
         let
           inherit (u) name;
           # Short names are close to everything, so they get fewer edits: none below three
@@ -441,18 +465,32 @@ let
           suggest = map (c: "`${showOption (u.at ++ [ c.s ])}'") (lib.take 3 close);
           listing = filter (s: s != "_module") u.siblings;
         in
-        "- The option `${showOption (u.at ++ [ name ])}' does not exist. Definition in `${showLocation u}': ${lib.showValueSafe u.value}"
-        + (if (builtins.tryEval (isOption u.value || (isAttrs u.value && lib.any isOption (lib.attrValues u.value)))).value or false then
-             "\n  This looks like an option declaration (mkOption) under `config'; declare options under `options'."
-           else if suggest != [ ] then "\n  Did you mean ${concatStringsSep " or " suggest}?"
-           else if listing != [ ] && length listing <= 12 then "\n  The options at `${if u.at == [ ] then "<top level>" else showOption u.at}' are: ${concatStringsSep ", " listing}."
-           else "");
-      shown = lib.take 10 unmatched;
+        if (builtins.tryEval (isOption u.value || (isAttrs u.value && lib.any isOption (lib.attrValues u.value)))).value or false then
+          "It seems as if you're trying to declare an option by placing it into `config' rather than `options'!"
+          + lib.optionalString (u.at != [ ]) " This can happen if you e.g. declared your options in `types.submodule' under `config' rather than `options'."
+        else if suggest != [ ] then "Did you mean ${concatStringsSep " or " suggest}?"
+        else if listing != [ ] && length listing <= 12 then "The options at `${if u.at == [ ] then "<top level>" else showOption u.at}' are: ${concatStringsSep ", " listing}."
+        else "";
+      indented = text: lib.optionalString (text != "") "\n  ${text}";
+      describe = u:
+        "- The option `${showOption (u.at ++ [ u.name ])}' does not exist. Definition in `${showLocation u}': ${lib.showValueSafe u.value}"
+        + indented (hint u);
+      first = head unmatched;
+      firstName = showOption (first.at ++ [ first.name ]);
+      firstValue =
+        builtins.addErrorContext "while evaluating the error message for definitions for `${firstName}', which is an option that does not exist"
+          (builtins.addErrorContext "while evaluating a definition from `${showLocation first}'"
+            (lib.showValueSafe first.value));
+      rest = lib.drop 1 unmatched;
+      shown = lib.take 10 rest;
     in
     throw (''
-      ${toString (length unmatched)} definition${if length unmatched == 1 then "" else "s"} for undeclared options${if prefix == [ ] then "" else " in `${showOption prefix}'"}:
-      '' + concatStringsSep "\n" (map describe shown)
-      + lib.optionalString (length unmatched > 10) "\n- ... and ${toString (length unmatched - 10)} more");
+      The option `${firstName}' does not exist. Definition values:
+      - In `${showLocation first}': ${firstValue}''
+      + lib.optionalString (hint first != "") "\n${hint first}"
+      + lib.optionalString (rest != [ ]) ("\n${toString (length rest)} more definition${if length rest == 1 then "" else "s"} for undeclared options${if prefix == [ ] then "" else " in `${showOption prefix}'"}:\n"
+        + concatStringsSep "\n" (map describe shown)
+        + lib.optionalString (length rest > 10) "\n- ... and ${toString (length rest - 10)} more"));
 
   evalModules =
     evalArgs @ { modules
@@ -536,10 +574,12 @@ let
   mkAliasDefinitions = option:
     mkAliasIfDef option (mkMerge (map (mkOverride option.highestPrio) option.definitions));
 
-  # An option at `from` that forwards its definitions, with their priority, to the option at
-  # `to`, and reads as it. `warn`: whether using the old name adds a warning (renames) or not
-  # (aliases, which are also visible in the documentation).
-  doRename = { from, to, visible, warn }: { config, options, ... }:
+  # An option at `from` that forwards its definitions to the option at `to`, and reads as it
+  # (through `use`, e.g. a trace). `warn`: whether using the old name adds a warning (renames)
+  # or not (aliases, which are also visible in the documentation). `withPriority`: whether the
+  # definitions keep their priority (else they count as plain definitions). `condition`:
+  # whether anything is forwarded at all.
+  doRename = { from, to, visible, warn, use ? (x: x), withPriority ? true, condition ? true }: { config, options, ... }:
     let
       fromOpt = lib.attrByPath from { } options;
       toOpt = lib.attrByPath to null options;
@@ -548,17 +588,18 @@ let
       options = lib.setAttrByPath from (mkOption ({
         inherit visible;
         description = "Alias of `${showOption to}`.";
-        apply = _: lib.getAttrFromPath to config;
+        apply = _: use (lib.getAttrFromPath to config);
       } // lib.optionalAttrs (toOpt != null && isOption toOpt) { type = toOpt.type; }));
-      config = mkMerge [
+      config = mkIf condition (mkMerge [
         # Only configurations that declare `warnings` get one (as in NixOS): evaluations
         # without the core modules (tests, submodules) may still use renames.
         (lib.optionalAttrs (warn && options ? warnings) {
           warnings = lib.optional (fromOpt.isDefined or false)
             "The option `${showOption from}' defined in ${showFilesOf fromOpt} has been renamed to `${showOption to}'.";
         })
-        (lib.setAttrByPath to (mkAliasDefinitions fromOpt))
-      ];
+        (lib.setAttrByPath to (if withPriority then mkAliasDefinitions fromOpt
+          else mkAliasIfDef fromOpt (mkMerge fromOpt.definitions)))
+      ]);
     };
 
   mkRenamedOptionModule = from: to: doRename { inherit from to; visible = false; warn = true; };

@@ -60,8 +60,10 @@ rec {
   showFiles = files: concatStringsSep ", " (map (f: "`${toString f}'") files);
 
   # One line per definition: "- In `file:line': value".
+  # Parts of a definition that fail to evaluate are shown as such (the error is about the
+  # definition, not about what is wrong inside it).
   showDefs = defs: concatStringsSep "" (map (def:
-    "\n- In `${showLocation def}': ${showValueShort def.value}") defs);
+    "\n- In `${showLocation def}': ${showValueWith { depth = 3; safe = true; } def.value}") defs);
 
   getValues = map (def: def.value);
   getFiles = map (def: def.file);
@@ -85,7 +87,7 @@ rec {
     if length defs == 1 then
       (if merge == null then (head defs).value else merge loc defs)
     else throw ''
-      The option `${showOption loc}' is defined multiple times, but it takes a single definition.${lib.optionalString (message != "") "\n${message}"}
+      The option `${showOption loc}' is defined multiple times while it's expected to be unique.${lib.optionalString (message != "") "\n${message}"}
       Definition values:${showDefs defs}
       ${prioritySuggestion}'';
   mergeOneOption = mergeUniqueOption { };
@@ -131,10 +133,15 @@ rec {
   showValueShort = v: showValueWith { depth = 3; } v;
   showValue = v: showValueWith { } v;
 
-  showValueWith = { depth ? 100, indent ? "" }: v:
+  showValueWith = { depth ? 100, indent ? "", safe ? false }: v:
     let
-      next = { depth = depth - 1; indent = indent + "  "; };
+      next = { depth = depth - 1; indent = indent + "  "; inherit safe; };
       t = typeOf v;
+      inner = x:
+        if !safe then showValueWith next x
+        else
+          let r = builtins.tryEval (let s = showValueWith next x; in builtins.seq s s); in
+          if r.success then r.value else "<a value that fails to evaluate>";
     in
     if t == "string" then
       (if builtins.match ".*\n.*" v != null && indent != "x"
@@ -148,7 +155,7 @@ rec {
     else if t == "list" then
       (if v == [ ] then "[ ]"
        else if depth <= 0 then "[ ... ]"
-       else "[ ${concatStringsSep " " (map (showValueWith next) v)} ]")
+       else "[ ${concatStringsSep " " (map inner v)} ]")
     else if t == "set" then
       (if (v._type or null) == "literalExpression" || (v._type or null) == "literalMD" then v.text
        else if propertyCall v != null then propertyCall v
@@ -157,6 +164,6 @@ rec {
        else if v ? outPath then toString v.outPath
        else if v == { } then "{ }"
        else if depth <= 0 then "{ ... }"
-       else "{ ${concatStringsSep " " (map (n: "${lib.escapeNixIdentifier n} = ${showValueWith next v.${n}};") (attrNames v))} }")
+       else "{ ${concatStringsSep " " (map (n: "${lib.escapeNixIdentifier n} = ${inner v.${n}};") (attrNames v))} }")
     else "<${t}>";
 }

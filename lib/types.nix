@@ -132,12 +132,12 @@ let
           first = kind (head defs).value;
           common =
             if all (def: kind def.value == first) defs then first
-            else throw "The option `${showOption loc}' has definitions of different kinds (${lib.concatStringsSep ", " (lib.unique (map (def: kind def.value) defs))}) that cannot be merged:${lib.showDefs defs}\n${lib.prioritySuggestion}";
+            else throw "The option `${showOption loc}' has conflicting option types in ${showFiles (getFiles defs)}\nIts definitions are of different kinds (${lib.concatStringsSep ", " (lib.unique (map (def: kind def.value) defs))}) that cannot be merged:${lib.showDefs defs}\n${lib.prioritySuggestion}";
         in
         if common == "set" then (attrsOf anything).merge loc defs
         else if common == "list" then
           (if length defs > 1
-           then throw "The option `${showOption loc}' of type `anything' has more than one list definition; lists are only merged by typed options:${lib.showDefs defs}\n${lib.prioritySuggestion}"
+           then throw "The option `${showOption loc}' has conflicting definitions, in ${showFiles (getFiles defs)}.\nAn option of type `anything' takes one list definition; lists are only merged by typed options:${lib.showDefs defs}\n${lib.prioritySuggestion}"
            else (listOf anything).merge loc defs)
         else if common == "lambda" then
           x: anything.merge (loc ++ [ "<function body>" ]) (map (def: def // { value = def.value x; }) defs)
@@ -386,6 +386,58 @@ let
       nestedTypes.elemType = elemType;
     };
 
+    # An attribute set with exactly one attribute, whose name (the tag) chooses the type of its
+    # value: `attrTag { port = mkOption { type = port; }; socket = mkOption { type = path; }; }`
+    # takes `{ port = 80; }` or `{ socket = "/run/s"; }`. Each tag is an option, so that it
+    # can be documented like one.
+    attrTag = tags:
+      let
+        checked = builtins.mapAttrs (n: opt:
+          if lib.isOption opt then opt
+          else if isAttrs opt && (opt._type or null) == "option-type" then
+            throw "In attrTag, each tag value must be an option, but tag ${n} was a bare type, not wrapped in mkOption."
+          else throw "In attrTag, each tag value must be an option, but tag ${n} was ${builtins.typeOf opt}.") tags;
+        tagOf = v: head (attrNames v);
+      in
+      mkOptionType {
+        name = "attrTag";
+        description = "attribute-tagged union with choices: ${lib.concatStringsSep ", " (attrNames tags)}";
+        descriptionClass = "noun";
+        check = v: isAttrs v && length (attrNames v) == 1 && tags ? ${tagOf v};
+        merge = loc: defs:
+          let
+            tag = tagOf (head defs).value;
+            others = filter (d: tagOf d.value != tag) defs;
+            opt = checked.${tag};
+            tagDefs = map (d: { inherit (d) file; pos = d.pos or null; value = d.value.${tag}; }) defs;
+            merged = mergeDefinitions (loc ++ [ tag ]) (opt.type or unspecified)
+              ((if opt ? default then [ { file = "<default of tag ${tag}>"; pos = null; value = lib.mkOptionDefault opt.default; } ] else [ ]) ++ tagDefs);
+          in
+          if others != [ ] then
+            throw "The option `${showOption loc}' has definitions with different tags (${lib.concatStringsSep ", " (lib.unique (map (d: tagOf d.value) defs))}) of an attribute-tagged union:${lib.showDefs defs}"
+          else { ${tag} = merged.mergedValue; };
+        getSubOptions = prefix: builtins.mapAttrs (n: opt: opt // {
+          loc = prefix ++ [ n ];
+          declarations = opt.declarations or [ ];
+        }) checked;
+        nestedTypes = builtins.mapAttrs (_: opt: opt.type or unspecified) checked;
+        functor = defaultFunctor "attrTag" // {
+          type = attrTag;
+          payload = checked;
+          binOp = a: b:
+            let
+              mergeTag = n:
+                if !(a ? ${n}) then b.${n}
+                else if !(b ? ${n}) then a.${n}
+                else
+                  let t = (a.${n}.type or unspecified).typeMerge (b.${n}.type or unspecified).functor; in
+                  if t == null then null else a.${n} // b.${n} // { type = t; };
+              merged = lib.genAttrs (lib.unique (attrNames a ++ attrNames b)) mergeTag;
+            in
+            if lib.any (t: t == null) (builtins.attrValues merged) then null else merged;
+        };
+      };
+
     # One definition only, however the element type would merge.
     uniq = unique { message = ""; };
     unique = { message }: elemType: mkOptionType {
@@ -461,7 +513,11 @@ let
       if ts == [ ] then throw "types.oneOf needs at least one type"
       else builtins.foldl' either (head ts) (builtins.tail ts);
 
-    coercedTo = coercedType: coerceFunc: finalType: mkOptionType {
+    # A submodule cannot be coerced from: its definitions are modules, not values to convert.
+    coercedTo = coercedType: coerceFunc: finalType:
+      if coercedType.getSubModules != null then
+        throw "coercedTo: coercedType must not have submodules (it's a ${coercedType.description})"
+      else mkOptionType {
       name = "coercedTo";
       description = "${phrase [ "noun" ] finalType} or ${phrase [ "noun" ] coercedType} convertible to it";
       check = x: (coercedType.check x && finalType.check (coerceFunc x)) || finalType.check x;
@@ -538,7 +594,7 @@ let
           binOp = a: b:
             if a.shorthandOnlyDefinesConfig != b.shorthandOnlyDefinesConfig then null
             else if a.class != null && b.class != null && a.class != b.class then
-              throw "A submoduleWith option is declared with class `${a.class}' and with class `${b.class}'; a submodule has one class."
+              throw "A submoduleWith option is declared multiple times with conflicting class values \"${toString b.class}\" and \"${toString a.class}\".\nA submodule has one class."
             else {
               modules = a.modules ++ b.modules;
               specialArgs = a.specialArgs // b.specialArgs;
@@ -575,11 +631,21 @@ let
       name = "optionType";
       description = "optionType";
       check = x: isAttrs x && (x._type or null) == "option-type";
+      # The modules of submodule types get the defining file as their default `_file`, so
+      # that messages about their options name it. A single definition is its value, untouched
+      # (a type changed by hand, e.g. with another `merge`, must survive).
       merge = loc: defs:
-        builtins.foldl' (acc: def:
-          let m = acc.typeMerge def.value.functor; in
+        if length defs == 1 then (head defs).value
+        else
+        let
+          located = map (def:
+            if def.value.getSubModules or null == null then def.value
+            else def.value.substSubModules (map (lib.setDefaultModuleLocation def.file) def.value.getSubModules)) defs;
+        in
+        builtins.foldl' (acc: t:
+          let m = acc.typeMerge t.functor; in
           if m == null then throw "The option `${showOption loc}' has definitions with types that do not merge:${lib.showDefs defs}"
-          else m) (head defs).value (builtins.tail defs);
+          else m) (head located) (builtins.tail located);
     };
   };
 in

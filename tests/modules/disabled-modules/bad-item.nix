@@ -1,3 +1,3 @@
-# A disabledModules item that identifies no module is an error.
+# A disabledModules item that identifies no module (here a function) is an error.
 let lib = import ../../../lib; in
-(lib.evalModules { modules = [ { disabledModules = [ 3 ]; } ]; }).config
+(lib.evalModules { modules = [ { _file = "f.nix"; disabledModules = [ (x: x) ]; } ]; }).config
