@@ -15,6 +15,7 @@ from test_core_modules import error_of, evaluate, initrd, usr
 from sonix.in_nix_build import image
 
 GENERATOR = "lib/systemd/system-generators/systemd-tpm2-generator"
+PCRPHASE = "lib/systemd/system/systemd-pcrphase-initrd.service"
 CERT = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
 PUBLIC = "-----BEGIN PUBLIC KEY-----\nMIIB\n-----END PUBLIC KEY-----\n"
 
@@ -41,6 +42,10 @@ def test_off_by_default_and_the_tpm2_generator_stays_masked() -> None:
     assert evaluate("{ }", "boot.secureBoot.signing") is None
     assert usr()[GENERATOR]["value"] == "/dev/null"
     assert "/usr/lib/systemd/systemd-pcrextend" not in evaluate("{ }", "boot.initrd.binaries")
+    # Nor the unit that would run it: systemd-stub measures any UKI on a machine with a TPM,
+    # so the unit's condition holds and, with no systemd-pcrextend, it would fail the boot.
+    assert initrd()[PCRPHASE]["value"] == "/dev/null"
+    assert PCRPHASE not in usr()  # not masked in the system: its units run with --graceful
 
 
 def test_the_image_step_gets_host_paths_and_public_contents(keys: Path) -> None:
@@ -67,6 +72,7 @@ def test_measured_boot_ships_the_tpm_stack(keys: Path) -> None:
     assert GENERATOR not in initrd(module)
     binaries = evaluate(module, "boot.initrd.binaries")
     assert "/usr/lib/systemd/systemd-pcrextend" in binaries
+    assert PCRPHASE not in initrd(module) or initrd(module)[PCRPHASE]["value"] != "/dev/null"
     assert "/usr/lib/x86_64-linux-gnu/libtss2-esys.so.0" in binaries
     packages = evaluate(module, "environment.packages")
     assert any("libtss2-tcti-device0t64" in p for p in packages)

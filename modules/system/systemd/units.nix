@@ -488,10 +488,14 @@ in
   options.boot.initrd.systemd = unitTreeOptions "boot.initrd.systemd" // {
     maskedUnits = maskedUnitsOption {
       where = "initrd";
-      default = [ "modprobe@loop.service" ];
+      default = [ "modprobe@loop.service" ]
+        ++ lib.optional (!config.boot.secureBoot.tpm) "systemd-pcrphase-initrd.service";
       defaultText = ''
         The default masks `modprobe@loop.service`: systemd-repart wants loop devices for
-        image files, and in the initrd it only ever works on the boot disk. `[ ]` masks none.
+        image files, and in the initrd it only ever works on the boot disk. Without
+        `boot.secureBoot.tpm` it masks `systemd-pcrphase-initrd.service` too: the initrd then
+        has no `systemd-pcrextend`, and on a machine with a TPM the unit would fail (systemd-stub
+        measured the UKI, so its condition holds). `[ ]` masks none.
       '';
     };
   };
