@@ -25,22 +25,22 @@ def test_run_without_timeout_waits() -> None:
     assert process.run(["sh", "-c", "sleep 0.2; echo done"], capture=True).stdout == "done\n"
 
 
-def _alive(pid: int) -> bool:
+def alive(pid: int) -> bool:
+    """Whether `pid` runs (a zombie, exited but not yet reaped, does not)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    # A zombie (reaped by init later) counts as gone.
     try:
         return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except OSError:
+    except (OSError, IndexError):
         return False
 
 
 def _gone(pid: int, timeout: float = 5.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not _alive(pid):
+        if not alive(pid):
             return True
         time.sleep(0.05)
     return False

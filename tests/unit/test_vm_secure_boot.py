@@ -5,7 +5,6 @@ the driver's handling, and the boot report's chain-of-trust fields. tests/vm boo
 
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess
@@ -16,6 +15,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 import pytest
+from test_process import alive
 from test_testing_driver import FakeQemu, fake_qemu  # noqa: F401 (a fixture)
 from test_vm_run import Calls, _config, world  # noqa: F401 (a fixture)
 
@@ -31,21 +31,9 @@ def _tpm(tmp_path: Path) -> qemu.Tpm:
                     log=tmp_path / "vm" / "swtpm.log")
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    # A zombie (exited, not yet reaped by its parent) is not alive either.
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
-    except (OSError, IndexError):
-        return False
-
-
 def _gone(pid: int, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
-    while _alive(pid):
+    while alive(pid):
         if time.monotonic() >= deadline:
             return False
         time.sleep(0.05)
@@ -233,7 +221,7 @@ def test_swtpm_dies_with_the_process_that_started_it(tmp_path: Path) -> None:
     try:
         assert parent.stdout is not None
         pid = int(parent.stdout.readline())
-        assert _alive(pid)
+        assert alive(pid)
         parent.send_signal(signal.SIGKILL)
         parent.wait(10)
         assert _gone(pid), "swtpm outlived the process that started it"
