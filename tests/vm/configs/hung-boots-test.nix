@@ -4,6 +4,22 @@
 # what the test needs to activate a trial by kexec as the update agent does (kexec-tools, the
 # agents' UKI reader).
 { pkgs, ... }:
+let
+  # A fault that ends the boot early in sysinit when `sonix.test.<word>` is on the command
+  # line; ordered before the backdoor, so that the test never talks to a boot about to go down.
+  earlyFault = word: what: command: {
+    description = "${what} (fault injected by the test)";
+    before = [ "sysinit.target" "sonix-backdoor.service" ];
+    unitConfig = {
+      DefaultDependencies = false;
+      ConditionKernelCommandLine = "sonix.test.${word}";
+    };
+    serviceConfig = {
+      Type = "oneshot";
+      ExecStart = command;
+    };
+  };
+in
 {
   imports = [
     ../../../examples/minimal.nix
@@ -40,34 +56,12 @@
       TimeoutStartSec = "infinity";
     };
   };
-  # sonix.test.panic: the kernel panics early in sysinit (panic=5 reboots it); before the
-  # backdoor, so that the test never talks to a boot that is about to go down.
-  systemd.services.test-panic = {
-    description = "Kernel panic (fault injected by the test)";
-    before = [ "sysinit.target" "sonix-backdoor.service" ];
-    unitConfig = {
-      DefaultDependencies = false;
-      ConditionKernelCommandLine = "sonix.test.panic";
-    };
-    serviceConfig = {
-      Type = "oneshot";
-      ExecStart = "/usr/bin/sh -c 'echo c > /proc/sysrq-trigger'";
-    };
-  };
-  # sonix.test.crash: PID 1 crashes in sysinit (systemd.crashAction reboots). Before the
-  # backdoor, as for the panic.
-  systemd.services.test-crash-pid1 = {
-    description = "Crash PID 1 (fault injected by the test)";
-    before = [ "sysinit.target" "sonix-backdoor.service" ];
-    unitConfig = {
-      DefaultDependencies = false;
-      ConditionKernelCommandLine = "sonix.test.crash";
-    };
-    serviceConfig = {
-      Type = "oneshot";
-      ExecStart = "/usr/bin/sh -c 'kill -SEGV 1'";
-    };
-  };
+  # sonix.test.panic: the kernel panics early in sysinit (panic=5 reboots it).
+  systemd.services.test-panic = earlyFault "panic" "Kernel panic"
+    "/usr/bin/sh -c 'echo c > /proc/sysrq-trigger'";
+  # sonix.test.crash: PID 1 crashes in sysinit (systemd.crashAction reboots).
+  systemd.services.test-crash-pid1 = earlyFault "crash" "Crash PID 1"
+    "/usr/bin/sh -c 'kill -SEGV 1'";
   systemd.targets.sysinit.wants =
     [ "test-hang-in-sysinit.service" "test-panic.service" "test-crash-pid1.service" ];
 
