@@ -170,6 +170,24 @@ in
         `boot-complete.target` is reached and systemd-bless-boot removes the counter.
       '';
     };
+
+    loader.bootOptions = mkOption {
+      type = types.ints.unsigned;
+      default = if config.boot.secureBoot.enable then cfg.loader.tries else 0;
+      defaultText = lib.literalExpression "if boot.secureBoot.enable then boot.loader.tries else 0";
+      example = 3;
+      description = ''
+        How many firmware boot options (`Boot####`, named `sonix (1)`, `sonix (2)`, …) that
+        start systemd-boot from this ESP come first in `BootOrder`; `sonix-boot-options.service`
+        checks them at every boot and writes NVRAM only when they are missing. When the
+        firmware refuses to start a UKI (Secure Boot: a signature that does not verify),
+        systemd-boot gives the error back to the firmware, which starts the next boot option and
+        after the last one waits at its menu for a key. Each start of systemd-boot uses one try
+        of the refused entry, so {option}`boot.loader.tries` options bring the machine back to
+        the previous release with nobody at the console (docs/secure-boot.md). 0 leaves the
+        firmware's boot options alone.
+      '';
+    };
   };
 
   config = {
@@ -195,6 +213,19 @@ in
       text = lib.concatLines cfg.initrd.diskDrivers;
     };
     boot.initrd.availableKernelModules = cfg.initrd.diskDrivers;
+
+    system.agents = lib.mkIf (!cfg.isContainer && cfg.loader.bootOptions > 0) [ "bootorder" ];
+    systemd.targets.multi-user.wants = lib.mkIf (!cfg.isContainer && cfg.loader.bootOptions > 0) [ "sonix-boot-options.service" ];
+    systemd.services.sonix-boot-options = lib.mkIf (!cfg.isContainer && cfg.loader.bootOptions > 0) {
+      description = "Firmware boot options that start systemd-boot again";
+      after = [ "local-fs.target" ];
+      unitConfig.ConditionPathExists = "/sys/firmware/efi/efivars/LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+      serviceConfig = {
+        Type = "oneshot";
+        ExecStart = "/usr/bin/python3 -I /usr/lib/sonix/agents/bootorder.py ${toString cfg.loader.bootOptions}";
+        TimeoutStartSec = "60s";
+      };
+    };
 
     # bootctl refreshes the boot loader's random seed on the ESP at every boot. Debian's unit
     # orders that before sysinit.target, so every boot waited for udev to announce the ESP

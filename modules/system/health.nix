@@ -7,9 +7,28 @@ let
   cfg = config.health;
   unitName = name: "sonix-health-${name}";
   timeLimit = types.nullOr (types.strMatching "[1-9][0-9]*(ms|s|min|h)?");
+  # Whether systemd-boot counts this boot. It sets LoaderBootCountPath when it starts an entry
+  # with a counter and never removes it: when the firmware refused that entry (Secure Boot) and
+  # a later start of systemd-boot, from the next firmware boot option, booted an entry without
+  # a counter, the variable still names the refused entry. This boot is counted only when it
+  # names the entry that booted, LoaderEntrySelected: its id is its file name without the
+  # counter. The variables are UTF-16 after 4 attribute bytes; tr drops both.
+  countedBoot = ''
+    counted_boot() {
+      vars=''${SONIX_GENERATOR_ROOT:-}/sys/firmware/efi/efivars
+      count=$vars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
+      [ -e "$count" ] || return 1
+      path=$(tr -d '\000-\037' < "$count" 2>/dev/null || true)
+      selected=$(tr -d '\000-\037' < "$vars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f" 2>/dev/null || true)
+      name=''${path##*\\}
+      id="''${name%%+*}.''${name##*.}"
+      [ "$(echo "$id" | tr A-Z a-z)" = "$(echo "$selected" | tr A-Z a-z)" ]
+    }
+  '';
   # Where a failed check leaves its name for the update agent (`sonix status` shows it after
   # the rollback): /var/lib/sonix/health/failed-<IMAGE_VERSION>.
   failedScript = ''
+    ${countedBoot}
     . /usr/lib/os-release
     mkdir -p /var/lib/sonix/health
     printf '%s\n' "$1" > "/var/lib/sonix/health/failed-$IMAGE_VERSION"
@@ -17,7 +36,7 @@ let
     # On trial: systemd-boot counts this boot, or the update agent activated the release
     # without the firmware (soft-reboot, kexec; /var/lib/sonix-update/trial names it).
     trial=$(cat /var/lib/sonix-update/trial 2>/dev/null || true)
-    if [ -e /sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f ] || [ "$trial" = "$IMAGE_VERSION" ]; then
+    if counted_boot || [ "$trial" = "$IMAGE_VERSION" ]; then
       echo "<3>this release is on trial (boot counting): rebooting so the next try, or the previous release, boots" >&2
       ${if cfg.rebootOnFailure then "systemctl --no-block reboot" else "true"}
     fi
@@ -40,7 +59,8 @@ let
     emergency_limit=${toString cfg.emergencyTimeLimit}
     trial=
     efivar=$root/sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f
-    if [ -e "$efivar" ]; then
+    ${countedBoot}
+    if counted_boot; then
       trial="boot counting"
       # The entry's new name, counter already bumped for this boot (UTF-16: drop the NULs):
       # `+0-3` with 3 tries is the last try, `+0-4` means systemd-boot booted an entry with no
@@ -283,16 +303,31 @@ in
           ExecStart = "/usr/lib/sonix/health-failed %i";
         };
       };
+    } // lib.optionalAttrs (!config.boot.isContainer) {
+      # systemd-bless-boot blesses what LoaderBootCountPath names: not an entry the firmware
+      # refused before another one booted (countedBoot above).
+      systemd-bless-boot = {
+        overrideStrategy = "asDropin";
+        serviceConfig.ExecCondition = "/usr/lib/sonix/counted-boot";
+      };
     };
 
     system.usrFiles = lib.optionalAttrs trialLimits {
       "lib/systemd/system-generators/sonix-trial-generator" = { text = trialGenerator; mode = "0755"; };
+    } // lib.optionalAttrs (!config.boot.isContainer) {
+      "lib/sonix/counted-boot" = {
+        text = "#!/usr/bin/sh\n# Exit 0 when systemd-boot counts this boot (modules/system/health.nix).\n${countedBoot}\ncounted_boot\n";
+        mode = "0755";
+      };
     } // lib.optionalAttrs (cfg.checks != { }) {
       "lib/sonix/health-failed" = {
         text = "#!/usr/bin/bash\n" + failedScript;
         mode = "0755";
       };
     };
+
+    # systemd-bless-boot blesses what LoaderBootCountPath names: not an entry the firmware
+    # refused before another one booted (countedBoot above).
 
     boot.initrd.usrFiles = lib.optionalAttrs trialLimits {
       "lib/systemd/system-generators/sonix-trial-generator" = { text = trialGenerator; mode = "0755"; };

@@ -531,7 +531,7 @@ def test_boot_defaults() -> None:
     boot = evaluate("{ }", "boot")
     assert boot["kernelParams"] == ["console=ttyS0,115200", "panic=5", "systemd.firstboot=no"]
     assert package_name(boot["kernel"]["package"]) == "linux-image-cloud-amd64"
-    assert boot["loader"] == {"timeout": 0, "tries": 3}
+    assert boot["loader"] == {"timeout": 0, "tries": 3, "bootOptions": 0}
     changed = evaluate(
         """{ ... }: {
           boot.kernel.consoles = [ "tty0" ];
@@ -704,3 +704,18 @@ def test_modprobe_units_skip_modules_that_are_already_there() -> None:
         dropin = text(files, "lib/systemd/system/modprobe@.service.d/overrides.conf")
         assert "ConditionPathExists=!/sys/module/%i" in dropin
         assert "ExecStart" not in dropin  # Debian's unit still does the loading
+
+
+def test_secure_boot_images_register_a_boot_option_per_try() -> None:
+    """boot.loader.bootOptions: with Secure Boot, one firmware boot option per try starts
+    systemd-boot again after the firmware refused a UKI (agents/bootorder.py)."""
+    assert "sonix-boot-options.service" not in " ".join(usr())
+    module = """{ ... }: {
+      boot.loader = { tries = 2; bootOptions = 2; };
+    }"""
+    files = usr(module)
+    unit = text(files, "lib/systemd/system/sonix-boot-options.service")
+    assert "ExecStart=/usr/bin/python3 -I /usr/lib/sonix/agents/bootorder.py 2\n" in unit
+    assert "TimeoutStartSec=60s" in unit
+    assert "lib/sonix/agents/bootorder.py" in files
+    assert "lib/systemd/system/multi-user.target.wants/sonix-boot-options.service" in files

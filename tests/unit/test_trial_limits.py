@@ -21,6 +21,8 @@ from test_core_modules import error_of, evaluate, initrd, text, usr
 
 GENERATOR = "lib/systemd/system-generators/sonix-trial-generator"
 EFIVAR = "sys/firmware/efi/efivars/LoaderBootCountPath-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+SELECTED = "sys/firmware/efi/efivars/LoaderEntrySelected-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f"
+COUNTED_BOOT = "lib/sonix/counted-boot"
 WATCHDOG = "lib/systemd/system.conf.d/50-sonix-watchdog.conf"
 
 
@@ -113,6 +115,8 @@ class Case:
     name: str
     stage: str = "system"  # or "initrd"
     efivar: str | None = None  # LoaderBootCountPath (systemd-boot counts this boot): the entry
+    # LoaderEntrySelected, the entry that booted; by default the id of `efivar`'s entry.
+    selected: str | None = "same"
     trial_file: str | None = None  # /var/lib/sonix-update/trial
     cmdline: str = "console=ttyS0 panic=5"
     expect: dict[str, str] = field(default_factory=dict)  # path -> a line it must contain
@@ -187,6 +191,13 @@ CASES = [
          expect={BOOT: "JobTimeoutSec=15min", TIMER: "OnActiveSec=5min"}),
     Case("not on trial ignores the boot menu", cmdline="sonix.boot_time_limit=60",
          absent=EVERYTHING),
+    # The firmware refused v7 (tries used up by two starts of systemd-boot) and a third start
+    # booted v6, which has no counter: the variable still names v7's entry.
+    Case("a count path left by an entry the firmware refused",
+         efivar="\\EFI\\Linux\\sonix_7+0-2.efi", selected="sonix_6.efi", absent=EVERYTHING),
+    Case("the selected entry in other case", efivar=TRYING, selected="SONIX_7.EFI",
+         expect={BOOT: "JobTimeoutSec"}),
+    Case("no selected entry: not counted", efivar=TRYING, selected=None, absent=EVERYTHING),
 ]
 
 
@@ -208,6 +219,14 @@ def run_generator(script: str, case: Case, tmp_path: Path) -> Path:
         # efivarfs: 4 bytes of attributes, then the value (a UTF-16 path, NUL-terminated).
         value = case.efivar.encode("utf-16-le") + b"\x00\x00"
         (root / EFIVAR).write_bytes(b"\x06\x00\x00\x00" + value)
+    selected = case.selected
+    if selected == "same" and case.efivar is not None:
+        name = case.efivar.rpartition("\\")[2]
+        selected = name.partition("+")[0] + "." + name.rpartition(".")[2]
+    if selected is not None and selected != "same":
+        (root / SELECTED).parent.mkdir(parents=True, exist_ok=True)
+        (root / SELECTED).write_bytes(b"\x06\x00\x00\x00" + selected.encode("utf-16-le")
+                                      + b"\x00\x00")
     if case.trial_file is not None:
         (root / "var/lib/sonix-update").mkdir(parents=True)
         (root / "var/lib/sonix-update/trial").write_text(case.trial_file)
@@ -274,3 +293,32 @@ def test_containers_get_no_generator_and_no_watchdog() -> None:
     files = evaluate(module, "system.buildManifest.usrFiles")
     assert GENERATOR not in files
     assert WATCHDOG not in files
+
+
+@pytest.mark.parametrize(("count_path", "selected", "counted"), [
+    ("\\EFI\\Linux\\sonix_7+1-1.efi", "sonix_7.efi", True),
+    ("\\EFI\\Linux\\sonix_7+0-2.efi", "sonix_6.efi", False),  # refused by the firmware
+    ("\\loader\\entries\\sonix-7+2.conf", "sonix-7.conf", True),
+    (None, "sonix_6.efi", False),
+])
+def test_systemd_bless_boot_runs_only_for_the_counted_entry(
+    count_path: str | None, selected: str, counted: bool, tmp_path: Path,
+) -> None:
+    """systemd-bless-boot.service runs /usr/lib/sonix/counted-boot first (ExecCondition=):
+    it blesses the entry that LoaderBootCountPath names only when that entry booted."""
+    files = usr()
+    assert files[COUNTED_BOOT]["mode"] == "0755"
+    dropin = next(v for k, v in files.items()
+                  if k.startswith("lib/systemd/system/systemd-bless-boot.service.d/"))
+    assert "ExecCondition=/usr/lib/sonix/counted-boot" in dropin["value"]
+    root = tmp_path / "root"
+    efivars = root / Path(SELECTED).parent
+    efivars.mkdir(parents=True)
+    if count_path is not None:
+        (root / EFIVAR).write_bytes(b"\x06\0\0\0" + (count_path + "\0").encode("utf-16-le"))
+    (root / SELECTED).write_bytes(b"\x06\0\0\0" + (selected + "\0").encode("utf-16-le"))
+    script = tmp_path / "counted-boot"
+    script.write_text(text(files, COUNTED_BOOT))
+    result = subprocess.run(["/bin/sh", str(script)], check=False,
+                            env={**os.environ, "SONIX_GENERATOR_ROOT": str(root)})
+    assert (result.returncode == 0) == counted

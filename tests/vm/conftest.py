@@ -7,12 +7,13 @@ and machines created from it. Deselect with `-m "not vm"`.
 from __future__ import annotations
 
 import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from sonix import nix
+from sonix import nix, secureboot
 from sonix.build import BuildResult
 from sonix.release import signing
 from sonix.testing import Driver, driver_for
@@ -62,12 +63,24 @@ RELEASE_EXTRAS = {
 
 
 @pytest.fixture(scope="session")
+def secure_boot_keys() -> Iterator[secureboot.KeySet]:
+    """This session's Secure Boot and PCR-policy keys (`sonix keygen --secure-boot`), in a
+    directory beside pytest's 0700 tree so that Nix's build users can read them."""
+    directory = Path(tempfile.mkdtemp(prefix="sonix-vm-sb-keys-", dir="/tmp"))
+    keys, _ = secureboot.ensure_keys(directory)
+    yield keys
+    shutil.rmtree(directory)
+
+
+@pytest.fixture(scope="session")
 def update_release(
     build_config: Callable[[Path], BuildResult], channel_key: signing.Key,
-    tmp_path_factory: pytest.TempPathFactory,
+    secure_boot_keys: secureboot.KeySet, tmp_path_factory: pytest.TempPathFactory,
 ) -> Callable[[str], BuildResult]:
     """The build of release `version` of the updates test machine (configs/updates-test.nix
-    with image.version and this session's channel key; v4 has a failing health check)."""
+    with image.version, this session's channel key and its Secure Boot keys; v4 has a
+    failing health check). Every release is signed: test_updates boots them with Secure Boot
+    on, the fleet tests on firmware without Secure Boot (where signed images boot too)."""
     directory = tmp_path_factory.mktemp("update-configs")
 
     def release(version: str) -> BuildResult:
@@ -77,6 +90,8 @@ def update_release(
             f"  imports = [ {CONFIGS / 'updates-test.nix'} ];\n"
             f'  image.version = "{version}";\n'
             f"  updates.trustedKeys = [ {channel_key.trusted} ];\n"
+            "  boot.secureBoot.enable = true;\n"
+            f'  boot.secureBoot.keyDirectory = "{secure_boot_keys.directory}";\n'
             f"{RELEASE_EXTRAS.get(version, '')}}}\n"
         )
         return build_config(path)

@@ -1,5 +1,10 @@
-"""Automatic updates on one VM (issue 5), in order, sharing its boots:
+"""Automatic updates on one VM (issues 5 and 15), with Secure Boot and a TPM, in order, sharing
+its boots:
 
+0. Secure Boot (issue 15): the VM starts with OVMF's Secure Boot firmware in setup mode and a
+   software TPM. systemd-boot enrols the owner's keys shipped on v1's ESP and restarts; v1 then
+   boots with Secure Boot on and the kernel locked down, and the TPM's PCR 11 reads what the
+   build predicted (manifest.json). Every release below is signed by the same keys.
 1. v1 → v2 from a signed channel served on the host's loopback, strategy `immediate`: the agent
    installs v2 into the inactive slot, reboots, v2 boots from slot B and is blessed.
 2. Tampered channel: a bad signature, then a usr image whose bytes differ from the manifest:
@@ -37,10 +42,25 @@ from sonix.testing.driver import Driver
 from sonix.testing.machine import Machine
 from sonix.vm import qemu
 
-pytestmark = pytest.mark.vm
+pytestmark = [
+    pytest.mark.vm,
+    pytest.mark.skipif(shutil.which("swtpm") is None, reason="swtpm is not installed"),
+]
 
 BOOT_TIMEOUT = 900
 GiB = 1 << 30
+EFI_GLOBAL = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
+
+# TPM2_ReadClock, written to the TPM's device as raw bytes: tag TPM_ST_NO_SESSIONS, size 10,
+# command code 0x181. The reply's TPMS_TIME_INFO follows its 10-byte header: time (8 bytes),
+# clock (8), resetCount (4), restartCount (4), safe (1). The command must reach the device in
+# one write (the driver refuses a part: EINVAL), and bash's stdout is line-buffered (0x0a is a
+# newline), hence dd with a full block.
+READ_CLOCK = r"""
+exec 7<>/dev/tpmrm0
+printf '\x80\x01\x00\x00\x00\x0a\x00\x00\x01\x81' | dd bs=10 count=1 iflag=fullblock status=none >&7
+dd bs=4096 count=1 status=none <&7 | od -An -v -tu1 -w64
+"""
 
 
 @pytest.fixture(scope="module")
@@ -69,6 +89,7 @@ def machine(
     m = driver.machine(
         "updates", image=releases["1"].image, disk_size=4 * GiB, memory_mib=1536,
         guest_forwards=(qemu.GuestForward("10.0.2.100", 80, port),),
+        secure_boot=True, tpm=True,
     )
     m.start()
     m.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
@@ -84,12 +105,46 @@ def status(machine: Machine) -> dict[str, object]:
     return report
 
 
+def efi_byte(machine: Machine, name: str) -> int:
+    """The value of a one-byte EFI global variable (after its 4 attribute bytes)."""
+    path = f"/sys/firmware/efi/efivars/{name}-{EFI_GLOBAL}"
+    return int(machine.succeed(f"od -An -tu1 -j4 -N1 {path}").strip())
+
+
+def tpm_reset_count(machine: Machine) -> int:
+    """The TPM's resetCount (TPM2_ReadClock): it goes up at each power-on of the same TPM."""
+    reply = [int(b) for b in machine.succeed(READ_CLOCK).split()]
+    assert len(reply) == 35 and reply[6:10] == [0, 0, 0, 0], f"TPM2_ReadClock failed: {reply}"
+    return int.from_bytes(bytes(reply[26:30]), "big")
+
+
 def partition_table(machine: Machine) -> str:
     """The GPT entries on the guest's disk (read with the agent's own reader)."""
     return machine.succeed(
         "python3 -c 'import sys; sys.path.insert(0, \"/usr/lib/sonix\"); "
         "from agents import gpt; print(*gpt.read(\"/dev/vda\"), sep=\"\\n\")'"
     )
+
+
+def test_v1_enrols_the_owner_keys_then_boots_with_secure_boot_and_measured(
+    machine: Machine, releases: dict[str, BuildResult],
+) -> None:
+    qemu_log = machine.qemu_log.read_text()
+    assert "q35,smm=on" in qemu_log and "OVMF_CODE_4M.secboot.fd" in qemu_log
+    # The firmware started in setup mode; systemd-boot enrolled the keys on v1's ESP and
+    # restarted the machine before any kernel ran.
+    assert r"Enrolling secure boot keys from directory: \loader\keys\auto" in (
+        machine.console_text())
+    assert efi_byte(machine, "SecureBoot") == 1
+    assert efi_byte(machine, "SetupMode") == 0
+    lockdown = machine.succeed("cat /sys/kernel/security/lockdown")
+    assert "[integrity]" in lockdown or "[confidentiality]" in lockdown, lockdown
+    # The stub measured the UKI and systemd-pcrphase each phase (the last, `ready`, before
+    # sysinit's successors finish): PCR 11 is what `systemd-measure` predicted at build time.
+    machine.wait_for_unit("systemd-pcrphase.service")
+    measured = machine.succeed("cat /sys/class/tpm/tpm0/pcr-sha256/11").strip().lower()
+    predicted = releases["1"].manifest["pcr11"]
+    assert measured == predicted["enter-initrd:leave-initrd:sysinit:ready"], (measured, predicted)
 
 
 def test_update_to_v2_immediately(
@@ -162,6 +217,7 @@ def test_power_cuts_during_the_install_leave_a_healthy_machine(
     key: signing.Key,
 ) -> None:
     publish(releases["3"], channel[0], key)
+    resets = tpm_reset_count(machine)
     for step, expect in (("usr-written", "2"), ("table-updated", "2"), ("entry-installed", "3")):
         machine.succeed("rm -f /run/sonix-update/stopped-at")
         machine.succeed(f"(SONIX_UPDATE_STOP_AT={step} sonix update run >/dev/null 2>&1 &)")
@@ -173,6 +229,10 @@ def test_power_cuts_during_the_install_leave_a_healthy_machine(
         state = machine.succeed("systemctl is-system-running --wait || true", timeout=600)
         failed = machine.succeed("systemctl --failed --no-legend --plain")
         assert state.strip() == "running", f"after a power cut at {step}: {state}\n{failed}"
+        # The same TPM after each power cut (swtpm started again on the state beside the
+        # disk): its reset counter went up instead of starting again at a new TPM's.
+        assert tpm_reset_count(machine) > resets, f"a new TPM after a power cut at {step}"
+        resets = tpm_reset_count(machine)
     # The boot after the last cut was v3's first try; its health checks pass: blessed.
     machine.wait_for_unit("sonix-update-steady-state.service", timeout=BOOT_TIMEOUT)
     machine.wait_until_succeeds("test -e /boot/EFI/Linux/sonix_3.efi", timeout=BOOT_TIMEOUT)
@@ -257,3 +317,39 @@ def test_soft_reboot_when_only_usr_changed_and_kexec_when_the_initrd_did(
             "(updates.activation = kexec)") in journal
     # The old kernel handed over to the new one directly (systemd-shutdown says so).
     assert "Rebooting with kexec" in machine.console_text()
+
+
+def test_a_trial_uki_changed_on_the_esp_is_refused_and_the_previous_release_boots(
+    machine: Machine,
+) -> None:
+    """Someone with write access to the ESP changes one byte of the command line of a release
+    on trial (here v6's UKI, put back on trial with two tries as the agent installs it). The
+    firmware refuses it; systemd-boot hands the error back, the firmware starts the next of
+    the `sonix (N)` boot options (sonix-boot-options.service), and each start of systemd-boot
+    uses one try. After the second, v5 boots, with nobody at the console."""
+    assert booted_version(machine) == "6"
+    machine.succeed("systemctl is-active sonix-boot-options.service || "
+                    "systemctl show -P Result sonix-boot-options.service | grep -qx success")
+    machine.succeed(
+        "python3 - <<'EOF'\n"
+        "import sys; sys.path.insert(0, '/usr/lib/sonix')\n"
+        "from agents import uki\n"
+        "path = '/boot/EFI/Linux/sonix_6.efi'\n"
+        "with open(path, 'rb') as f:\n"
+        "    offset, _ = uki.sections(f)['.cmdline']\n"
+        "data = bytearray(open(path, 'rb').read())\n"
+        "data[offset] ^= 0x01\n"
+        "open('/boot/EFI/Linux/sonix_6+2.efi', 'wb').write(data)\n"
+        "EOF\n"
+        "sync /boot/EFI/Linux/sonix_6+2.efi && rm /boot/EFI/Linux/sonix_6.efi && sync /boot"
+    )
+    machine.succeed("systemctl reboot --no-block")
+    machine.wait_for_reboot(timeout=BOOT_TIMEOUT, console=r"Welcome to .*sonix 5 ")
+    assert booted_version(machine) == "5"
+    console = machine.console_text()
+    for name in ("sonix_6+1-1.efi", "sonix_6+0-2.efi"):
+        assert rf"Error loading \EFI\Linux\{name}: Access denied" in console
+    # v6's entry has no tries left (the agent, which never saw v6 pending, may also drop it).
+    assert set(machine.succeed("ls /boot/EFI/Linux").split()) - {"sonix_6+0-2.efi"} == {
+        "sonix_5.efi"}
+    assert efi_byte(machine, "SecureBoot") == 1
