@@ -120,9 +120,10 @@ in
     }) config.systemd.repart.partitions;
 
     boot.initrd.systemd.services.systemd-repart = {
-      # The TPM's device (tpm2.target, from systemd-tpm2-generator) before repart looks for it.
-      wants = [ "tpm2.target" ];
-      after = [ "tpm2.target" ];
+      # No wait for tpm2.target: the kernel's TPM drivers (TIS, CRB) are built in, so
+      # /dev/tpmrm0 is there before the initrd starts. systemd-tpm2-generator (left out of the
+      # initrd) would make tpm2.target wait 90 s for a TPM that OVMF claims but a VM without
+      # swtpm does not have, and repart with it.
       unitConfig = {
         # No half-made machine: sonix-repart stops before repart when there is no TPM, and a
         # failing repart writes no partition table; either way the boot stops here, with the
@@ -144,7 +145,6 @@ in
 
     boot.initrd.binaries = [
       "/usr/lib/systemd/systemd-cryptsetup"
-      "/usr/lib/systemd/system-generators/systemd-tpm2-generator"
       # libcryptsetup (already in the initrd, for verity) loads its token plugins from here:
       # this one unseals the key with the TPM (systemd-cryptsetup's tpm2-device=auto).
       "/usr/lib/x86_64-linux-gnu/cryptsetup/libcryptsetup-token-systemd-tpm2.so"
