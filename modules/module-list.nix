@@ -8,6 +8,7 @@
   ./system/packages.nix
   ./system/boot.nix
   ./system/secure-boot.nix
+  ./system/encryption.nix
   ./system/systemd/units.nix
   ./system/tmpfiles.nix
   ./system/etc.nix

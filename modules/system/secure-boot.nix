@@ -145,7 +145,10 @@ in
       home = "/var/lib/tpm";
       shell = "/bin/false";
     };
-    boot.initrd.binaries = optionals cfg.tpm ([ "/usr/lib/systemd/systemd-pcrextend" ]
+    # systemd-tpm2-setup for Debian's systemd-tpm2-setup-early.service, which the initrd runs
+    # on a measured boot (it failed there with 203/EXEC without it): it makes the TPM's storage
+    # root key (SRK) persistent, which the sealed root's tpm2 token (boot.encryption) uses.
+    boot.initrd.binaries = optionals cfg.tpm ([ "/usr/lib/systemd/systemd-pcrextend" "/usr/lib/systemd/systemd-tpm2-setup" ]
       ++ map (lib: "/usr/lib/x86_64-linux-gnu/${lib}") tpmLibraries);
   };
 }

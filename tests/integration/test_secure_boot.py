@@ -7,6 +7,7 @@ errors for bad keys. Booting it under Secure Boot firmware is the VM tests' part
 from __future__ import annotations
 
 import json
+import lzma
 import os
 import shutil
 import stat
@@ -293,3 +294,53 @@ def test_secure_boot_without_keys_names_keygen(tmp_path: Path) -> None:
         build_system(config, tmp_path / "out")
     assert KEYGEN in str(error.value)
 
+
+
+# ---- sealed state (boot.encryption) ------------------------------------------------------
+
+
+def initrd_files(archive: Path) -> dict[str, bytes]:
+    """Path → content of the initrd's newc cpio (xz, boot.initrd.compressor's default)."""
+    data = lzma.decompress(archive.read_bytes())
+    files: dict[str, bytes] = {}
+    offset = 0
+    while data[offset:offset + 6] == b"070701":
+        size = int(data[offset + 54:offset + 62], 16)
+        name_size = int(data[offset + 94:offset + 102], 16)
+        name = data[offset + 110:offset + 110 + name_size - 1].decode()
+        start = (offset + 110 + name_size + 3) & ~3
+        if name == "TRAILER!!!":
+            break
+        files[name] = data[start:start + size]
+        offset = (start + size + 3) & ~3
+    return files
+
+
+@pytest.fixture(scope="module")
+def sealed(keys: secureboot.KeySet, tmp_path_factory: pytest.TempPathFactory) -> BuildResult:
+    tmp = tmp_path_factory.mktemp("sealed")
+    return build_system(write_config(tmp, keys.directory, "boot.encryption.enable = true;"),
+                        tmp / "out")
+
+
+def test_the_sealed_image_creates_and_opens_a_luks_root(sealed: BuildResult,
+                                                        keys: secureboot.KeySet) -> None:
+    files = initrd_files(sealed.initrd)
+    assert b"Encrypt=tpm2\n" in files["usr/lib/repart.d/50-root.conf"]
+    assert b"Encrypt=key-file+tpm2\n" in files["usr/lib/sonix/repart-recovery.d/50-root.conf"]
+    # repart binds the key to the same public key as the UKI's .pcrpkey.
+    assert files["usr/lib/systemd/tpm2-pcr-public-key.pem"] == keys.pcr_public.read_bytes()
+    assert uki.section_bytes(sealed.uki.resolve(), ".pcrpkey").rstrip(b"\0") == \
+        keys.pcr_public.read_bytes()
+    assert b"--tpm2-public-key-pcrs=11" in files["usr/lib/sonix/sonix-repart"]
+    # What opens it on later boots: gpt-auto-generator's systemd-cryptsetup@root with
+    # tpm2-device=auto, libcryptsetup's TPM2 token plugin, tpm2-tss, dm-crypt.
+    for path in ("usr/lib/systemd/systemd-cryptsetup",
+                 "usr/lib/systemd/system-generators/systemd-gpt-auto-generator",
+                 "usr/lib/x86_64-linux-gnu/cryptsetup/libcryptsetup-token-systemd-tpm2.so",
+                 "usr/lib/x86_64-linux-gnu/libcryptsetup.so.12",
+                 "usr/lib/x86_64-linux-gnu/libtss2-esys.so.0"):
+        assert path in files, path
+    assert any(p.endswith("/dm-crypt.ko.xz") or p.endswith("/dm-crypt.ko") for p in files)
+    generator = files["usr/lib/systemd/system-generators/systemd-gpt-auto-generator"]
+    assert b"tpm2-device=auto" in generator and b"/dev/gpt-auto-root-luks" in generator

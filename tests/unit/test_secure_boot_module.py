@@ -72,6 +72,7 @@ def test_measured_boot_ships_the_tpm_stack(keys: Path) -> None:
     assert GENERATOR not in initrd(module)
     binaries = evaluate(module, "boot.initrd.binaries")
     assert "/usr/lib/systemd/systemd-pcrextend" in binaries
+    assert "/usr/lib/systemd/systemd-tpm2-setup" in binaries
     assert PCRPHASE not in initrd(module) or initrd(module)[PCRPHASE]["value"] != "/dev/null"
     assert "/usr/lib/x86_64-linux-gnu/libtss2-esys.so.0" in binaries
     packages = evaluate(module, "environment.packages")
