@@ -79,8 +79,8 @@ def update_release(
 ) -> Callable[[str], BuildResult]:
     """The build of release `version` of the updates test machine (configs/updates-test.nix
     with image.version, this session's channel key and its Secure Boot keys; v4 has a
-    failing health check). Every release is signed: test_updates boots them with Secure Boot
-    on, the fleet tests on firmware without Secure Boot (where signed images boot too)."""
+    failing health check). Every release is signed and has sealed state (boot.encryption):
+    its machines boot with Secure Boot firmware and a TPM (`secure_boot=True, tpm=True`)."""
     directory = tmp_path_factory.mktemp("update-configs")
 
     def release(version: str) -> BuildResult:
@@ -91,6 +91,7 @@ def update_release(
             f'  image.version = "{version}";\n'
             f"  updates.trustedKeys = [ {channel_key.trusted} ];\n"
             "  boot.secureBoot.enable = true;\n"
+            "  boot.encryption.enable = true;\n"
             f'  boot.secureBoot.keyDirectory = "{secure_boot_keys.directory}";\n'
             f"{RELEASE_EXTRAS.get(version, '')}}}\n"
         )

@@ -67,8 +67,9 @@ def machines(
         forwards = (qemu.GuestForward("10.0.2.100", 80, channel_port),
                     qemu.GuestForward("10.0.2.101", 80, lock_server[0]))
         pair = tuple(
+            # The releases are signed and their root is sealed to a TPM (conftest.py).
             driver.machine(name, image=v1.image, disk_size=4 << 30, memory_mib=1536,
-                           guest_forwards=forwards)
+                           guest_forwards=forwards, secure_boot=True, tpm=True)
             for name in ("node1", "node2")
         )
         # Firmware reboots: the first machine's downtime is long enough that the second one

@@ -43,8 +43,9 @@ def machines(
         forwards = (qemu.GuestForward("10.0.2.100", 80, channel_port),
                     qemu.GuestForward("10.0.2.101", 80, lock_server[0]))
         pair = tuple(
+            # The releases are signed and their root is sealed to a TPM (conftest.py).
             driver.machine(name, image=v1.image, disk_size=4 << 30, memory_mib=1536,
-                           guest_forwards=forwards)
+                           guest_forwards=forwards, secure_boot=True, tpm=True)
             for name in ("bad1", "bad2")
         )
         override = json.dumps({"strategy": "fleet-lock", "activation": "reboot",

@@ -4,7 +4,10 @@ its boots:
 0. Secure Boot (issue 15): the VM starts with OVMF's Secure Boot firmware in setup mode and a
    software TPM. systemd-boot enrols the owner's keys shipped on v1's ESP and restarts; v1 then
    boots with Secure Boot on and the kernel locked down, and the TPM's PCR 11 reads what the
-   build predicted (manifest.json). Every release below is signed by the same keys.
+   build predicted (manifest.json). Its first boot created the root as LUKS2 sealed to the
+   owner's signed PCR 11 policy, with a recovery key given as a credential. Every release
+   below is signed by the same keys, and every boot after this one (updates, power cuts,
+   rollbacks) unlocks the root through the TPM with no prompt.
 1. v1 → v2 from a signed channel served on the host's loopback, strategy `immediate`: the agent
    installs v2 into the inactive slot, reboots, v2 boots from slot B and is blessed.
 2. Tampered channel: a bad signature, then a usr image whose bytes differ from the manifest:
@@ -16,8 +19,12 @@ its boots:
    deferred; inside it v4 boots, fails its check on both tries, and systemd-boot falls back to
    v3. The agent reports the rollback and does not install v4 again.
 5. v5 changes only /usr: activated by soft-reboot (same kernel, same boot ID), blessed by the
-   agent. v6 changes the initrd: activated by kexec (no firmware), blessed by the agent; the
-   test sets `activation = kexec`, since `auto` picks a firmware reboot on an emulated CPU.
+   agent. v6 changes the initrd: the test asks for `activation = kexec`, but under Secure Boot
+   the agent reboots through the firmware (the locked-down kernel refuses to kexec Debian's
+   kernel); blessed. (tests/vm/test_hung_boots.py covers kexec on a machine without Secure
+   Boot.)
+6. One byte of v6's UKI changed on the ESP while v6 is on trial: the firmware refuses it on
+   each try and v5 boots, with nobody at the console (docs/secure-boot.md).
 
 Tests 1 to 4 set `activation = reboot` (machine-local override) to go through the firmware
 and systemd-boot's boot counting; 5 uses the default `auto`.
@@ -28,14 +35,17 @@ server on 127.0.0.1, reached by the guest at http://10.0.2.100/ (QEMU guestfwd).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from channels import UpdateRelease, publish, serve_directory
 
+from sonix import process, secureboot
 from sonix.build import BuildResult
 from sonix.release import signing
 from sonix.testing.driver import Driver
@@ -50,6 +60,7 @@ pytestmark = [
 BOOT_TIMEOUT = 900
 GiB = 1 << 30
 EFI_GLOBAL = "8be4df61-93ca-11d2-aa0d-00e098032b8c"
+RECOVERY_KEY = "correct horse battery staple, for the test only"
 
 # TPM2_ReadClock, written to the TPM's device as raw bytes: tag TPM_ST_NO_SESSIONS, size 10,
 # command code 0x181. The reply's TPMS_TIME_INFO follows its 10-byte header: time (8 bytes),
@@ -90,10 +101,27 @@ def machine(
         "updates", image=releases["1"].image, disk_size=4 * GiB, memory_mib=1536,
         guest_forwards=(qemu.GuestForward("10.0.2.100", 80, port),),
         secure_boot=True, tpm=True,
+        credentials={"sonix.encryption.recovery-key": RECOVERY_KEY},
     )
     m.start()
     m.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
     return m
+
+
+@pytest.fixture(scope="module")
+def foreign_v3(releases: dict[str, BuildResult]) -> Iterator[BuildResult]:
+    """Release v3 with its UKI signed by another owner's db key (a key set of its own): what a
+    channel whose signing key was stolen could serve. Everything else is v3's."""
+    work = Path(tempfile.mkdtemp(prefix="sonix-foreign-", dir="/tmp"))
+    keys, _ = secureboot.ensure_keys(work / "keys")
+    unsigned, signed = work / "unsigned.efi", work / "foreign.efi"
+    shutil.copyfile(releases["3"].uki, unsigned)
+    runner = signing.tools_runner()
+    process.run([runner, "--rw", str(work), "--", "sbattach", "--remove", str(unsigned)])
+    process.run([runner, "--rw", str(work), "--", "sbsign", "--key", str(keys.key("db")),
+                 "--cert", str(keys.certificate("db")), "--output", str(signed), str(unsigned)])
+    yield dataclasses.replace(releases["3"], uki=signed)
+    shutil.rmtree(work)
 
 
 def booted_version(machine: Machine) -> str:
@@ -118,6 +146,12 @@ def tpm_reset_count(machine: Machine) -> int:
     return int.from_bytes(bytes(reply[26:30]), "big")
 
 
+def assert_unlocked_by_the_tpm(machine: Machine) -> None:
+    """This boot's root is the sealed LUKS2 volume, opened by its TPM2 token (no prompt)."""
+    assert machine.succeed("findmnt -no SOURCE /").strip() == "/dev/mapper/root"
+    machine.succeed("journalctl -b --no-pager | grep -q 'TPM2 token unlocks volume'")
+
+
 def partition_table(machine: Machine) -> str:
     """The GPT entries on the guest's disk (read with the agent's own reader)."""
     return machine.succeed(
@@ -132,9 +166,10 @@ def test_v1_enrols_the_owner_keys_then_boots_with_secure_boot_and_measured(
     qemu_log = machine.qemu_log.read_text()
     assert "q35,smm=on" in qemu_log and "OVMF_CODE_4M.secboot.fd" in qemu_log
     # The firmware started in setup mode; systemd-boot enrolled the keys on v1's ESP and
-    # restarted the machine before any kernel ran.
-    assert r"Enrolling secure boot keys from directory: \loader\keys\auto" in (
-        machine.console_text())
+    # restarted the machine before any kernel ran (the console of that first start is in the
+    # log of every start).
+    serial_log = (machine.state_dir / "serial.log").read_text(errors="replace")
+    assert r"Enrolling secure boot keys from directory: \loader\keys\auto" in serial_log
     assert efi_byte(machine, "SecureBoot") == 1
     assert efi_byte(machine, "SetupMode") == 0
     lockdown = machine.succeed("cat /sys/kernel/security/lockdown")
@@ -145,6 +180,12 @@ def test_v1_enrols_the_owner_keys_then_boots_with_secure_boot_and_measured(
     measured = machine.succeed("cat /sys/class/tpm/tpm0/pcr-sha256/11").strip().lower()
     predicted = releases["1"].manifest["pcr11"]
     assert measured == predicted["enter-initrd:leave-initrd:sysinit:ready"], (measured, predicted)
+    # Sealed state: the root that repart made on the first boot is LUKS2 with a TPM2 token
+    # bound to the PCR policy key (not to PCR values) and the recovery key's keyslot.
+    assert machine.succeed("findmnt -no SOURCE /").strip() == "/dev/mapper/root"
+    slots = machine.succeed("systemd-cryptenroll /dev/gpt-auto-root-luks")
+    assert "tpm2" in slots and "password" in slots, slots
+    assert "creating the root partition: LUKS2, sealed to the TPM" in machine.console_text()
 
 
 def test_update_to_v2_immediately(
@@ -160,6 +201,7 @@ def test_update_to_v2_immediately(
     machine.succeed("systemctl start --no-block sonix-update.service")
     machine.wait_for_reboot(timeout=BOOT_TIMEOUT)
     assert booted_version(machine) == "2"
+    assert_unlocked_by_the_tpm(machine)  # a new release: no re-enrolment
     machine.wait_for_unit("sonix-update-steady-state.service", timeout=BOOT_TIMEOUT)
     # Blessed: the counter is gone from the entry's name; v1 stays as the fallback.
     machine.wait_until_succeeds("test -e /boot/EFI/Linux/sonix_2.efi", timeout=BOOT_TIMEOUT)
@@ -175,7 +217,7 @@ def test_update_to_v2_immediately(
 
 def test_tampered_channel_is_rejected_and_nothing_written(
     machine: Machine, channel: tuple[Path, int], releases: dict[str, BuildResult],
-    key: signing.Key, tmp_path: Path,
+    key: signing.Key, tmp_path: Path, foreign_v3: BuildResult,
 ) -> None:
     directory, _ = channel
     pristine, with_v3 = tmp_path / "pristine", tmp_path / "with-v3"
@@ -207,6 +249,17 @@ def test_tampered_channel_is_rejected_and_nothing_written(
         assert machine.succeed("ls /boot/EFI/Linux").split() == ["sonix_2.efi"]
         table = partition_table(machine)
         assert "sonix_3" not in table and "_empty" in table
+
+        # 3. Signed channel, hashes right, but the UKI is signed by another owner's db key:
+        #    the agent checks it against this image's db certificate before anything is
+        #    written (the firmware would refuse it too), so not even the slot is emptied.
+        shutil.rmtree(directory)
+        shutil.copytree(pristine, directory)
+        publish(foreign_v3, directory, key)
+        before = (partition_table(machine), machine.succeed("ls -l /boot/EFI/Linux"))
+        out = machine.fail("sonix update run 2>&1")
+        assert "sonix_3.efi is not signed by this machine's db certificate" in out, out
+        assert (partition_table(machine), machine.succeed("ls -l /boot/EFI/Linux")) == before
     finally:
         shutil.rmtree(directory)
         shutil.copytree(pristine, directory)
@@ -226,6 +279,7 @@ def test_power_cuts_during_the_install_leave_a_healthy_machine(
         machine.start()
         machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)
         assert booted_version(machine) == expect, f"power cut at {step}"
+        assert_unlocked_by_the_tpm(machine)
         state = machine.succeed("systemctl is-system-running --wait || true", timeout=600)
         failed = machine.succeed("systemctl --failed --no-legend --plain")
         assert state.strip() == "running", f"after a power cut at {step}: {state}\n{failed}"
@@ -265,6 +319,7 @@ def test_failing_v4_waits_for_the_window_then_rolls_back(
     # v4 boots twice (boot.loader.tries = 2), fails its health check each time; then v3.
     machine.wait_for_reboot(timeout=3 * BOOT_TIMEOUT, console=r"Welcome to .*sonix 3 ")
     assert booted_version(machine) == "3"
+    assert_unlocked_by_the_tpm(machine)  # a rollback unlocks too
     machine.wait_for_unit("sonix-update-assess.service")
     report = status(machine)
     rollback = report["last_rollback"]
@@ -302,7 +357,8 @@ def test_soft_reboot_when_only_usr_changed_and_kexec_when_the_initrd_did(
     assert "activating sonix 5 by soft-reboot: kernel, initrd and command line unchanged" in (
         journal)
 
-    # auto would reboot through the firmware here (TCG: an emulated CPU); kexec is asked for.
+    # kexec is asked for, but under Secure Boot the locked-down kernel refuses to kexec
+    # Debian's kernel (not signed by a key in db; docs/updates.md): the firmware boots v6.
     machine.succeed("echo '{\"activation\": \"kexec\"}' > /etc/sonix/update.json")
     publish(releases["6"], channel[0], key)
     machine.succeed("systemctl start --no-block sonix-update.service")
@@ -313,10 +369,11 @@ def test_soft_reboot_when_only_usr_changed_and_kexec_when_the_initrd_did(
     machine.wait_for_unit("sonix-update-steady-state.service", timeout=BOOT_TIMEOUT)
     assert machine.succeed("ls /boot/EFI/Linux").split() == ["sonix_5.efi", "sonix_6.efi"]
     journal = machine.succeed("journalctl -b -1 -u sonix-update.service --no-pager")
-    assert ("activating sonix 6 by kexec: the kernel or initrd changed "
-            "(updates.activation = kexec)") in journal
-    # The old kernel handed over to the new one directly (systemd-shutdown says so).
-    assert "Rebooting with kexec" in machine.console_text()
+    assert ("activating sonix 6 by reboot: the kernel or initrd changed; under Secure Boot the "
+            "locked-down kernel refuses to kexec") in journal
+    assert "(updates.activation = kexec cannot apply)" in journal
+    assert "Rebooting with kexec" not in machine.console_text()
+    machine.succeed("rm /etc/sonix/update.json")
 
 
 def test_a_trial_uki_changed_on_the_esp_is_refused_and_the_previous_release_boots(
@@ -346,6 +403,7 @@ def test_a_trial_uki_changed_on_the_esp_is_refused_and_the_previous_release_boot
     machine.succeed("systemctl reboot --no-block")
     machine.wait_for_reboot(timeout=BOOT_TIMEOUT, console=r"Welcome to .*sonix 5 ")
     assert booted_version(machine) == "5"
+    assert_unlocked_by_the_tpm(machine)
     console = machine.console_text()
     for name in ("sonix_6+1-1.efi", "sonix_6+0-2.efi"):
         assert rf"Error loading \EFI\Linux\{name}: Access denied" in console
