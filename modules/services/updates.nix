@@ -16,6 +16,9 @@ let
       inherit (cfg.maintenanceWindow) days start timeZone;
       minutes = cfg.maintenanceWindow.duration;
     };
+  } // lib.optionalAttrs config.boot.secureBoot.enable {
+    # Every new UKI must verify against the image's db certificate (modules/system/secure-boot.nix).
+    secureBoot.certificate = "/usr/lib/sonix/secure-boot/db.crt";
   } // lib.optionalAttrs (cfg.strategy == "fleet-lock") {
     fleetLock = { inherit (cfg.fleetLock) url group; }
       // lib.optionalAttrs (cfg.fleetLock.tokenFile != null) { inherit (cfg.fleetLock) tokenFile; };
