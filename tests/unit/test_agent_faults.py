@@ -104,6 +104,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Machine:
     monkeypatch.setattr(update, "find_esp", lambda: esp)
     monkeypatch.setattr(update, "HEALTH_FAILURES", tmp_path / "health")
     monkeypatch.setattr(update, "TRIAL", tmp_path / "var/lib/sonix-update/trial")
+    monkeypatch.setattr(update, "SECURE_BOOT", tmp_path / "efivars/SecureBoot")  # not the host's
     monkeypatch.setattr(update, "verify_index", fake_verify_index)
     monkeypatch.setattr(update, "SMALL_FILE_SECONDS", 3.0)
 

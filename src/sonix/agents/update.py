@@ -826,10 +826,22 @@ def may_reboot(cfg: Config) -> tuple[bool, str]:
 TRIAL = Path("/var/lib/sonix-update/trial")  # a release activated without systemd-boot
 KEXEC = Path("/usr/sbin/kexec")
 KEXEC_LOADED = Path("/sys/kernel/kexec_loaded")  # the running kernel can kexec
+# The UEFI global variable SecureBoot: 4 bytes of attributes, then 1 when the firmware
+# enforces Secure Boot.
+SECURE_BOOT = Path("/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c")
 
 
 def without_usrhash(cmdline: str) -> str:
     return re.sub(r"\s*\busrhash=\S+", "", cmdline).strip()
+
+
+def secure_boot_on(variable: Path | None = None) -> bool:
+    """Whether the firmware booted this machine with Secure Boot enforced."""
+    try:
+        data = (variable or SECURE_BOOT).read_bytes()
+    except OSError:
+        return False  # no EFI variables (a BIOS boot, a container): no Secure Boot
+    return len(data) >= 5 and data[4] == 1
 
 
 def emulated_cpu() -> bool:
@@ -850,7 +862,8 @@ def activation_method(cfg: Config, esp: Path, booted: str, new: Entry) -> tuple[
     - soft-reboot when the kernel, the initrd and the rest of the command line are the same
       (only /usr changed: userspace restarts on the running kernel with the new /usr);
     - kexec when they differ and kexec-tools is there (the firmware is skipped), except on an
-      emulated CPU, where a firmware reboot is faster (updates.activation = kexec insists);
+      emulated CPU, where a firmware reboot is faster (updates.activation = kexec insists),
+      and never under Secure Boot (below);
     - reboot otherwise, or when updates.activation = reboot, or when a UKI cannot be read
       (the firmware and systemd-boot judge it then, and boot counting rolls back)."""
     try:
@@ -869,6 +882,16 @@ def choose_activation(cfg: Config, esp: Path, booted: str, new: Entry) -> tuple[
             and without_usrhash(uki.cmdline(current.path)) == without_usrhash(
                 uki.cmdline(new.path))):
         return "soft-reboot", "kernel, initrd and command line unchanged: only /usr changed"
+    if secure_boot_on():
+        # Measured (docs/updates.md, "Activation"): the kernel, locked down by Secure Boot,
+        # takes only kexec_file_load and checks the new kernel's signature against its own
+        # keyrings and db (.platform). Debian's kernel is signed by Debian's Secure Boot CA,
+        # which is in neither when db holds the owner's certificate only:
+        # "kexec_file_load failed: Required key not available" (ENOKEY).
+        insisted = " (updates.activation = kexec cannot apply)" if cfg.activation == "kexec" else ""
+        return "reboot", ("the kernel or initrd changed; under Secure Boot the locked-down "
+                          "kernel refuses to kexec Debian's kernel (not signed by a key in "
+                          f"db), so the firmware boots it{insisted}")
     if not KEXEC.exists():
         return "reboot", "the kernel or initrd changed (no kexec-tools in the image)"
     if not KEXEC_LOADED.exists():
