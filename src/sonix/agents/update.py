@@ -835,10 +835,10 @@ def without_usrhash(cmdline: str) -> str:
     return re.sub(r"\s*\busrhash=\S+", "", cmdline).strip()
 
 
-def secure_boot_on(variable: Path | None = None) -> bool:
+def secure_boot_on() -> bool:
     """Whether the firmware booted this machine with Secure Boot enforced."""
     try:
-        data = (variable or SECURE_BOOT).read_bytes()
+        data = SECURE_BOOT.read_bytes()
     except OSError:
         return False  # no EFI variables (a BIOS boot, a container): no Secure Boot
     return len(data) >= 5 and data[4] == 1
