@@ -16,6 +16,9 @@ let
       inherit (cfg.maintenanceWindow) days start timeZone;
       minutes = cfg.maintenanceWindow.duration;
     };
+  } // lib.optionalAttrs config.boot.secureBoot.enable {
+    # Every new UKI must verify against the image's db certificate (modules/system/secure-boot.nix).
+    secureBoot.certificate = "/usr/lib/sonix/secure-boot/db.crt";
   } // lib.optionalAttrs (cfg.strategy == "fleet-lock") {
     fleetLock = { inherit (cfg.fleetLock) url group; }
       // lib.optionalAttrs (cfg.fleetLock.tokenFile != null) { inherit (cfg.fleetLock) tokenFile; };
@@ -102,8 +105,10 @@ in
         say why in the journal: `systemctl soft-reboot` into the new /usr when the kernel,
         initrd and command line are unchanged; kexec (kexec-tools is added to the image) when
         they changed; a firmware reboot on a fully emulated CPU (QEMU without KVM), where a
-        kexec'd kernel starts slower than the firmware boots one, or when kexec is not
-        possible. `kexec` is `auto` that always prefers kexec to the firmware. `reboot`
+        kexec'd kernel starts slower than the firmware boots one, under Secure Boot (the
+        locked-down kernel refuses to kexec Debian's kernel: docs/updates.md), or when kexec
+        is not possible. `kexec` is `auto` that always prefers kexec to the firmware, except
+        under Secure Boot. `reboot`
         always goes through the firmware and systemd-boot. Releases activated without
         systemd-boot are assessed by the agent: it blesses the entry after
         boot-complete.target, and a failed health check reboots into systemd-boot's own

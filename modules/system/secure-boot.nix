@@ -136,7 +136,14 @@ in
 
     environment.packages = optionals (cfg.tpm && !config.boot.isContainer) [
       pkgs."libtss2-esys-3.0.2-0t64" pkgs."libtss2-mu-4.0.1-0t64" pkgs.libtss2-rc0t64 pkgs.libtss2-tcti-device0t64
-    ];
+    ]
+    # sbverify: the update agent checks a new UKI against the db certificate before it
+    # writes anything (docs/secure-boot.md, "Updates"); also there for the admin.
+    ++ optional (cfg.enable && !config.boot.isContainer) pkgs.sbsigntool;
+    # The db certificate (public): what a UKI must be signed with to boot on this machine.
+    system.usrFiles = mkIf (cfg.enable && !config.boot.isContainer) {
+      "lib/sonix/secure-boot/db.crt".text = cfg.signing.certificate;
+    };
     # tpm2-tss depends on tpm-udev, whose udev rules give /dev/tpm* to `tss`; its postinst
     # makes the account with adduser (the same definition as in modules/services/fwupd.nix).
     users.users.tss = mkIf (cfg.tpm && !config.boot.isContainer) {

@@ -3,7 +3,8 @@ against a real HTTP server on loopback, with the machine's disk, ESP and /var as
 temporary directory (a GPT image, its partitions as files, an ESP directory), and the faults
 injected one at a time: a full ESP and a full /var (a small tmpfs when the tests run as root,
 an injected ENOSPC otherwise), a truncated download, a server that trickles, a replayed and an
-expired channel, an old channel without a serial, a malformed UKI and a failed state write.
+expired channel, an old channel without a serial, a malformed UKI and a failed state write;
+and on an image built with Secure Boot, a UKI that the db certificate does not verify.
 After each one the on-disk state is checked: the state file, the boot entries, the partition
 table, and that no temporary file is left. gpgv is replaced by the fake clearsign of
 test_release's FakeSigner; tests/integration/test_release_channel.py runs the real one."""
@@ -18,6 +19,7 @@ import hashlib
 import http.server
 import json
 import os
+import stat
 import subprocess
 import threading
 import time
@@ -102,6 +104,7 @@ def machine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Machine:
     monkeypatch.setattr(update, "find_esp", lambda: esp)
     monkeypatch.setattr(update, "HEALTH_FAILURES", tmp_path / "health")
     monkeypatch.setattr(update, "TRIAL", tmp_path / "var/lib/sonix-update/trial")
+    monkeypatch.setattr(update, "SECURE_BOOT", tmp_path / "efivars/SecureBoot")  # not the host's
     monkeypatch.setattr(update, "verify_index", fake_verify_index)
     monkeypatch.setattr(update, "SMALL_FILE_SECONDS", 3.0)
 
@@ -799,3 +802,174 @@ def test_a_manifest_for_another_version_is_refused(machine: Machine, server: Ser
     assert run_agent(machine, server) == 1
     assert "sonix_3.json describes sonix 2, not sonix 3" in last_result(machine)
     check_untouched(machine)
+
+
+# ---- Secure Boot: the UKI's signature is checked before anything is written (issue 15) -----------
+# sbverify is a stand-in here; tests/integration/test_agent_secure_boot.py runs the real one on
+# signed, foreign-signed and changed UKIs.
+
+
+@dataclass
+class Sbverify:
+    """The stand-in: its verdict, and what the machine looked like each time it ran."""
+
+    accept: bool = True
+    calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> Path:
+    path = tmp_path / "usr/lib/sonix/secure-boot/db.crt"
+    path.parent.mkdir(parents=True)
+    path.write_text("-----BEGIN CERTIFICATE-----\n")
+    return path
+
+
+@pytest.fixture
+def sbverify(machine: Machine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Sbverify:
+    fake = Sbverify()
+    binary = tmp_path / "usr/bin/sbverify"
+    binary.parent.mkdir(parents=True)
+    binary.touch()
+    monkeypatch.setattr(update, "SBVERIFY", binary)
+    recorded = common.run
+
+    def run(argv: list[str], timeout: float, input: bytes | None = None) -> Any:
+        if argv[0] != str(binary):
+            return recorded(argv, timeout, input)
+        file = Path(argv[-1])
+        fake.calls.append({
+            "argv": argv, "file": file.read_bytes(), "directory": file.parent,
+            "mode": stat.S_IMODE(file.parent.stat().st_mode),
+            "entries": machine.entries, "table": machine.table(),
+            "slot": (machine.disk.parent / "vda4").read_bytes().count(0),
+        })
+        if not fake.accept:
+            raise common.CommandError(f"{' '.join(argv)}: exit status 1: Signature "
+                                      "verification failed")
+        return subprocess.CompletedProcess(argv, 0, "Signature verification OK\n", "")
+
+    monkeypatch.setattr(common, "run", run)
+    return fake
+
+
+def test_a_signed_uki_is_checked_before_anything_is_written(
+    machine: Machine, server: Server, tmp_path: Path, certificate: Path, sbverify: Sbverify,
+) -> None:
+    directory = tmp_path / "channel"
+    publish(directory, tmp_path, "2")
+    assert run_agent(machine, server, config(secure_boot_certificate=str(certificate))) == 0
+    assert last_result(machine) == "installed 2"
+    (call,) = sbverify.calls
+    uki = (directory / "sonix_2.efi").read_bytes()
+    incoming = machine.state_path.parent / "incoming"
+    assert call["argv"] == [str(update.SBVERIFY), "--cert", str(certificate),
+                            str(incoming / "sonix_2.efi")]
+    assert call["file"] == uki and call["mode"] == 0o700
+    # When sbverify ran, the ESP, the partition table and slot B were as before.
+    assert call["entries"] == ["sonix_1.efi"]
+    assert [name for number, name in call["table"] if number in (4, 5)] == [
+        "_empty", "_empty"]
+    assert call["slot"] == len((machine.disk.parent / "vda4").read_bytes())
+    # The UKI on the ESP is the file that was checked; the private copy is gone.
+    assert machine.entries == ["sonix_1.efi", "sonix_2+3.efi"]
+    assert (machine.esp / "EFI/Linux/sonix_2+3.efi").read_bytes() == uki
+    assert not incoming.exists()
+    # The UKI was downloaded once.
+    assert server.requests.count("sonix_2.efi") == 1
+
+
+def test_a_uki_not_signed_by_db_is_refused_and_nothing_is_written(
+    machine: Machine, server: Server, tmp_path: Path, certificate: Path, sbverify: Sbverify,
+) -> None:
+    publish(tmp_path / "channel", tmp_path, "2")
+    sbverify.accept = False
+    usr_before = (machine.disk.parent / "vda4").read_bytes()
+    table_before = machine.table()
+    assert run_agent(machine, server, config(secure_boot_certificate=str(certificate))) == 1
+    result = last_result(machine)
+    assert result.startswith(f"error: sonix_2.efi is not signed by this machine's db "
+                             f"certificate ({certificate}): not installed"), result
+    assert "Signature verification failed" in result
+    check_untouched(machine)
+    assert machine.table() == table_before
+    assert (machine.disk.parent / "vda4").read_bytes() == usr_before
+    assert "sonix_2.usr" not in server.requests and "sonix_2.verity" not in server.requests
+    assert machine.state().pending is None
+    assert not (machine.state_path.parent / "incoming").exists()
+    assert machine.commands == []  # no activation
+
+
+def test_an_image_without_its_certificate_installs_nothing(
+    machine: Machine, server: Server, tmp_path: Path, sbverify: Sbverify,
+) -> None:
+    publish(tmp_path / "channel", tmp_path, "2")
+    missing = tmp_path / "usr/lib/sonix/secure-boot/db.crt"
+    assert run_agent(machine, server, config(secure_boot_certificate=str(missing))) == 1
+    result = last_result(machine)
+    assert f"built with Secure Boot but its db certificate {missing} is missing" in result
+    assert "nothing installed" in result
+    assert sbverify.calls == []
+    check_untouched(machine)
+    assert "sonix_2.efi" not in server.requests
+
+
+def test_an_image_without_sbverify_installs_nothing(
+    machine: Machine, server: Server, tmp_path: Path, certificate: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    publish(tmp_path / "channel", tmp_path, "2")
+    monkeypatch.setattr(update, "SBVERIFY", tmp_path / "no/sbverify")
+    assert run_agent(machine, server, config(secure_boot_certificate=str(certificate))) == 1
+    assert "(sbsigntool) is missing from this image" in last_result(machine)
+    check_untouched(machine)
+
+
+def test_a_truncated_uki_is_refused_before_anything_is_written(
+    machine: Machine, server: Server, tmp_path: Path, certificate: Path, sbverify: Sbverify,
+) -> None:
+    publish(tmp_path / "channel", tmp_path, "2")
+    server.faults["sonix_2.efi"] = truncate
+    assert run_agent(machine, server, config(secure_boot_certificate=str(certificate))) == 1
+    result = last_result(machine)
+    assert "truncated" in result or "connection closed" in result, result
+    assert sbverify.calls == []
+    check_untouched(machine)
+    assert "sonix_2.usr" not in server.requests
+    assert not (machine.state_path.parent / "incoming").exists()
+
+
+def test_what_an_interrupted_run_left_in_incoming_goes(
+    machine: Machine, server: Server, tmp_path: Path, certificate: Path, sbverify: Sbverify,
+) -> None:
+    publish(tmp_path / "channel", tmp_path, "2")
+    incoming = machine.state_path.parent / "incoming"
+    incoming.mkdir(parents=True)
+    (incoming / "sonix_2.efi").write_bytes(b"left by a power cut")
+    incoming.chmod(0o755)
+    assert run_agent(machine, server, config(secure_boot_certificate=str(certificate))) == 0
+    (call,) = sbverify.calls
+    assert call["mode"] == 0o700 and call["file"] == (tmp_path / "channel/sonix_2.efi"
+                                                      ).read_bytes()
+    assert not incoming.exists()
+
+
+def test_unsigned_images_install_as_before(
+    machine: Machine, server: Server, tmp_path: Path, sbverify: Sbverify,
+) -> None:
+    publish(tmp_path / "channel", tmp_path, "2")
+    assert run_agent(machine, server) == 0
+    assert sbverify.calls == []
+    assert machine.entries == ["sonix_1.efi", "sonix_2+3.efi"]
+    assert not (machine.state_path.parent / "incoming").exists()
+
+
+def test_only_the_image_names_the_certificate(tmp_path: Path) -> None:
+    image, local = tmp_path / "update.json", tmp_path / "local.json"
+    image.write_text(json.dumps({"name": "sonix", "secureBoot": {"certificate": "/usr/db.crt"}}))
+    local.write_text(json.dumps({"channel": "http://y/", "secureBoot": {"certificate": ""}}))
+    cfg = update.load_config((image, local))
+    assert (cfg.secure_boot_certificate, cfg.channel) == ("/usr/db.crt", "http://y/")
+    image.write_text(json.dumps({"name": "sonix"}))
+    local.write_text(json.dumps({"secureBoot": {"certificate": "/etc/other.crt"}}))
+    assert update.load_config((image, local)).secure_boot_certificate == ""

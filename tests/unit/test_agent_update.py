@@ -92,10 +92,45 @@ def test_activation_is_the_cheapest_correct_one(
         kexec.touch()
     monkeypatch.setattr(update, "KEXEC", kexec)
     monkeypatch.setattr(update, "KEXEC_LOADED", tmp_path)
+    monkeypatch.setattr(update, "SECURE_BOOT", tmp_path / "no-efi-variable")
     monkeypatch.setattr(update, "emulated_cpu", lambda: virt == "qemu")
     new = next(e for e in update.boot_entries(tmp_path, "sonix") if e.version == "2")
     method, why = update.activation_method(activation_config(activation), tmp_path, "1", new)
     assert method == expected, why
+
+
+@pytest.mark.parametrize("activation", ["auto", "kexec"])
+def test_never_kexec_under_secure_boot(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                       activation: str) -> None:
+    """Debian's kernel, locked down by Secure Boot, refuses to kexec Debian's kernel when db
+    holds only the owner's certificate (ENOKEY, measured: docs/updates.md): a firmware reboot,
+    even on real hardware and with updates.activation = kexec. Soft-reboot is unaffected."""
+    linux = tmp_path / "EFI/Linux"
+    linux.mkdir(parents=True)
+    fake_uki(linux / "sonix_1.efi", "rw usrhash=" + "1" * 64)
+    fake_uki(linux / "sonix_2+2.efi", "rw usrhash=" + "2" * 64, initrd=b"initrd-2")
+    fake_uki(linux / "sonix_3+2.efi", "rw usrhash=" + "3" * 64)
+    (tmp_path / "kexec").touch()
+    variable = tmp_path / "SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c"
+    variable.write_bytes(b"\x06\0\0\0\x01")
+    monkeypatch.setattr(update, "KEXEC", tmp_path / "kexec")
+    monkeypatch.setattr(update, "KEXEC_LOADED", tmp_path)
+    monkeypatch.setattr(update, "SECURE_BOOT", variable)
+    monkeypatch.setattr(update, "emulated_cpu", lambda: False)  # bare metal or KVM
+    entries = {e.version: e for e in update.boot_entries(tmp_path, "sonix")}
+    cfg = activation_config(activation)
+    method, why = update.activation_method(cfg, tmp_path, "1", entries["2"])
+    assert method == "reboot"
+    assert why.startswith("the kernel or initrd changed; under Secure Boot the locked-down "
+                          "kernel refuses to kexec Debian's kernel"), why
+    assert ("updates.activation = kexec cannot apply" in why) == (activation == "kexec")
+    assert update.activation_method(cfg, tmp_path, "1", entries["3"])[0] == "soft-reboot"
+    # Setup mode or Secure Boot off (0), or no EFI variables at all: kexec as before.
+    variable.write_bytes(b"\x06\0\0\0\0")
+    assert update.activation_method(cfg, tmp_path, "1", entries["2"])[0] == "kexec"
+    variable.unlink()
+    assert not update.secure_boot_on()
+    assert update.activation_method(cfg, tmp_path, "1", entries["2"])[0] == "kexec"
 
 
 def test_config_override_wins(tmp_path: Path) -> None:

@@ -16,10 +16,14 @@ the signature of the channel's index, its serial and expiry, and the hash of the
 good; the slot is written and checked before the partition table and the boot entry change,
 and the boot entry appears last (atomic rename), so a power cut at any point leaves a machine
 that boots a good release. Every download has a byte cap and a deadline (common.http_get).
+On an image built with Secure Boot the new UKI is downloaded first, into the agent's state
+directory, and checked against the image's db certificate (sbverify) before anything else is
+written: a UKI that the firmware would refuse is never installed (docs/secure-boot.md).
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import errno
 import fcntl
@@ -27,12 +31,14 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import struct
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -46,6 +52,7 @@ from .records import (
     ChannelSeen,
     Check,
     Failure,
+    FileSpec,
     LockHold,
     Manifest,
     Pending,
@@ -73,6 +80,13 @@ INDEX_MAX = 1 << 20
 MANIFEST_MAX = 64 << 10
 SMALL_FILE_SECONDS = 60.0  # the deadline of the index and of a manifest, retries included
 GPGV_SECONDS = 60.0
+
+# Secure Boot (boot.secureBoot, modules/system/secure-boot.nix): sbsigntool's sbverify, and
+# where a new UKI waits (in the state directory, on disk: a UKI is tens of MiB, more than a
+# small machine's /run may hold) until its signature is checked.
+SBVERIFY = Path("/usr/bin/sbverify")
+SBVERIFY_SECONDS = 120.0
+INCOMING = "incoming"
 
 log = common.Logger("sonix-update")
 
@@ -118,11 +132,19 @@ class Config:
     fleet_lock_group: str
     fleet_lock_token_file: str = ""  # a file holding the Bearer token ("": none)
     timeout: float = 3600.0  # seconds a run may take (TimeoutStartSec= of sonix-update)
+    # The image's db certificate: set when the image was built with Secure Boot, and then
+    # every new UKI must verify against it ("": an unsigned image, no check).
+    secure_boot_certificate: str = ""
+
+
+# What only the image may say: a machine-local override cannot switch the check off.
+IMAGE_ONLY = ("secureBoot",)
 
 
 def load_config(paths: tuple[Path, ...] = (CONFIG, CONFIG_OVERRIDE)) -> Config:
+    """The image's configuration (the first path), then the machine-local overrides."""
     raw: dict[str, Any] = {}
-    for path in paths:
+    for number, path in enumerate(paths):
         if path.is_file():
             try:
                 data = json.loads(path.read_text())
@@ -130,6 +152,9 @@ def load_config(paths: tuple[Path, ...] = (CONFIG, CONFIG_OVERRIDE)) -> Config:
                 raise UpdateError(f"{path} is not valid JSON: {e}") from e
             if not isinstance(data, dict):
                 raise UpdateError(f"{path} must hold a JSON object")
+            for key in IMAGE_ONLY if number > 0 else ():
+                if data.pop(key, None) is not None:
+                    warn(f"{path}: {key} is ignored: it comes from the image only")
             raw.update(data)
     try:
         return _config(raw)
@@ -156,6 +181,7 @@ def _config(raw: dict[str, Any]) -> Config:
         fleet_lock_group=str(fleet_lock.get("group", "default")),
         fleet_lock_token_file=str(fleet_lock.get("tokenFile", "")),
         timeout=float(raw.get("timeout", 3600)),
+        secure_boot_certificate=str(raw.get("secureBoot", {}).get("certificate", "")),
     )
 
 
@@ -547,13 +573,19 @@ def write_slot(cfg: Config, device: Path, part: gpt.Partition, spec: SlotSpec,
         raise UpdateError(f"{device} does not read back what was written; not installed")
 
 
-def write_uki(cfg: Config, partial: Path, spec_name: str, size: int, sha256: str,
-              deadline: Deadline) -> None:
+def write_uki(cfg: Config, partial: Path, spec: FileSpec, deadline: Deadline,
+              verified: Path | None = None) -> None:
     """The UKI into a temporary file on the ESP, synced and read back; on any failure (a full
-    ESP) the temporary file is removed again and the ESP holds what it held before."""
+    ESP) the temporary file is removed again and the ESP holds what it held before. Copied
+    from `verified` (downloaded and checked by fetch_signed_uki) when given, else downloaded."""
+    size, sha256 = spec.size, spec.sha256
     try:
         with partial.open("wb") as out:
-            stream(cfg.channel + spec_name, out, size, sha256, deadline)
+            if verified is None:
+                stream(cfg.channel + spec.name, out, size, sha256, deadline)
+            else:
+                with verified.open("rb") as source:
+                    shutil.copyfileobj(source, out, CHUNK)
             out.flush()
             os.fsync(out.fileno())
         if read_back_sha256(partial, size) != sha256:
@@ -568,7 +600,71 @@ def write_uki(cfg: Config, partial: Path, spec_name: str, size: int, sha256: str
         raise
 
 
+def check_signature(path: Path, certificate: Path, name: str) -> None:
+    """sbverify: `path` carries an Authenticode signature made with the key of `certificate`
+    (the image's db) over its present content, as the firmware will check it at boot."""
+    if not SBVERIFY.exists():
+        raise UpdateError(f"{SBVERIFY} (sbsigntool) is missing from this image, so {name}'s "
+                          "Secure Boot signature cannot be checked; not installed")
+    try:
+        common.run([str(SBVERIFY), "--cert", str(certificate), str(path)],
+                   timeout=SBVERIFY_SECONDS)
+    except common.CommandError as e:
+        raise UpdateError(f"{name} is not signed by this machine's db certificate "
+                          f"({certificate}): not installed ({e})") from None
+
+
+def fetch_signed_uki(cfg: Config, spec: FileSpec, incoming: Path, deadline: Deadline) -> Path:
+    """Secure Boot: the new UKI, downloaded (capped, within the deadline, hash-checked) into
+    `incoming` and its signature checked against the image's db certificate, before anything
+    on the ESP, the partition table or the slots changes. The ESP copy is made from it."""
+    certificate = Path(cfg.secure_boot_certificate)
+    if not certificate.is_file():
+        raise UpdateError(
+            f"this image was built with Secure Boot but its db certificate {certificate} is "
+            "missing, so a new UKI's signature cannot be checked; nothing installed (the "
+            "image is damaged: reinstall it, or build it again with boot.secureBoot)")
+    path = incoming / spec.name
+    try:
+        with path.open("wb") as out:
+            stream(cfg.channel + spec.name, out, spec.size, spec.sha256, deadline)
+    except OSError as e:
+        full = " (no space left for it)" if e.errno == errno.ENOSPC else ""
+        raise UpdateError(f"writing {path}{full} failed: {common.reason(e)}; "
+                          "nothing installed") from None
+    check_signature(path, certificate, spec.name)
+    log(f"{spec.name}: signed by the db certificate {certificate}")
+    return path
+
+
+@contextlib.contextmanager
+def incoming_directory(state_directory: Path) -> Iterator[Path]:
+    """<state directory>/incoming, private (0700) and empty: what a run interrupted by a power
+    cut left there goes first, and what this run puts there goes at its end."""
+    directory = state_directory / INCOMING
+    shutil.rmtree(directory, ignore_errors=True)
+    try:
+        directory.mkdir(mode=0o700, parents=True)
+    except OSError as e:
+        raise UpdateError(f"cannot make {directory}: {common.reason(e)}; "
+                          "nothing installed") from None
+    try:
+        yield directory
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
 def install(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Deadline) -> Entry:
+    if not cfg.secure_boot_certificate:
+        return write_release(cfg, ledger, manifest, deadline)
+    # Secure Boot: the UKI first, checked before anything is written.
+    with incoming_directory(ledger.path.parent) as incoming:
+        verified = fetch_signed_uki(cfg, manifest.uki, incoming, deadline)
+        return write_release(cfg, ledger, manifest, deadline, verified)
+
+
+def write_release(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Deadline,
+                  verified_uki: Path | None = None) -> Entry:
     version = manifest.version
     slots = find_slots(usr_partitions())
     esp = find_esp()
@@ -596,11 +692,11 @@ def install(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Deadline)
     write_slot(cfg, slots.device(slots.other_verity), slots.other_verity, manifest.verity,
                deadline)
 
-    # 3. The UKI next to its final place, checked.
+    # 3. The UKI next to its final place, checked (with Secure Boot: the copy of the one
+    #    whose signature fetch_signed_uki checked).
     directory = esp / "EFI/Linux"
     partial = directory / f".{cfg.name}_{version}.efi.partial"
-    write_uki(cfg, partial, manifest.uki.name, manifest.uki.size, manifest.uki.sha256,
-              deadline)
+    write_uki(cfg, partial, manifest.uki, deadline, verified_uki)
 
     # 4. The partition table: the UUIDs that the new usrhash= names, labels with the version.
     gpt.update(slots.disk, {
@@ -730,10 +826,22 @@ def may_reboot(cfg: Config) -> tuple[bool, str]:
 TRIAL = Path("/var/lib/sonix-update/trial")  # a release activated without systemd-boot
 KEXEC = Path("/usr/sbin/kexec")
 KEXEC_LOADED = Path("/sys/kernel/kexec_loaded")  # the running kernel can kexec
+# The UEFI global variable SecureBoot: 4 bytes of attributes, then 1 when the firmware
+# enforces Secure Boot.
+SECURE_BOOT = Path("/sys/firmware/efi/efivars/SecureBoot-8be4df61-93ca-11d2-aa0d-00e098032b8c")
 
 
 def without_usrhash(cmdline: str) -> str:
     return re.sub(r"\s*\busrhash=\S+", "", cmdline).strip()
+
+
+def secure_boot_on() -> bool:
+    """Whether the firmware booted this machine with Secure Boot enforced."""
+    try:
+        data = SECURE_BOOT.read_bytes()
+    except OSError:
+        return False  # no EFI variables (a BIOS boot, a container): no Secure Boot
+    return len(data) >= 5 and data[4] == 1
 
 
 def emulated_cpu() -> bool:
@@ -754,7 +862,8 @@ def activation_method(cfg: Config, esp: Path, booted: str, new: Entry) -> tuple[
     - soft-reboot when the kernel, the initrd and the rest of the command line are the same
       (only /usr changed: userspace restarts on the running kernel with the new /usr);
     - kexec when they differ and kexec-tools is there (the firmware is skipped), except on an
-      emulated CPU, where a firmware reboot is faster (updates.activation = kexec insists);
+      emulated CPU, where a firmware reboot is faster (updates.activation = kexec insists),
+      and never under Secure Boot (below);
     - reboot otherwise, or when updates.activation = reboot, or when a UKI cannot be read
       (the firmware and systemd-boot judge it then, and boot counting rolls back)."""
     try:
@@ -773,6 +882,16 @@ def choose_activation(cfg: Config, esp: Path, booted: str, new: Entry) -> tuple[
             and without_usrhash(uki.cmdline(current.path)) == without_usrhash(
                 uki.cmdline(new.path))):
         return "soft-reboot", "kernel, initrd and command line unchanged: only /usr changed"
+    if secure_boot_on():
+        # Measured (docs/updates.md, "Activation"): the kernel, locked down by Secure Boot,
+        # takes only kexec_file_load and checks the new kernel's signature against its own
+        # keyrings and db (.platform). Debian's kernel is signed by Debian's Secure Boot CA,
+        # which is in neither when db holds the owner's certificate only:
+        # "kexec_file_load failed: Required key not available" (ENOKEY).
+        insisted = " (updates.activation = kexec cannot apply)" if cfg.activation == "kexec" else ""
+        return "reboot", ("the kernel or initrd changed; under Secure Boot the locked-down "
+                          "kernel refuses to kexec Debian's kernel (not signed by a key in "
+                          f"db), so the firmware boots it{insisted}")
     if not KEXEC.exists():
         return "reboot", "the kernel or initrd changed (no kexec-tools in the image)"
     if not KEXEC_LOADED.exists():
