@@ -1,7 +1,7 @@
 """Secure Boot firmware and the software TPM: QEMU's argv, OVMF's Secure Boot build, swtpm's
 start, stop and lifetime with a real swtpm (and a real QEMU where it matters), the runner's and
 the driver's handling, and the boot report's chain-of-trust fields. tests/vm boots for real
-(tests/vm/test_secure_boot_runner.py)."""
+(tests/vm/test_updates.py)."""
 
 from __future__ import annotations
 
