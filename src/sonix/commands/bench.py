@@ -8,7 +8,8 @@ import argparse
 import importlib
 
 # sonix.bench modules that are workloads, in the order of `sonix bench --help`.
-WORKLOADS = ("compare", "image", "initrd_compressors", "module_system", "packages", "updates")
+WORKLOADS = ("compare", "image", "initrd_compressors", "module_system", "packages", "secure_boot",
+             "updates")
 
 
 def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
