@@ -23,8 +23,10 @@ its boots:
    the agent reboots through the firmware (the locked-down kernel refuses to kexec Debian's
    kernel); blessed. (tests/vm/test_hung_boots.py covers kexec on a machine without Secure
    Boot.)
-6. One byte of v6's UKI changed on the ESP while v6 is on trial: the firmware refuses it on
-   each try and v5 boots, with nobody at the console (docs/secure-boot.md).
+6. Two trial entries put on the ESP by someone else: v6's UKI with one byte changed, and v6's
+   UKI signed by another owner's key. The firmware refuses both and v5 boots, with nobody at
+   the console (docs/secure-boot.md). (2 also offers that foreign-signed UKI in the channel:
+   the agent refuses it before writing anything.)
 
 Tests 1 to 4 set `activation = reboot` (machine-local override) to go through the firmware
 and systemd-boot's boot counting; 5 uses the default `auto`.
@@ -109,18 +111,19 @@ def machine(
 
 
 @pytest.fixture(scope="module")
-def foreign_v3(releases: dict[str, BuildResult]) -> Iterator[BuildResult]:
-    """Release v3 with its UKI signed by another owner's db key (a key set of its own): what a
-    channel whose signing key was stolen could serve. Everything else is v3's."""
+def foreign_v6(releases: dict[str, BuildResult]) -> Iterator[BuildResult]:
+    """Release v6 with its UKI signed by another owner's db key (a key set of its own): what a
+    channel whose signing key was stolen could serve, or someone could put on the ESP.
+    Everything else is v6's."""
     work = Path(tempfile.mkdtemp(prefix="sonix-foreign-", dir="/tmp"))
     keys, _ = secureboot.ensure_keys(work / "keys")
     unsigned, signed = work / "unsigned.efi", work / "foreign.efi"
-    shutil.copyfile(releases["3"].uki, unsigned)
+    shutil.copyfile(releases["6"].uki, unsigned)
     runner = signing.tools_runner()
     process.run([runner, "--rw", str(work), "--", "sbattach", "--remove", str(unsigned)])
     process.run([runner, "--rw", str(work), "--", "sbsign", "--key", str(keys.key("db")),
                  "--cert", str(keys.certificate("db")), "--output", str(signed), str(unsigned)])
-    yield dataclasses.replace(releases["3"], uki=signed)
+    yield dataclasses.replace(releases["6"], uki=signed)
     shutil.rmtree(work)
 
 
@@ -217,7 +220,7 @@ def test_update_to_v2_immediately(
 
 def test_tampered_channel_is_rejected_and_nothing_written(
     machine: Machine, channel: tuple[Path, int], releases: dict[str, BuildResult],
-    key: signing.Key, tmp_path: Path, foreign_v3: BuildResult,
+    key: signing.Key, tmp_path: Path, foreign_v6: BuildResult,
 ) -> None:
     directory, _ = channel
     pristine, with_v3 = tmp_path / "pristine", tmp_path / "with-v3"
@@ -255,10 +258,10 @@ def test_tampered_channel_is_rejected_and_nothing_written(
         #    written (the firmware would refuse it too), so not even the slot is emptied.
         shutil.rmtree(directory)
         shutil.copytree(pristine, directory)
-        publish(foreign_v3, directory, key)
+        publish(foreign_v6, directory, key)
         before = (partition_table(machine), machine.succeed("ls -l /boot/EFI/Linux"))
         out = machine.fail("sonix update run 2>&1")
-        assert "sonix_3.efi is not signed by this machine's db certificate" in out, out
+        assert "sonix_6.efi is not signed by this machine's db certificate" in out, out
         assert (partition_table(machine), machine.succeed("ls -l /boot/EFI/Linux")) == before
     finally:
         shutil.rmtree(directory)
@@ -376,38 +379,42 @@ def test_soft_reboot_when_only_usr_changed_and_kexec_when_the_initrd_did(
     machine.succeed("rm /etc/sonix/update.json")
 
 
-def test_a_trial_uki_changed_on_the_esp_is_refused_and_the_previous_release_boots(
-    machine: Machine,
+def test_trial_ukis_changed_on_the_esp_or_signed_by_another_key_are_refused(
+    machine: Machine, channel: tuple[Path, int], foreign_v6: BuildResult,
 ) -> None:
-    """Someone with write access to the ESP changes one byte of the command line of a release
-    on trial (here v6's UKI, put back on trial with two tries as the agent installs it). The
-    firmware refuses it; systemd-boot hands the error back, the firmware starts the next of
-    the `sonix (N)` boot options (sonix-boot-options.service), and each start of systemd-boot
-    uses one try. After the second, v5 boots, with nobody at the console."""
+    """Someone with write access to the ESP puts two releases on trial, one try each, as the
+    agent installs them: v6's UKI with one byte of its command line changed, and v6's UKI
+    signed by another owner's key (as `sonix_7`, tried first). The firmware refuses both;
+    systemd-boot hands each error back, the firmware starts the next of the `sonix (N)` boot
+    options (sonix-boot-options.service), and each start of systemd-boot uses one try. On the
+    third start v5 boots, with nobody at the console; the root unlocks as before."""
     assert booted_version(machine) == "6"
-    machine.succeed("systemctl is-active sonix-boot-options.service || "
-                    "systemctl show -P Result sonix-boot-options.service | grep -qx success")
+    machine.succeed("systemctl show -P Result sonix-boot-options.service | grep -qx success")
+    shutil.copyfile(foreign_v6.uki, channel[0] / "foreign.efi")
     machine.succeed(
         "python3 - <<'EOF'\n"
-        "import sys; sys.path.insert(0, '/usr/lib/sonix')\n"
+        "import sys, urllib.request; sys.path.insert(0, '/usr/lib/sonix')\n"
         "from agents import uki\n"
+        "urllib.request.urlretrieve('http://10.0.2.100/foreign.efi',\n"
+        "                           '/boot/EFI/Linux/sonix_7+1.efi')\n"
         "path = '/boot/EFI/Linux/sonix_6.efi'\n"
         "with open(path, 'rb') as f:\n"
         "    offset, _ = uki.sections(f)['.cmdline']\n"
         "data = bytearray(open(path, 'rb').read())\n"
         "data[offset] ^= 0x01\n"
-        "open('/boot/EFI/Linux/sonix_6+2.efi', 'wb').write(data)\n"
+        "open('/boot/EFI/Linux/sonix_6+1.efi', 'wb').write(data)\n"
         "EOF\n"
-        "sync /boot/EFI/Linux/sonix_6+2.efi && rm /boot/EFI/Linux/sonix_6.efi && sync /boot"
+        "sync /boot/EFI/Linux/*.efi && rm /boot/EFI/Linux/sonix_6.efi && sync /boot"
     )
     machine.succeed("systemctl reboot --no-block")
     machine.wait_for_reboot(timeout=BOOT_TIMEOUT, console=r"Welcome to .*sonix 5 ")
     assert booted_version(machine) == "5"
     assert_unlocked_by_the_tpm(machine)
     console = machine.console_text()
-    for name in ("sonix_6+1-1.efi", "sonix_6+0-2.efi"):
-        assert rf"Error loading \EFI\Linux\{name}: Access denied" in console
-    # v6's entry has no tries left (the agent, which never saw v6 pending, may also drop it).
-    assert set(machine.succeed("ls /boot/EFI/Linux").split()) - {"sonix_6+0-2.efi"} == {
-        "sonix_5.efi"}
+    for name in ("sonix_7+0-1.efi", "sonix_6+0-1.efi"):
+        assert rf"Error loading \EFI\Linux\{name}: Access denied" in console, name
+    # The refused entries have no tries left and were not blessed (counted-boot: the boot
+    # count variable still names the last refused entry, not v5's).
+    entries = set(machine.succeed("ls /boot/EFI/Linux").split())
+    assert entries - {"sonix_6+0-1.efi", "sonix_7+0-1.efi"} == {"sonix_5.efi"}, entries
     assert efi_byte(machine, "SecureBoot") == 1
