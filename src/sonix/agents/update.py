@@ -610,8 +610,9 @@ def check_signature(path: Path, certificate: Path, name: str) -> None:
         common.run([str(SBVERIFY), "--cert", str(certificate), str(path)],
                    timeout=SBVERIFY_SECONDS)
     except common.CommandError as e:
+        said = " ".join(str(e).split())  # sbverify's lines, on one line of the status
         raise UpdateError(f"{name} is not signed by this machine's db certificate "
-                          f"({certificate}): not installed ({e})") from None
+                          f"({certificate}): not installed ({said})") from None
 
 
 def fetch_signed_uki(cfg: Config, spec: FileSpec, incoming: Path, deadline: Deadline) -> Path:
