@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from test_core_modules import error_of
+from test_core_modules import error_of, evaluate
 
 from sonix import nix, paths
 
@@ -68,3 +68,22 @@ def test_every_module_in_the_tree_is_core_or_on_demand() -> None:
     }
     assert on_disk <= set(listed), sorted(on_disk - set(listed))
     assert all(Path(p).exists() for p in listed)
+
+
+def test_a_configuration_outside_the_checkout_imports_modules_by_stable_name(
+    tmp_path: Path,
+) -> None:
+    """`<sonix/...>` resolves to this checkout in every Nix call of the CLI (nix._run_nix),
+    with NIX_PATH empty: no set-up in the configuration's own repository."""
+    host = tmp_path / "host.nix"
+    host.write_text(
+        "{ ... }: {\n"
+        "  imports = [ <sonix/examples/minimal.nix> <sonix/modules/services/nginx.nix> ];\n"
+        "  services.nginx.enable = true;\n"
+        "}\n"
+    )
+    assert not host.is_relative_to(paths.source_root())
+    wants = evaluate(
+        str(host), "systemd.targets.multi-user.wants"
+    )
+    assert "nginx.service" in wants
