@@ -9,7 +9,9 @@ from test_core_modules import EXAMPLES, evaluate, text, usr
 
 from sonix import paths
 
-ROOT_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGk0o8rbBtFvGDe6y47mQXnObZ3JyJfBuo7q1cjHVN9e root@laptop"
+ROOT_KEY = (
+    "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGk0o8rbBtFvGDe6y47mQXnObZ3JyJfBuo7q1cjHVN9e root@laptop"
+)
 
 
 def test_the_minimal_example_gives_root_a_password_for_su() -> None:
