@@ -87,3 +87,14 @@ def test_a_configuration_outside_the_checkout_imports_modules_by_stable_name(
         str(host), "systemd.targets.multi-user.wants"
     )
     assert "nginx.service" in wants
+
+
+def test_inside_a_container_the_hint_names_the_module_too() -> None:
+    """A container's configuration is evaluated with a prefix (containers.<name>.config): the
+    first line keeps the full path, the hint the path inside the container."""
+    message = error_of(
+        "{ imports = [ <sonix/modules/services/nspawn-containers.nix> ];"
+        " containers.web.config.services.nginx.enable = true; }"
+    )
+    assert "The option `containers.web.config.services.nginx' does not exist." in message
+    assert "imports = [ <sonix/modules/services/nginx.nix> ];" in message
