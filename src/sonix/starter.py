@@ -88,9 +88,10 @@ anywhere but a VM, and prefer SSH keys for root: import `<sonix/modules/services
 and set `users.users.root.openssh.authorizedKeys.keys`, then lock root's password with `"!"`.
 
 Write the built `disk.raw` to the machine's disk (or upload it as a cloud image). Later
-versions reach the machine through an update channel: `sonix release configuration.nix`
-builds and signs a release into a channel directory that any web server can serve, and the
-machine's `updates` module (see `configuration.nix`) fetches it.
+versions reach the machine through an update channel:
+`sonix release configuration.nix --channel DIR` builds and signs a release into DIR, which
+any web server can serve, and the machine's `updates` module (see `configuration.nix`)
+fetches it.
 
 ## Keys
 
