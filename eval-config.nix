@@ -17,6 +17,11 @@ let
   evaluated = lib.evalModules {
     modules = import ./modules/module-list.nix ++ modules;
     inherit prefix;
+    # An option of an on-demand module set without importing it: name the module and the
+    # `imports` line (computed only when the error is shown).
+    unknownOptionHint = path:
+      (import ./modules/module-index.nix { inherit lib; }).hint
+        (if lib.take (builtins.length prefix) path == prefix then lib.drop (builtins.length prefix) path else path);
     specialArgs = { modulesPath = ./modules; } // specialArgs;
   };
   withPkgs = if pkgs == null then evaluated else evaluated.extendModules {

@@ -14,5 +14,10 @@
     hashedPassword = "$6$sonixexample$EX6DFOghfeWxi9Ltt06Am9gn6oM5rdfTNPrSRVkGy5h.tUzFY9pUzqS93WUwwV.BjURsRhz42EfNZgXRoGYxz0";
   };
 
+  # Becoming root: `su -` (util-linux) with root's password; sonix ships no sudo
+  # (docs/modules.md, "Becoming root"). The same trial password "sonix"; on a real machine
+  # give root SSH keys (openssh.nix) and lock the password with "!".
+  users.users.root.hashedPassword = "$6$sonixexample$EX6DFOghfeWxi9Ltt06Am9gn6oM5rdfTNPrSRVkGy5h.tUzFY9pUzqS93WUwwV.BjURsRhz42EfNZgXRoGYxz0";
+
   services.journald.systemMaxUse = "100M";
 }

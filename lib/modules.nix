@@ -451,9 +451,13 @@ let
 
   # The first line is NixOS's, about the first undeclared option, so that it can be searched
   # for; our help (close names, the other undeclared options) follows.
-  unknownOptionsError = prefix: unmatched:
+  unknownOptionsError = unknownOptionHint: prefix: unmatched:
     let
-      hint = u:
+      # sonix's extension: where an undeclared option is declared (the module to import).
+      moduleHint = u: if unknownOptionHint == null then "" else unknownOptionHint (u.at ++ [ u.name ]);
+      # The module to import says more than close names or the declared siblings.
+      hint = u: let found = moduleHint u; in if found != "" then found else closeHint u;
+      closeHint = u:
         let
           inherit (u) name;
           # Short names are close to everything, so they get fewer edits: none below three
@@ -499,6 +503,9 @@ let
     , args ? { }
     , check ? true
     , class ? null
+      # sonix's extension: a function from the path of an undeclared option to extra help
+      # for the error ("" for none), e.g. the on-demand module that declares it.
+    , unknownOptionHint ? null
     }:
     let
       legacy = lib.optional (args != { } || check != true) {
@@ -544,7 +551,7 @@ let
 
       checkResult =
         if merged.unmatched != [ ] && freeformType == null && moduleCheck
-        then unknownOptionsError prefix merged.unmatched
+        then unknownOptionsError unknownOptionHint prefix merged.unmatched
         else true;
       checked = builtins.seq checkResult;
 

@@ -41,9 +41,19 @@ def _nix_error(result: subprocess.CompletedProcess[str], what: str) -> ui.SonixE
     return ui.SonixError(f"{what} failed:\n{text}")
 
 
+def search_path_flags() -> list[str]:
+    """The Nix search path of every call: `sonix` is the source root."""
+    return ["-I", f"sonix={paths.source_root()}"]
+
+
 def _run_nix(argv: list[str], what: str) -> str:
     """Run a Nix command that prints its result: its stdout; Nix's warnings are shown, and its
-    errors become a SonixError naming `what`. With --debug, Nix shows its traces."""
+    errors become a SonixError naming `what`. With --debug, Nix shows its traces.
+
+    `<sonix/...>` is this checkout, so that a configuration kept in its own repository
+    imports sonix's modules by a stable name (`<sonix/modules/services/nginx.nix>`) with
+    no set-up (docs/modules.md)."""
+    argv = [argv[0], *search_path_flags(), *argv[1:]]
     if ui.debug_enabled():
         argv = [*argv, "--show-trace"]
     result = process.run(argv, capture=True, check=False, env=NIX_ENV, cwd=paths.source_root())

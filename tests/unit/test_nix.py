@@ -47,6 +47,10 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> FakeRun:
     return run
 
 
+# `<sonix/...>` is the checkout in every evaluation and build.
+SEARCH_PATH = ["-I", f"sonix={paths.source_root()}"]
+
+
 def only(fake: FakeRun) -> Call:
     assert len(fake.calls) == 1, fake.calls
     call = fake.calls[0]
@@ -58,7 +62,9 @@ def test_eval_expr_json(fake: FakeRun) -> None:
     fake.stdout = '{"a": 1}'
     assert nix.eval_expr_json("{ a = 1; }") == {"a": 1}
     call = only(fake)
-    assert call.argv == ["nix-instantiate", "--eval", "--strict", "--json", "--expr", "{ a = 1; }"]
+    assert call.argv == [
+        "nix-instantiate", *SEARCH_PATH, "--eval", "--strict", "--json", "--expr", "{ a = 1; }",
+    ]
     assert call.cwd == paths.source_root()
 
 
@@ -79,7 +85,7 @@ def test_build(fake: FakeRun) -> None:
     )
     assert out == [Path("/nix/store/a-x"), Path("/nix/store/b-y")]
     assert only(fake).argv == [
-        "nix-build", "/src/default.nix", "--out-link", "/tmp/result",
+        "nix-build", *SEARCH_PATH, "/src/default.nix", "--out-link", "/tmp/result",
         "-A", "config.system.build.image", "--argstr", "version", "2",
         "--arg", "configuration", "/c.nix",
     ]
@@ -88,7 +94,9 @@ def test_build(fake: FakeRun) -> None:
 def test_build_without_out_link(fake: FakeRun) -> None:
     fake.stdout = "/nix/store/a-x\n"
     nix.build(Path("/src/pkgs"), '"bash"')
-    assert only(fake).argv == ["nix-build", "/src/pkgs", "--no-out-link", "-A", '"bash"']
+    assert only(fake).argv == [
+        "nix-build", *SEARCH_PATH, "/src/pkgs", "--no-out-link", "-A", '"bash"',
+    ]
 
 
 def test_build_failure_keeps_nixs_message(fake: FakeRun) -> None:

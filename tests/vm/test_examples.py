@@ -117,7 +117,8 @@ class Terminal:
 
 def test_readme_run_minimal_interactively(tmp_path: Path) -> None:
     """`sonix run examples/minimal.nix` on a terminal: log in on the serial console as the
-    example's user, run a command, leave with Ctrl-a x; the VM's disk stays for the next run."""
+    example's user, run a command, become root with `su -`, leave with Ctrl-a x; the VM's
+    disk stays for the next run."""
     state = tmp_path / "vm"
     terminal = Terminal(
         [sys.executable, "-m", "sonix", "run", "examples/minimal.nix", "--state-dir", str(state)],
@@ -131,6 +132,12 @@ def test_readme_run_minimal_interactively(tmp_path: Path) -> None:
         terminal.expect(rb"admin@minimal[^\n]*\$ ", timeout=120)
         terminal.type("echo sum=$((6*7)) user=$(id -un) usr=$(findmnt -no SOURCE /usr)\r")
         terminal.expect(rb"sum=42 user=admin usr=/dev/mapper/usr", timeout=120)
+        # Becoming root as the README says: `su -` with root's password (docs/modules.md).
+        terminal.type("su -\r")
+        terminal.expect(rb"Password: ", timeout=120)
+        terminal.type("sonix\r")
+        terminal.type("echo root-shell=$(id -un)\r")
+        terminal.expect(rb"root-shell=root", timeout=120)
     finally:
         terminal.type("\x01x")  # QEMU's escape: Ctrl-a x quits
         status = terminal.close()
