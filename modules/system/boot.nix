@@ -177,7 +177,7 @@ in
       defaultText = lib.literalExpression "if boot.secureBoot.enable then boot.loader.tries else 0";
       example = 3;
       description = ''
-        How many firmware boot options (`Boot####`, named `sonix (1)`, `sonix (2)`, …) that
+        How many firmware boot options (`Boot####`, named `sonix (1)`, `sonix (2)` and so on) that
         start systemd-boot from this ESP come first in `BootOrder`; `sonix-boot-options.service`
         checks them at every boot and writes NVRAM only when they are missing. When the
         firmware refuses to start a UKI (Secure Boot: a signature that does not verify),
