@@ -218,12 +218,21 @@ in
     systemd.targets.multi-user.wants = lib.mkIf (!cfg.isContainer && cfg.loader.bootOptions > 0) [ "sonix-boot-options.service" ];
     systemd.services.sonix-boot-options = lib.mkIf (!cfg.isContainer && cfg.loader.bootOptions > 0) {
       description = "Firmware boot options that start systemd-boot again";
-      after = [ "local-fs.target" ];
-      unitConfig.ConditionPathExists = "/sys/firmware/efi/efivars/LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+      # Off the boot's critical path: python3 takes seconds of CPU under emulation, and nothing
+      # waits for it (no automatic After= from multi-user.target, idle CPU and I/O class).
+      after = [ "local-fs.target" "systemd-udev-settle.service" ];
+      before = [ "shutdown.target" ];
+      conflicts = [ "shutdown.target" ];
+      unitConfig = {
+        DefaultDependencies = false;
+        ConditionPathExists = "/sys/firmware/efi/efivars/LoaderDevicePartUUID-4a67b082-0a4c-41cf-b6c7-440b29bb8c4f";
+      };
       serviceConfig = {
         Type = "oneshot";
         ExecStart = "/usr/bin/python3 -I /usr/lib/sonix/agents/bootorder.py ${toString cfg.loader.bootOptions}";
         TimeoutStartSec = "60s";
+        CPUSchedulingPolicy = "idle";
+        IOSchedulingClass = "idle";
       };
     };
 

@@ -410,6 +410,7 @@ def test_trial_ukis_changed_on_the_esp_or_signed_by_another_key_are_refused(
     machine.wait_for_reboot(timeout=BOOT_TIMEOUT, console=r"Welcome to .*sonix 5 ")
     assert booted_version(machine) == "5"
     assert_unlocked_by_the_tpm(machine)
+    machine.wait_for_unit("multi-user.target", timeout=BOOT_TIMEOUT)  # the ESP is mounted
     console = machine.console_text()
     for name in ("sonix_7+0-1.efi", "sonix_6+0-1.efi"):
         assert rf"Error loading \EFI\Linux\{name}: Access denied" in console, name
