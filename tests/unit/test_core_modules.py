@@ -718,6 +718,6 @@ def test_secure_boot_images_register_a_boot_option_per_try() -> None:
     assert "ExecStart=/usr/bin/python3 -I /usr/lib/sonix/agents/bootorder.py 2\n" in unit
     assert "TimeoutStartSec=60s" in unit
     # Off the critical path: multi-user.target does not wait for it.
-    assert "DefaultDependencies=no" in unit and "CPUSchedulingPolicy=idle" in unit
+    assert "DefaultDependencies=false" in unit and "CPUSchedulingPolicy=idle" in unit
     assert "lib/sonix/agents/bootorder.py" in files
     assert "lib/systemd/system/multi-user.target.wants/sonix-boot-options.service" in files
