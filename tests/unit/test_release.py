@@ -108,7 +108,14 @@ def release(tmp: Path, directory: Path, keep: int = 3, **image: Any) -> channel.
 
 
 def listing(directory: Path) -> list[str]:
-    return sorted(p.name for p in directory.iterdir())
+    """Every file under directory (the chunk store's too), relative to it."""
+    return sorted(p.relative_to(directory).as_posix() for p in directory.rglob("*")
+                  if p.is_file())
+
+
+def release_files(directory: Path) -> list[str]:
+    """The files of a channel outside its chunk store."""
+    return [name for name in listing(directory) if not name.startswith("chunks/")]
 
 
 # ---- versions ------------------------------------------------------------------------------
@@ -174,8 +181,10 @@ def test_release_files_and_manifest(tmp_path: Path) -> None:
     out = tmp_path / "channel"
     published = release(tmp_path, out)
     assert published.new
-    assert listing(out) == ["SHA256SUMS", "SHA256SUMS.gpg", "SHA256SUMS.signed", "sonix_2.efi",
-                            "sonix_2.json", "sonix_2.usr", "sonix_2.verity"]
+    assert release_files(out) == ["SHA256SUMS", "SHA256SUMS.gpg", "SHA256SUMS.signed",
+                                  "sonix_2.chunks", "sonix_2.efi", "sonix_2.json", "sonix_2.usr",
+                                  "sonix_2.verity"]
+    assert [name for name in listing(out) if name.startswith("chunks/")]
     manifest = json.loads((out / "sonix_2.json").read_text())
     build, _, uki = fake_image(tmp_path)  # the same bytes again
     usrhash = build["usrhash"]
@@ -241,7 +250,7 @@ def test_sha256sums_format_and_signature(tmp_path: Path) -> None:
     text = (out / "SHA256SUMS").read_text()
     lines = sums_lines(text)
     assert [line.split("  ")[1] for line in lines] == [
-        "sonix_2.efi", "sonix_2.json", "sonix_2.usr", "sonix_2.verity"]
+        "sonix_2.chunks", "sonix_2.efi", "sonix_2.json", "sonix_2.usr", "sonix_2.verity"]
     for line in lines:
         digest, name = line.split("  ")
         assert digest == hashlib.sha256((out / name).read_bytes()).hexdigest()
@@ -269,7 +278,7 @@ def test_keep_drops_the_oldest_after_the_new_sums_are_signed(tmp_path: Path) -> 
     assert sorted(r.version for r in published.kept) == ["1.10", "1.9"]
     sums = channel.parse_sums((out / "SHA256SUMS").read_text())
     assert sorted(sums) == sorted(f"sonix_{v}.{s}" for v in ("1.9", "1.10")
-                                  for s in ("efi", "json", "usr", "verity"))
+                                  for s in ("chunks", "efi", "json", "usr", "verity"))
     assert not [name for name in listing(out) if name.startswith("sonix_1.8.")]
     # While signing, the old release was still there and the new one not yet visible.
     (signed, visible), = signer.calls

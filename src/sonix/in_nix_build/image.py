@@ -1113,8 +1113,14 @@ def make_usr_filesystem(usr: Path, cfg: DiskConfig, work: Path) -> Path:
     write_usr_tar(tree, modes, work / "usr.tar")
     erofs = work / "usr.erofs"
     fs_uuid = uuid.uuid5(uuid.NAMESPACE_URL, f"sonix:{cfg.name}_{cfg.version}:usr")
+    # -Enoinline_data: no file data inline after its inode. Inodes hold their data's block
+    # address, so a file added early in the tree changes every later inode; with data inline
+    # those inodes lie among small files' bytes all over the image and a delta update fetched
+    # 7.7 % of it for one added package, without it 1.7 %, for an image 8 % larger
+    # (docs/updates.md, "Delta updates").
     run("mkfs.erofs", "--quiet", "--tar=f", *EROFS_COMPRESSION[cfg.compression],
-        f"-U{fs_uuid}", f"-T{EPOCH}", "--all-time", erofs, work / "usr.tar")
+        "-Enoinline_data", f"-U{fs_uuid}", f"-T{EPOCH}", "--all-time", erofs,
+        work / "usr.tar")
     normalise_mtimes(tree)
     return erofs
 

@@ -32,9 +32,10 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol
 
 from sonix import ui
-from sonix.agents import records, uki
+from sonix.agents import chunks, records, uki
 from sonix.agents.records import FORMAT, NAME_RE, VERSION_RE, Manifest, SignedIndex
 from sonix.agents.versions import compare_versions, version_key
+from sonix.release import chunking
 
 SUMS = "SHA256SUMS"
 SIGNATURE = "SHA256SUMS.gpg"
@@ -217,11 +218,15 @@ class Staged:
 
     manifest: Manifest | None
     temp: dict[str, Path] = field(default_factory=dict)  # final name → temporary file
+    chunks: list[Path] = field(default_factory=list)  # chunk files new in the store
 
     def discard(self) -> None:
-        for path in self.temp.values():
+        """Remove what was staged and not published (the new chunks too: a failed release
+        leaves the channel as it was)."""
+        for path in [*self.temp.values(), *self.chunks]:
             path.unlink(missing_ok=True)
         self.temp.clear()
+        self.chunks.clear()
 
 
 def stage(image: Image, channel: Path, created: datetime.datetime | None = None) -> Staged:
@@ -256,6 +261,7 @@ def stage(image: Image, channel: Path, created: datetime.datetime | None = None)
         with image.uki.open("rb") as f:
             efi = _write_temp(channel, names["uki"], _read_range(f, 0, os.fstat(f.fileno())
                                                                  .st_size), staged)
+        stage_chunks(channel, image, staged, {"usr": usr, "efi": efi})
         staged.manifest = make_manifest(image, efi, usr, verity, uki.boot_digests(image.uki),
                                         created)
         _write_temp(channel, names["manifest"], iter([staged.manifest.to_bytes()]), staged)
@@ -263,6 +269,20 @@ def stage(image: Image, channel: Path, created: datetime.datetime | None = None)
         staged.discard()
         raise
     return staged
+
+
+def stage_chunks(channel: Path, image: Image, staged: Staged,
+                 written: dict[str, tuple[int, str]]) -> None:
+    """The release's chunk index under a temporary name, its chunks in the store (a chunk no
+    published index names is harmless, and pruned by the next publication)."""
+    names = file_names(image.name, image.version)
+    files = {"usr": staged.temp[names["usr"]], "efi": staged.temp[names["uki"]]}
+    index = chunking.make_index(channel, image.name, image.version, files, staged.chunks)
+    for role, (size, sha256) in written.items():
+        if (index.parts[role].size, index.parts[role].sha256) != (size, sha256):
+            raise ui.die(f"the {role} file changed while it was cut into chunks")
+    _write_temp(channel, chunks.index_name(image.name, image.version),
+                iter([index.to_bytes()]), staged)
 
 
 def make_manifest(
@@ -349,7 +369,9 @@ class Release:
 
     @property
     def files(self) -> list[str]:
-        return list(file_names(self.name, self.version).values())
+        """The release's files in the channel (its chunk index too: it may have none)."""
+        return [*file_names(self.name, self.version).values(),
+                chunks.index_name(self.name, self.version)]
 
 
 @contextlib.contextmanager
@@ -364,6 +386,8 @@ def locked(channel: Path) -> Iterator[None]:
             raise ui.die(f"another sonix release is writing to {channel}",
                          hint="wait for it to finish") from None
         for leftover in channel.glob(f"{TEMP_PREFIX}*{TEMP_SUFFIX}"):
+            leftover.unlink(missing_ok=True)
+        for leftover in channel.glob(f"{chunks.STORE}/*/{TEMP_PREFIX}*{TEMP_SUFFIX}"):
             leftover.unlink(missing_ok=True)
         yield
     finally:
@@ -486,13 +510,22 @@ def publish(channel: Path, staged: Staged, keep: int, sign: Signer,
             os.replace(temp, channel / final)
             del staged.temp[final]
         _rename_index(channel, signed)
+        staged.chunks.clear()  # published: the new index names them
     finally:
         signed.discard()
     for old in dropped:
         for file in old.files:
             (channel / file).unlink(missing_ok=True)
+    prune_chunks(channel, kept)
     _fsync_dir(channel)
     return Published(release, existing is None, kept, dropped)
+
+
+def prune_chunks(channel: Path, kept: list[Release]) -> int:
+    """Delete the stored chunks that no kept release's chunk index names (after the new
+    signed index is in place, like the files of dropped releases)."""
+    indexes = [chunking.read_index(channel, r.name, r.version) for r in kept]
+    return chunking.prune(channel, chunking.used_chunks([i for i in indexes if i is not None]))
 
 
 def check_newer(channel: Path, releases: list[Release], name: str, version: str) -> None:
@@ -530,6 +563,10 @@ def checksums(channel: Path, kept: list[Release], pending: dict[str, Path]) -> d
         manifest = names["manifest"]
         path = pending.get(manifest, channel / manifest)
         digests[manifest] = _checked_hash(path, manifest, previous.get(manifest), SUMS)
+        index = chunks.index_name(release.name, release.version)
+        path = pending.get(index, channel / index)
+        if path.is_file():  # releases published before issue 17 have none
+            digests[index] = _checked_hash(path, index, previous.get(index), SUMS)
     return digests
 
 
