@@ -259,13 +259,15 @@ def test_the_total_download_cap(world: dict[str, Any]) -> None:
 
 
 def index_json(world: dict[str, Any]) -> dict[str, Any]:
-    index = ChunkIndex("sonix", "2", {"usr": world["new"], "efi": world["old"]})
+    index = ChunkIndex("sonix", "2", {"usr": world["new"], "verity": world["new"],
+                                      "efi": world["old"]})
     data: dict[str, Any] = json.loads(index.to_bytes())
     return data
 
 
 def test_the_index_reads_back(world: dict[str, Any]) -> None:
-    index = ChunkIndex("sonix", "2", {"usr": world["new"], "efi": world["old"]})
+    index = ChunkIndex("sonix", "2", {"usr": world["new"], "verity": world["old"],
+                                      "efi": world["old"]})
     assert ChunkIndex.from_bytes(index.to_bytes()) == index
     assert chunks.index_name("sonix", "2") == "sonix_2.chunks"
 
@@ -297,7 +299,8 @@ def test_a_bad_index_is_refused_with_its_path(world: dict[str, Any], case: str) 
 
 
 def test_kept_indexes(world: dict[str, Any], tmp_path: Path) -> None:
-    index = ChunkIndex("sonix", "2", {"usr": world["new"], "efi": world["old"]})
+    index = ChunkIndex("sonix", "2", {"usr": world["new"], "verity": world["old"],
+                                      "efi": world["old"]})
     kept = tmp_path / "chunk-indexes"
     chunks.save_index(kept, index)
     assert chunks.load_index(kept, "sonix", "2") == index

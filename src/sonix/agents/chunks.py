@@ -1,6 +1,7 @@
 """Delta updates: a release's files rebuilt from content-defined chunks (issue 17).
 
-`sonix release` cuts each release's usr image and UKI into content-defined chunks on the host
+`sonix release` cuts each release's usr image, verity data and UKI into content-defined chunks
+on the host
 (the machine never runs a rolling hash: a pure-Python one under TCG is far too slow) and
 writes a **chunk index** `<name>_<version>.chunks` (covered by the signed SHA256SUMS like
 every release file) and a chunk store shared by the channel's releases,
@@ -46,7 +47,10 @@ FORMAT = 1  # of the chunk index
 CODEC = "zlib"  # how the store keeps chunks (decompressed by the target's python3)
 STORE = "chunks"  # the channel's chunk store directory
 SUFFIX = ".z"
-PARTS = ("usr", "efi")  # the release files that are chunked (the verity tree is small)
+# The release files that are chunked. The verity data too: it hashes the whole 512 MiB slot,
+# so it is 4 MiB, mostly the same hash block over and over (the zeros after the file system),
+# which chunks dedupe and zlib shrinks to its 0.7 MB of real hashes.
+PARTS = ("usr", "verity", "efi")
 MAX_CHUNK = 1 << 20  # an index with a longer chunk is refused (sonix cuts at most 256 KiB)
 MAX_INDEX_BYTES = 8 << 20  # a chunk index is downloaded with this cap
 
@@ -141,11 +145,11 @@ class Part:
 
 @dataclass(frozen=True)
 class ChunkIndex:
-    """`<name>_<version>.chunks`: the chunks of a release's usr image and UKI."""
+    """`<name>_<version>.chunks`: the chunks of a release's usr image, verity data and UKI."""
 
     name: str
     version: str
-    parts: dict[str, Part]  # "usr", "efi"
+    parts: dict[str, Part]  # PARTS
     codec: str = CODEC
 
     def to_json(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@
     staged = channel.stage(image, dir)       # the release's files under temporary names
     channel.publish(dir, staged, keep, sign) # files, signed SHA256SUMS, old releases dropped
     channel.renew(dir, sign)                 # a new serial and expiry, releases unchanged
+    diff_releases(dir, "1", "2")             # what a machine on 1 downloads to reach 2
 
 `channel` is the layout of docs/updates.md on plain files; `signing` is gpg (the key
 directory, trusted.gpg, gpgv). `verify_channel` is the check a machine makes before it takes
@@ -16,9 +17,9 @@ import datetime
 from pathlib import Path
 
 from sonix import ui
-from sonix.agents import records
+from sonix.agents import chunks, records
 from sonix.build import BuildResult
-from sonix.release import channel, signing
+from sonix.release import channel, chunking, signing
 
 
 def release_build(result: BuildResult, directory: Path, key: signing.Key,
@@ -49,6 +50,42 @@ def release_build(result: BuildResult, directory: Path, key: signing.Key,
         ui.info(f"dropped {old.name} {old.version} (--keep {keep})")
     ui.info("channel: " + ", ".join(f"{r.name} {r.version}" for r in published.kept))
     return published
+
+
+def find_release(releases: list[channel.Release], wanted: str) -> channel.Release:
+    """A release by its version, or by `<name>_<version>` when the channel has several
+    images."""
+    found = [r for r in releases
+             if wanted in (r.version, channel.release_stem(r.name, r.version))]
+    if len(found) != 1:
+        have = ", ".join(channel.release_stem(r.name, r.version) for r in releases) or "none"
+        raise ui.die(f"the channel has {'no' if not found else 'more than one'} release "
+                     f"{wanted!r} (releases: {have})", hint="give a version, or NAME_VERSION")
+    return found[0]
+
+
+def diff_releases(directory: Path, source: str, target: str) -> chunking.Diff:
+    """What a machine on release `source` downloads to reach `target`: the chunks that the
+    agent's planning (seeded with the source release's usr image, verity data and UKI, as its
+    booted slot and its ESP hold them) does not find, and the target's chunk index."""
+    releases = channel.read_releases(directory)
+    old, new = find_release(releases, source), find_release(releases, target)
+    indexes = {}
+    for release in (old, new):
+        index = chunking.read_index(directory, release.name, release.version)
+        if index is None:
+            raise ui.die(f"{release.name} {release.version} has no chunk index in {directory}",
+                         hint="it was published by a sonix release older than issue 17")
+        indexes[release.version] = index
+    files = {r.version: {"usr": directory / r.manifest.usr.file.name,
+                         "verity": directory / r.manifest.verity.file.name,
+                         "efi": directory / r.manifest.uki.name} for r in (old, new)}
+    index_size = (directory / chunks_name(new)).stat().st_size
+    return chunking.diff(indexes[old.version], indexes[new.version], files, index_size)
+
+
+def chunks_name(release: channel.Release) -> str:
+    return chunks.index_name(release.name, release.version)
 
 
 def renew_channel(directory: Path, key: signing.Key,

@@ -261,7 +261,7 @@ def stage(image: Image, channel: Path, created: datetime.datetime | None = None)
         with image.uki.open("rb") as f:
             efi = _write_temp(channel, names["uki"], _read_range(f, 0, os.fstat(f.fileno())
                                                                  .st_size), staged)
-        stage_chunks(channel, image, staged, {"usr": usr, "efi": efi})
+        stage_chunks(channel, image, staged, {"usr": usr, "verity": verity, "efi": efi})
         staged.manifest = make_manifest(image, efi, usr, verity, uki.boot_digests(image.uki),
                                         created)
         _write_temp(channel, names["manifest"], iter([staged.manifest.to_bytes()]), staged)
@@ -276,7 +276,8 @@ def stage_chunks(channel: Path, image: Image, staged: Staged,
     """The release's chunk index under a temporary name, its chunks in the store (a chunk no
     published index names is harmless, and pruned by the next publication)."""
     names = file_names(image.name, image.version)
-    files = {"usr": staged.temp[names["usr"]], "efi": staged.temp[names["uki"]]}
+    files = {"usr": staged.temp[names["usr"]], "verity": staged.temp[names["verity"]],
+             "efi": staged.temp[names["uki"]]}
     index = chunking.make_index(channel, image.name, image.version, files, staged.chunks)
     for role, (size, sha256) in written.items():
         if (index.parts[role].size, index.parts[role].sha256) != (size, sha256):

@@ -96,7 +96,7 @@ def store_chunk(channel: Path, sha256: str, data: bytes, created: list[Path]) ->
     packed = zlib.compress(data, LEVEL)
     if len(packed) > chunks.stored_bound(len(data)):  # zlib's own bound is below ours
         raise ui.die(f"zlib made {len(packed)} bytes of a {len(data)}-byte chunk")
-    path.parent.mkdir(mode=0o755, exist_ok=True)
+    path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     fd, temp = tempfile.mkstemp(dir=path.parent, prefix=TEMP_PREFIX, suffix=TEMP_SUFFIX)
     with os.fdopen(fd, "wb") as out:
         out.write(packed)
@@ -108,8 +108,8 @@ def store_chunk(channel: Path, sha256: str, data: bytes, created: list[Path]) ->
 
 def make_index(channel: Path, name: str, version: str, files: dict[str, Path],
                created: list[Path]) -> ChunkIndex:
-    """The chunk index of a release whose usr image and UKI are `files["usr"]` and
-    `files["efi"]`; their chunks are in the store when it returns (flushed to disk: the
+    """The chunk index of a release whose files are `files[role]` (role: chunks.PARTS); their
+    chunks are in the store when it returns (flushed to disk: the
     index that names them is published after). The chunk files it adds are appended to
     `created` (for the caller to remove if the release is not published)."""
     (channel / chunks.STORE).mkdir(mode=0o755, exist_ok=True)
@@ -171,7 +171,7 @@ def prune(channel: Path, keep: set[str]) -> int:
 class Diff:
     """What a machine on one release downloads to reach another."""
 
-    delta: int  # chunk bytes + the chunk index + the files downloaded whole (verity)
+    delta: int  # chunk bytes + the chunk index
     full: int  # the release's files downloaded whole
     chunk_bytes: int
     chunk_count: int
@@ -183,18 +183,17 @@ class Diff:
         return self.delta / self.full if self.full else 0.0
 
 
-def diff(channel: Path, source: ChunkIndex, target: ChunkIndex,
-         files: dict[str, dict[str, Path]], verity: int, index_size: int) -> Diff:
-    """Plan the target's usr image and UKI with the source release's files as seeds, as the
-    agent does (`chunks.plan`). `files[version][role]` are the releases' files in the channel;
-    `verity` is the size of the target's verity file (downloaded whole), `index_size` the
-    size of its chunk index."""
+def diff(source: ChunkIndex, target: ChunkIndex, files: dict[str, dict[str, Path]],
+         index_size: int) -> Diff:
+    """Plan the target's files with the source release's files as seeds, as the agent does
+    (`chunks.plan`). `files[version][role]` are the releases' files in the channel,
+    `index_size` the size of the target's chunk index (downloaded too)."""
     seeds = [chunks.Seed(files[source.version][role], source.parts[role],
                          f"{source.version} {role}") for role in chunks.PARTS]
     plans = [chunks.plan(target.parts[role], seeds) for role in chunks.PARTS]
     chunk_bytes = sum(p.download_bytes for p in plans)
-    full = sum(target.parts[role].size for role in chunks.PARTS) + verity
-    return Diff(delta=chunk_bytes + index_size + verity, full=full, chunk_bytes=chunk_bytes,
+    full = sum(target.parts[role].size for role in chunks.PARTS)
+    return Diff(delta=chunk_bytes + index_size, full=full, chunk_bytes=chunk_bytes,
                 chunk_count=sum(len(p.downloads) for p in plans),
                 seeded=sum(p.seeded_bytes for p in plans),
                 notes=tuple(n for p in plans for n in p.notes))
