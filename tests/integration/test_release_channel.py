@@ -72,9 +72,9 @@ def shadow(published: Published, tmp: Path, tampered: str, change: Callable[[byt
 def test_the_channel_holds_the_documented_files(published: Published) -> None:
     build = published.build.manifest
     stem = f"{build['name']}_{build['version']}"
-    suffixes = ("efi", "json", "usr", "verity")
+    suffixes = ("chunks", "efi", "json", "usr", "verity")
     assert sorted(p.name for p in published.directory.iterdir()) == sorted(
-        ["SHA256SUMS", "SHA256SUMS.gpg", "SHA256SUMS.signed"]
+        ["SHA256SUMS", "SHA256SUMS.gpg", "SHA256SUMS.signed", "chunks"]
         + [f"{stem}.{s}" for s in suffixes])
     manifest = published.manifest
     usrhash = build["usrhash"]

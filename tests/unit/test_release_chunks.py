@@ -79,6 +79,19 @@ def test_the_release_has_a_signed_chunk_index_of_its_usr_image_and_uki(tmp_path:
     assert stored(out) == chunking.used_chunks([index])
 
 
+def test_check_store_finds_missing_and_damaged_chunks(tmp_path: Path) -> None:
+    out = tmp_path / "channel"
+    release(tmp_path, out, usr_blocks=40)
+    index = chunking.read_index(out, "sonix", "2")
+    assert index is not None and chunking.check_store(out, index) == []
+    first, second = (chunks.chunk_path(c.sha256) for c in index.parts["usr"].chunks[:2])
+    (out / first).unlink()
+    (out / second).write_bytes(b"x")
+    problems = chunking.check_store(out, index)
+    assert problems[0] == f"{first} is missing"
+    assert problems[1].startswith(f"{second}: chunk ")
+
+
 def test_keep_prunes_chunks_no_kept_release_uses(tmp_path: Path) -> None:
     out = tmp_path / "channel"
     for version, fill in (("1", 1), ("2", 2), ("3", 2)):

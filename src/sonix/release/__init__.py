@@ -105,8 +105,8 @@ def renew_channel(directory: Path, key: signing.Key,
 def verify_channel(directory: Path, keyring: Path) -> list[str]:
     """Problems a machine would find in the channel (empty: all is well): the clearsigned
     index by `gpgv --keyring --output -` (only the text it gives back counts), its serial and
-    expiry, then every listed file's sha256; and that SHA256SUMS and its detached signature
-    say the same."""
+    expiry, then every listed file's sha256, and every chunk that a listed chunk index names;
+    and that SHA256SUMS and its detached signature say the same."""
     signed = directory / channel.SIGNED
     if not signed.is_file():
         return [f"{directory} has no {channel.SIGNED} (publish with this sonix release)"]
@@ -135,4 +135,11 @@ def verify_channel(directory: Path, keyring: Path) -> list[str]:
             problems.append(f"{name} is missing")
         elif channel.sha256_file(path) != digest:
             problems.append(f"{name} does not match its {channel.SUMS} line")
+        elif name.endswith(".chunks"):
+            try:
+                chunk_index = chunks.ChunkIndex.from_bytes(path.read_bytes(), name)
+            except records.RecordError as error:
+                problems.append(str(error))
+            else:
+                problems += chunking.check_store(directory, chunk_index)
     return problems

@@ -12,6 +12,7 @@ what a machine would fetch with the agent's own code.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import mmap
 import os
@@ -38,6 +39,7 @@ TEMP_PREFIX = ".sonix-"
 TEMP_SUFFIX = ".tmp"
 
 
+@functools.cache
 def _fastcdc() -> object:
     try:
         from fastcdc.fastcdc_cy import fastcdc_cy  # type: ignore[import-untyped]
@@ -137,6 +139,26 @@ def read_index(channel: Path, name: str, version: str) -> ChunkIndex | None:
     if (index.name, index.version) != (name, version):
         raise ui.die(f"{path.name} describes {index.name} {index.version}")
     return index
+
+
+def check_store(channel: Path, index: ChunkIndex) -> list[str]:
+    """Problems a machine would meet fetching this release's chunks (empty: none): a chunk
+    missing from the store, of another stored size, or not inflating to its sha256."""
+    problems = []
+    seen: set[str] = set()
+    for part in index.parts.values():
+        for chunk in part.chunks:
+            if chunk.sha256 in seen:
+                continue
+            seen.add(chunk.sha256)
+            name = chunks.chunk_path(chunk.sha256)
+            try:
+                chunks.decompress((channel / name).read_bytes(), chunk)
+            except FileNotFoundError:
+                problems.append(f"{name} is missing")
+            except chunks.ChunkError as error:
+                problems.append(f"{name}: {error}")
+    return problems
 
 
 def used_chunks(indexes: list[ChunkIndex]) -> set[str]:
