@@ -189,7 +189,8 @@ def test_renew_changes_serial_and_expiry_only(tmp_path: Path) -> None:
     out = tmp_path / "channel"
     publish(out, tmp_path, "1")
     before = index_of(out)
-    files = {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith("SHA")}
+    files = {p.relative_to(out): p.read_bytes() for p in out.rglob("*")
+             if p.is_file() and not p.name.startswith("SHA")}  # the chunk store's too
     later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
     with channel.locked(out):
         renewed = channel.renew(out, FakeSigner(out), valid_days=30, now=later)
@@ -197,7 +198,8 @@ def test_renew_changes_serial_and_expiry_only(tmp_path: Path) -> None:
     assert renewed.files == before.files
     assert renewed.serial > before.serial
     assert renewed.expires == records.format_time(later + dt.timedelta(days=30))
-    assert {p.name: p.read_bytes() for p in out.iterdir() if not p.name.startswith("SHA")} == files
+    assert {p.relative_to(out): p.read_bytes() for p in out.rglob("*")
+            if p.is_file() and not p.name.startswith("SHA")} == files
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
