@@ -26,6 +26,7 @@ from sonix.httpguard import REQUEST_TIMEOUT, GuardedHandler, GuardedServer
 
 CONTENT_TYPES = {
     ".json": "application/json",
+    ".chunks": "application/json",  # a chunk index (docs/updates.md, "Delta updates")
     ".gpg": "application/pgp-signature",
     ".txt": "text/plain; charset=utf-8",
 }
