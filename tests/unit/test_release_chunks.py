@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from test_release import FakeSigner, fake_image, listing, release
 
-from sonix import ui
+from sonix import cli, ui
 from sonix.agents import chunks
 from sonix.release import channel, chunking, diff_releases
 
@@ -144,3 +144,17 @@ def test_diff_counts_what_the_agent_would_fetch(tmp_path: Path) -> None:
     assert diff_releases(out, "sonix_1", "sonix_2") == same
     with pytest.raises(ui.SonixError, match="no release '9'"):
         diff_releases(out, "9", "2")
+
+
+def test_the_diff_command(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "channel"
+    release(tmp_path, out, version="1", fill=3, usr_blocks=50)
+    release(tmp_path, out, version="2", fill=3, usr_blocks=50)
+    assert cli.main(["release", "diff", str(out), "1", "2"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["chunks", "delta", "full", "ratio"]
+    result = diff_releases(out, "1", "2")
+    assert lines[1].split()[1] == str(result.delta)
+    assert lines[3] == f"ratio:   {100 * result.ratio:.2f} %"
+    assert cli.main(["release", "examples/minimal.nix", "extra", "--channel", str(out)]) == 1
+    assert "unexpected arguments: extra" in capsys.readouterr().err
