@@ -103,6 +103,19 @@ in
         in {option}`systemd.disabledGenerators` by default otherwise).
       '';
     };
+    measurePcr15 = mkOption {
+      type = types.bool;
+      default = false;
+      example = true;
+      description = ''
+        Whether systemd measures the machine's identity into PCR 15 at boot:
+        `systemd-pcrmachine.service` (the machine ID) and `systemd-pcrfs-root.service` /
+        `systemd-pcrfs@.service` (each file system's UUID). No sonix policy reads PCR 15 (the
+        sealed root binds to the signed PCR 11 policy, see {option}`boot.encryption.pcrs`), and
+        each is a process and a TPM round trip early in boot, so the default masks them. Turn it
+        on when your own TPM policies bind to PCR 15. Only with {option}`boot.secureBoot.tpm`.
+      '';
+    };
     signing = mkOption {
       internal = true;
       readOnly = true;

@@ -85,6 +85,18 @@ def test_measured_boot_ships_the_tpm_stack(keys: Path) -> None:
     assert "/usr/lib/systemd/systemd-pcrextend" not in evaluate(module, "boot.initrd.binaries")
 
 
+PCR15 = [f"lib/systemd/system/{unit}" for unit in (
+    "systemd-pcrmachine.service", "systemd-pcrfs-root.service", "systemd-pcrfs@.service")]
+
+
+def test_nothing_measures_into_pcr15_at_boot_unless_asked(keys: Path) -> None:
+    for path in PCR15:
+        assert usr(enabled(keys))[path]["value"] == "/dev/null", path
+        assert path not in usr(enabled(keys, "boot.secureBoot.measurePcr15 = true;")), path
+        assert path not in usr()  # without a TPM: untouched (their condition skips them)
+        assert path not in usr(enabled(keys, "boot.secureBoot.tpm = false;")), path
+
+
 def test_options_override_the_directory(keys: Path, tmp_path_factory: pytest.TempPathFactory
                                         ) -> None:
     other = tmp_path_factory.mktemp("other")

@@ -406,3 +406,39 @@ def test_boot_report_script_reads_efi_variables_and_the_tpm(
     ).stdout.strip()
     assert out.startswith(expected + " root=")
     assert out.split("root=")[1] in ("yes", "no")
+
+
+def test_a_new_tpm_is_made_with_swtpm_setup_and_the_sha256_bank_only(tmp_path: Path) -> None:
+    tpm = _tpm(tmp_path)
+    assert swtpm.manufacture_argv(tpm) == [
+        "swtpm_setup", "--tpm2", "--tpmstate", str(tpm.state), "--pcr-banks", "sha256",
+        "--logfile", str(tpm.log),
+    ]
+
+
+@needs_swtpm
+def test_swtpm_manufactures_a_new_tpm_once(tmp_path: Path) -> None:
+    tpm = _tpm(tmp_path)
+    tpm.socket.parent.mkdir(parents=True)
+    with swtpm.running(tpm):
+        pass
+    log = tpm.log.read_text()
+    assert "activated PCR banks sha256 among sha1,sha256,sha384,sha512" in log, log
+    assert (tpm.state / swtpm.STATE_FILE).stat().st_size > 0
+    with swtpm.running(tpm):  # the same TPM: not made again
+        pass
+    assert tpm.log.read_text().count("Starting vTPM manufacturing") == 1
+
+
+def test_a_failing_swtpm_setup_is_an_error_that_names_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fake = tmp_path / "bin"
+    fake.mkdir()
+    for name, script in (("swtpm", "exit 0"), ("swtpm_setup", "echo 'no space left' >&2; exit 1")):
+        (fake / name).write_text(f"#!/bin/sh\n{script}\n")
+        (fake / name).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{fake}:/usr/bin:/bin")
+    with pytest.raises(ui.SonixError, match="swtpm_setup failed .status 1.: no space left"):
+        swtpm.start(_tpm(tmp_path))
+    assert not (tmp_path / "vm" / "tpm" / swtpm.STATE_FILE).exists()

@@ -9,6 +9,8 @@ let
   inherit (lib) mkOption types concatStringsSep concatMap attrNames filter optional optionals
     optionalAttrs nameValuePair listToAttrs any;
   sd = import ./lib.nix { inherit lib; };
+  # What extends PCR 15 (boot.secureBoot.measurePcr15).
+  pcr15Units = [ "systemd-pcrmachine.service" "systemd-pcrfs-root.service" "systemd-pcrfs@.service" ];
 
   # The unit kinds kept in attribute sets, by option name.
   kinds = {
@@ -477,11 +479,16 @@ in
     };
     maskedUnits = maskedUnitsOption {
       where = "image";
-      default = [ "modprobe@drm.service" ];
+      default = [ "modprobe@drm.service" ]
+        ++ lib.optionals (config.boot.secureBoot.tpm && !config.boot.secureBoot.measurePcr15)
+          pcr15Units;
       defaultText = ''
         The default masks `modprobe@drm.service`: systemd-logind wants the DRM core loaded
         before it looks for seats with graphics; a server has none, and a GPU's own driver
-        still brings the DRM core when udev loads it. `[ ]` masks none.
+        still brings the DRM core when udev loads it. With {option}`boot.secureBoot.tpm` it
+        also masks what measures into PCR 15, unless {option}`boot.secureBoot.measurePcr15`:
+        `systemd-pcrmachine.service`, `systemd-pcrfs-root.service` and `systemd-pcrfs@.service`.
+        `[ ]` masks none.
       '';
     };
   };

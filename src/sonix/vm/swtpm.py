@@ -24,6 +24,14 @@ from sonix import process, ui
 from sonix.vm.qemu import Tpm
 
 SWTPM = "swtpm"
+SWTPM_SETUP = "swtpm_setup"
+# The PCR banks a new TPM activates: swtpm_setup's own default, and the one bank systemd
+# measures into and seals with. A swtpm started on an empty state directory without
+# swtpm_setup activates all four (sha1, sha256, sha384, sha512): then the firmware, the stub
+# and every systemd-pcrphase hash each measurement four times, which under TCG costs seconds
+# of boot (docs/benchmarks/secure-boot.md).
+PCR_BANKS = "sha256"
+MANUFACTURE_TIMEOUT = 60.0
 SWTPM_HINT = "install the `swtpm` and `swtpm-tools` packages (./sonix installs them on first use)"
 # swtpm creates its socket within milliseconds; a loaded host may take a few seconds.
 START_TIMEOUT = 10.0
@@ -63,6 +71,8 @@ def start(tpm: Tpm, timeout: float = START_TIMEOUT) -> process.Child:
     argv = swtpm_argv(tpm)
     require_swtpm()
     tpm.state.mkdir(parents=True, exist_ok=True)
+    if not (tpm.state / STATE_FILE).exists():
+        manufacture(tpm)
     tpm.socket.unlink(missing_ok=True)  # a socket left by a killed swtpm is not a sign of life
     with open(tpm.log, "ab") as log:
         child = launch(argv, log)
@@ -75,6 +85,33 @@ def start(tpm: Tpm, timeout: float = START_TIMEOUT) -> process.Child:
             raise _failed(tpm, f"swtpm made no socket at {tpm.socket} within {timeout:.0f}s")
         time.sleep(0.02)
     return child
+
+
+STATE_FILE = "tpm2-00.permall"  # the TPM's permanent state: seeds, NV indices, PCR banks
+
+
+def manufacture_argv(tpm: Tpm) -> list[str]:
+    """swtpm_setup's command line that makes a new TPM in `tpm.state` (pure)."""
+    return [SWTPM_SETUP, "--tpm2", "--tpmstate", str(tpm.state), "--pcr-banks", PCR_BANKS,
+            "--logfile", str(tpm.log)]
+
+
+def manufacture(tpm: Tpm) -> None:
+    """Make a new TPM (a chip out of the factory) in the empty state directory: swtpm_setup,
+    as libvirt does, with only the sha256 PCR bank active. No endorsement certificate: nothing
+    here asks the TPM to prove its make."""
+    argv = manufacture_argv(tpm)
+    if shutil.which(SWTPM_SETUP) is None:
+        raise ui.die(f"{SWTPM_SETUP} was not found (it makes a VM's new TPM)", hint=SWTPM_HINT)
+    try:
+        result = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                                timeout=MANUFACTURE_TIMEOUT, check=False)
+    except subprocess.TimeoutExpired:
+        raise _failed(tpm, f"{SWTPM_SETUP} did not finish within {MANUFACTURE_TIMEOUT:.0f}s") \
+            from None
+    if result.returncode != 0 or not (tpm.state / STATE_FILE).exists():
+        raise _failed(tpm, f"{SWTPM_SETUP} failed (status {result.returncode}): "
+                           f"{(result.stderr or result.stdout).strip()}")
 
 
 def launch(argv: list[str], log: BinaryIO) -> process.Child:
