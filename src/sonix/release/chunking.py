@@ -42,10 +42,10 @@ TEMP_SUFFIX = ".tmp"
 @functools.cache
 def _fastcdc() -> object:
     try:
-        from fastcdc.fastcdc_cy import fastcdc_cy  # type: ignore[import-untyped]
+        from fastcdc.fastcdc_cy import fastcdc_cy  # type: ignore[import-untyped,import-not-found,unused-ignore]
     except ImportError:  # no compiled wheel for this Python: same boundaries, much slower
         ui.info("warning: fastcdc has no compiled module for this Python; chunking is slow")
-        from fastcdc.fastcdc_py import fastcdc_py  # type: ignore[import-untyped]
+        from fastcdc.fastcdc_py import fastcdc_py  # type: ignore[import-untyped,import-not-found,unused-ignore]
         return fastcdc_py
     return fastcdc_cy
 
