@@ -507,7 +507,15 @@ def usr_device(usr: Path = Path("/usr")) -> Path:
     """The block device mounted on /usr: the booted release's dm-verity device, so its bytes
     are checked by the kernel as they are read (a seed needs no trust, but no surprises)."""
     st = os.stat(usr)
-    return Path(f"/dev/block/{os.major(st.st_dev)}:{os.minor(st.st_dev)}")
+    number = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    by_number = Path("/dev/block") / number
+    if by_number.exists():  # udev's link
+        return by_number
+    try:
+        name = (Path("/sys/dev/block") / number / "dm/name").read_text().strip()
+        return Path("/dev/mapper") / name
+    except OSError:
+        return by_number  # planning notes that it cannot be opened
 
 
 def fetch_chunk_index(cfg: Config, index: SignedIndex, version: str
