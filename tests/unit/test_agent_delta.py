@@ -178,6 +178,20 @@ def test_without_a_seed_index_the_full_files_are_downloaded(
     assert kept(machine) == []  # nothing assembled: the index is not kept either
 
 
+def test_a_listed_chunk_index_that_cannot_be_downloaded_means_the_full_files(
+    booted_v1: Machine, server: Server, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    publish(server, tmp_path, "2")
+    (server.directory / "sonix_2.chunks").unlink()
+    assert run(booted_v1, server) == 0
+    assert slot_holds(booted_v1, server, "2")
+    assert {"sonix_2.usr", "sonix_2.verity", "sonix_2.efi"} <= set(server.requests)
+    assert not chunk_requests(server)
+    err = capsys.readouterr().err
+    assert "delta update of sonix 2 not possible (cannot download " in err, err
+    assert "downloading the full files" in err
+
+
 def test_a_kept_index_seeds_when_the_channel_dropped_the_release(
     booted_v1: Machine, server: Server, tmp_path: Path,
 ) -> None:

@@ -690,8 +690,9 @@ def prepare_delta(cfg: Config, state_directory: Path, index: SignedIndex | None,
                 if published is not None:
                     seed_index, size = published
                     fetched += size
-                    if seed_version == booted:
-                        chunks.save_index(directory, seed_index)
+                    if seed_version == booted:  # kept for the next update (best effort)
+                        with contextlib.suppress(OSError):
+                            chunks.save_index(directory, seed_index)
             if seed_index is None:
                 missing.append(seed_version)
                 continue
