@@ -189,7 +189,7 @@ in
       ++ optional (cfg.activation != "reboot") pkgs.kexec-tools
       ++ optional (cfg.strategy == "maintenance-window" && cfg.maintenanceWindow.timeZone != "UTC") pkgs.tzdata;
 
-    system.agents = [ "common" "gpt" "records" "uki" "update" "versions" ];
+    system.agents = [ "chunks" "common" "gpt" "records" "uki" "update" "versions" ];
 
     system.usrFiles = {
       "bin/sonix" = {

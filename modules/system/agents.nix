@@ -10,7 +10,7 @@ let
 in
 {
   options.system.agents = mkOption {
-    type = types.listOf (types.enum [ "bootorder" "common" "gpt" "ignition" "metadata" "provision" "records" "rootdir" "uki" "update" "versions" ]);
+    type = types.listOf (types.enum [ "bootorder" "chunks" "common" "gpt" "ignition" "metadata" "provision" "records" "rootdir" "uki" "update" "versions" ]);
     default = [ ];
     internal = true;
     description = "Agent modules (src/sonix/agents/<name>.py) installed under /usr/lib/sonix/agents.";

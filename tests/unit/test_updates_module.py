@@ -41,7 +41,7 @@ def test_every_agent_unit_has_a_start_timeout() -> None:
 
 def test_the_agent_and_its_shared_modules_are_installed() -> None:
     files = usr(config())
-    for name in ("common", "gpt", "records", "uki", "update", "versions"):
+    for name in ("chunks", "common", "gpt", "records", "uki", "update", "versions"):
         assert f"lib/sonix/agents/{name}.py" in files, name
     agent = json.loads(text(files, "lib/sonix/update.json"))
     assert agent["timeout"] == 3600

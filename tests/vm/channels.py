@@ -15,9 +15,18 @@ from sonix.release.serve import handler_for
 UpdateRelease = Callable[[str], BuildResult]
 
 
-def serve_directory(directory: Path) -> Iterator[int]:
-    """Serve a channel directory on a free loopback port (sonix serve's handler)."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler_for(directory))
+def serve_directory(directory: Path, requests: list[str] | None = None) -> Iterator[int]:
+    """Serve a channel directory on a free loopback port (sonix serve's handler); the path of
+    every GET (without its leading `/`) is appended to `requests` when given."""
+    base = handler_for(directory)
+
+    class Recording(base):  # type: ignore[valid-type,misc]
+        def do_GET(self) -> None:
+            if requests is not None:
+                requests.append(self.path.lstrip("/"))
+            super().do_GET()
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recording)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

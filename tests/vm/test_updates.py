@@ -18,11 +18,13 @@ its boots:
 4. v4 whose health check fails, strategy `maintenance-window`: outside the window the reboot is
    deferred; inside it v4 boots, fails its check on both tries, and systemd-boot falls back to
    v3. The agent reports the rollback and does not install v4 again.
-5. v5 changes only /usr: activated by soft-reboot (same kernel, same boot ID), blessed by the
-   agent. v6 changes the initrd: the test asks for `activation = kexec`, but under Secure Boot
-   the agent reboots through the firmware (the locked-down kernel refuses to kexec Debian's
-   kernel); blessed. (tests/vm/test_hung_boots.py covers kexec on a machine without Secure
-   Boot.)
+5. v5 changes only /usr (an /etc file): a delta update (issue 17), the channel server's log
+   shows chunks fetched and none of v5's files whole; activated by soft-reboot (same kernel,
+   same boot ID), blessed by the agent. v6 changes the initrd: the test asks for
+   `activation = kexec`, but under Secure Boot the agent reboots through the firmware (the
+   locked-down kernel refuses to kexec Debian's kernel); blessed. One chunk that v6 needs is
+   corrupt in the channel: its hash gives it away and the agent downloads that file whole.
+   (tests/vm/test_hung_boots.py covers kexec on a machine without Secure Boot.)
 6. Two trial entries put on the ESP by someone else: v6's UKI with one byte changed, and v6's
    UKI signed by another owner's key. The firmware refuses both and v5 boots, with nobody at
    the console (docs/secure-boot.md). (2 also offers that foreign-signed UKI in the channel:
@@ -39,8 +41,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import shutil
 import tempfile
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -48,6 +52,7 @@ import pytest
 from channels import UpdateRelease, publish, serve_directory
 
 from sonix import process, secureboot
+from sonix.agents import chunks
 from sonix.build import BuildResult
 from sonix.release import signing
 from sonix.testing.driver import Driver
@@ -87,10 +92,17 @@ def releases(update_release: UpdateRelease) -> dict[str, BuildResult]:
 
 
 @pytest.fixture(scope="module")
-def channel(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, int]]:
+def channel_requests() -> list[str]:
+    """The channel server's request log: the path of every GET, in order."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def channel(tmp_path_factory: pytest.TempPathFactory, channel_requests: list[str]
+            ) -> Iterator[tuple[Path, int]]:
     """An empty channel directory served on a free loopback port."""
     directory = tmp_path_factory.mktemp("channel")
-    for port in serve_directory(directory):
+    for port in serve_directory(directory, channel_requests):
         yield directory, port
 
 
@@ -163,6 +175,31 @@ def partition_table(machine: Machine) -> str:
     )
 
 
+def delta_line(journal: str, version: str) -> str:
+    """The agent's figures of a delta update (update.Delta.finish)."""
+    match = re.search(rf"delta update of sonix {version}: downloaded .*", journal)
+    assert match, journal
+    return match[0]
+
+
+def corrupt_a_needed_chunk(directory: Path, version: str) -> tuple[Path, bytes, str]:
+    """Change the bytes of the first verity chunk of `version` in the channel's store (the
+    verity data has a salt of its own per release: no machine holds that chunk), stored as
+    valid zlib again: only the chunk's sha256 gives it away. (path, original bytes, sha256)."""
+    index = chunks.ChunkIndex.from_bytes((directory / f"sonix_{version}.chunks").read_bytes())
+    others = {c.sha256 for path in directory.glob("sonix_*.chunks")
+              if path.name != f"sonix_{version}.chunks"
+              for part in chunks.ChunkIndex.from_bytes(path.read_bytes()).parts.values()
+              for c in part.chunks}
+    chunk = next(c for c in index.parts["verity"].chunks if c.sha256 not in others)
+    path = directory / chunks.chunk_path(chunk.sha256)
+    original = path.read_bytes()
+    data = bytearray(zlib.decompress(original))
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(zlib.compress(bytes(data), 6))
+    return path, original, chunk.sha256
+
+
 def test_v1_enrols_the_owner_keys_then_boots_with_secure_boot_and_measured(
     machine: Machine, releases: dict[str, BuildResult],
 ) -> None:
@@ -216,6 +253,8 @@ def test_update_to_v2_immediately(
     assert machine.succeed("findmnt -no SOURCE /usr").strip() == "/dev/mapper/usr"
     journal = machine.succeed("journalctl -b -1 -u sonix-update.service --no-pager")
     assert "activating sonix 2 by reboot" in journal
+    # v1 came with the image, not from the channel: no chunk index to seed from.
+    assert "delta update of sonix 2 not possible: no chunk index" in journal
 
 
 def test_tampered_channel_is_rejected_and_nothing_written(
@@ -242,6 +281,9 @@ def test_tampered_channel_is_rejected_and_nothing_written(
         # 2. Signature and manifest intact, but the usr image's bytes differ (a corrupted
         #    mirror): the download's hash gives it away before anything points to the slot.
         shutil.copyfile(with_v3 / "SHA256SUMS.signed", sums)
+        # Without its chunk index (a delta update would not read sonix_3.usr at all): the
+        # agent says so and downloads the files whole.
+        (directory / "sonix_3.chunks").unlink()
         with (directory / "sonix_3.usr").open("r+b") as f:
             f.seek(4096 * 3)
             f.write(b"tampered")
@@ -339,12 +381,13 @@ def test_failing_v4_waits_for_the_window_then_rolls_back(
 
 def test_soft_reboot_when_only_usr_changed_and_kexec_when_the_initrd_did(
     machine: Machine, channel: tuple[Path, int], releases: dict[str, BuildResult],
-    key: signing.Key,
+    key: signing.Key, channel_requests: list[str],
 ) -> None:
     machine.succeed("rm -f /etc/sonix/update.json")  # back to the image's: immediate, auto
     boot_id = machine.succeed("cat /proc/sys/kernel/random/boot_id")
     before = booted_version(machine)  # 3 after the tests above
     publish(releases["5"], channel[0], key)
+    channel_requests.clear()
     machine.succeed("systemctl start --no-block sonix-update.service")
     machine.wait_for_reboot(timeout=BOOT_TIMEOUT, console=r"Welcome to .*sonix 5 ")
     assert booted_version(machine) == "5"
@@ -359,13 +402,34 @@ def test_soft_reboot_when_only_usr_changed_and_kexec_when_the_initrd_did(
     journal = machine.succeed("journalctl -u sonix-update.service --no-pager")
     assert "activating sonix 5 by soft-reboot: kernel, initrd and command line unchanged" in (
         journal)
+    # A delta update (v5 differs from v3 in an /etc file): the server sent chunks and the
+    # chunk index, never one of v5's files whole; every file was assembled on the machine.
+    fetched = [r for r in channel_requests if r.startswith(chunks.STORE + "/")]
+    assert fetched, channel_requests
+    assert not {"sonix_5.usr", "sonix_5.verity", "sonix_5.efi"} & set(channel_requests)
+    assert "sonix_5.chunks" in channel_requests
+    for name in ("sonix_5.usr", "sonix_5.verity", "sonix_5.efi"):
+        assert f"{name}: assembled from chunks" in journal, name
+    line = delta_line(journal, "5")
+    assert " 0 bytes of whole files" in line, line
+    chunk_bytes = sum((channel[0] / r).stat().st_size for r in set(fetched))
+    print(f"v3 -> v5 (an /etc file): {len(fetched)} chunk requests, {chunk_bytes} bytes of "
+          f"chunks served; the agent: {line}")
 
     # kexec is asked for, but under Secure Boot the locked-down kernel refuses to kexec
     # Debian's kernel (not signed by a key in db; docs/updates.md): the firmware boots v6.
+    # One chunk that v6 needs is corrupt in the channel: caught by its hash, that file is
+    # downloaded whole, and the update goes on.
     machine.succeed("echo '{\"activation\": \"kexec\"}' > /etc/sonix/update.json")
     publish(releases["6"], channel[0], key)
-    machine.succeed("systemctl start --no-block sonix-update.service")
-    machine.wait_for_reboot(timeout=BOOT_TIMEOUT, console=r"Welcome to .*sonix 6 ")
+    corrupt, original, sha256 = corrupt_a_needed_chunk(channel[0], "6")
+    channel_requests.clear()
+    try:
+        machine.succeed("systemctl start --no-block sonix-update.service")
+        machine.wait_for_reboot(timeout=BOOT_TIMEOUT, console=r"Welcome to .*sonix 6 ")
+    finally:
+        corrupt.write_bytes(original)
+    assert "sonix_6.verity" in channel_requests and "sonix_6.usr" not in channel_requests
     assert booted_version(machine) == "6"
     assert machine.succeed("cat /proc/sys/kernel/random/boot_id") != boot_id
     assert machine.succeed("findmnt -no SOURCE /usr").strip() == "/dev/mapper/usr"
@@ -375,6 +439,9 @@ def test_soft_reboot_when_only_usr_changed_and_kexec_when_the_initrd_did(
     assert ("activating sonix 6 by reboot: the kernel or initrd changed; under Secure Boot the "
             "locked-down kernel refuses to kexec") in journal
     assert "(updates.activation = kexec cannot apply)" in journal
+    assert f"sonix_6.verity: delta update failed (chunk {sha256}" in journal, journal
+    assert "downloading the full file instead" in journal
+    print(f"v5 -> v6 (initrd, one corrupt chunk): {delta_line(journal, '6')}")
     assert "Rebooting with kexec" not in machine.console_text()
     machine.succeed("rm /etc/sonix/update.json")
 

@@ -43,7 +43,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from . import common, gpt, uki
+from . import chunks, common, gpt, uki
+from .chunks import ChunkError, ChunkIndex
 from .common import Deadline, FetchError
 from .records import (
     VERSION_RE,
@@ -87,6 +88,10 @@ GPGV_SECONDS = 60.0
 SBVERIFY = Path("/usr/bin/sbverify")
 SBVERIFY_SECONDS = 120.0
 INCOMING = "incoming"
+
+# Delta updates (issue 17): the chunk index of every release this machine holds, kept in the
+# state directory (its seeds' indexes for the next update).
+CHUNK_INDEXES = "chunks"
 
 log = common.Logger("sonix-update")
 
@@ -495,6 +500,220 @@ def stream(url: str, out: BinaryIO, expect_size: int, expect_sha256: str,
 
 
 # ------------------------------------------------------------------------------------------
+# Delta updates (issue 17): the release's files assembled from chunks this machine has
+
+
+def usr_device(usr: Path = Path("/usr")) -> Path:
+    """The block device mounted on /usr: the booted release's dm-verity device, so its bytes
+    are checked by the kernel as they are read (a seed needs no trust, but no surprises)."""
+    st = os.stat(usr)
+    number = f"{os.major(st.st_dev)}:{os.minor(st.st_dev)}"
+    by_number = Path("/dev/block") / number
+    if by_number.exists():  # udev's link
+        return by_number
+    try:
+        name = (Path("/sys/dev/block") / number / "dm/name").read_text().strip()
+        return Path("/dev/mapper") / name
+    except OSError:
+        return by_number  # planning notes that it cannot be opened
+
+
+def fetch_chunk_index(cfg: Config, index: SignedIndex, version: str
+                      ) -> tuple[ChunkIndex, int] | None:
+    """`<name>_<version>.chunks` from the channel, checked against SHA256SUMS like every
+    release file, and its size; None when the channel lists none for that release. A listed
+    index that cannot be downloaded or read is a ChunkError."""
+    file = chunks.index_name(cfg.name, version)
+    listed = index.files.get(file)
+    if listed is None:
+        return None
+    try:
+        data = common.http_get_retrying(cfg.channel + file, max_bytes=chunks.MAX_INDEX_BYTES,
+                                        deadline=Deadline.after(SMALL_FILE_SECONDS))
+    except FetchError as e:
+        raise ChunkError(f"cannot download {e}") from None
+    if hashlib.sha256(data).hexdigest() != listed:
+        raise ChunkError(f"{file} does not match SHA256SUMS")
+    try:
+        found = ChunkIndex.from_bytes(data, file)
+    except RecordError as e:
+        raise ChunkError(str(e)) from None
+    if (found.name, found.version) != (cfg.name, version):
+        raise ChunkError(f"{file} describes {found.name} {found.version}")
+    return found, len(data)
+
+
+class FullWriter:
+    """`out` (an unbuffered file) for chunks.assemble: every write is written whole."""
+
+    def __init__(self, out: BinaryIO) -> None:
+        self.out = out
+
+    def write(self, data: bytes) -> int:
+        view = memoryview(data)
+        while view:
+            written = self.out.write(view)
+            view = view[written if written is not None else len(view):]
+        return len(data)
+
+    def flush(self) -> None:
+        self.out.flush()
+
+    def tell(self) -> int:
+        return self.out.tell()
+
+    def fileno(self) -> int:
+        return self.out.fileno()
+
+
+def ahead_of_writing(the_plan: chunks.Plan, destination: Path) -> chunks.Plan:
+    """The plan, with chunks read from the file being written (the other slot, a seed of its
+    own new content) downloaded instead when the sequential write has passed their place."""
+    steps = []
+    for (offset, _), step in zip(the_plan.part.extents(), the_plan.steps, strict=True):
+        if (step.path is not None and step.offset is not None and step.offset < offset
+                and step.path == destination):
+            step = chunks.Step(step.chunk)
+        steps.append(step)
+    return replace(the_plan, steps=tuple(steps))
+
+
+@dataclass
+class Delta:
+    """The target release's chunk index and the seeds this machine holds: writes each release
+    file from them (chunks.plan, chunks.assemble), counting what it downloads."""
+
+    cfg: Config
+    target: ChunkIndex
+    seeds: tuple[chunks.Seed, ...]
+    directory: Path  # the kept chunk indexes
+    keep: tuple[str, ...]  # versions whose indexes stay (the booted one)
+    deadline: Deadline
+    fetched: int = 0  # bytes of chunks and chunk indexes downloaded
+    whole: int = 0  # bytes of files downloaded whole after all
+    sizes: int = 0  # bytes of the release's files
+
+    def fetch(self, path: str, cap: int) -> bytes:
+        data = common.http_get_retrying(self.cfg.channel + path, max_bytes=cap,
+                                        deadline=self.deadline)
+        self.fetched += len(data)
+        return data
+
+    def write(self, role: str, out: BinaryIO, spec: FileSpec,
+              destination: Path | None = None) -> bool:
+        """Assemble the release file `spec` (chunks.PARTS `role`) into `out` from its start:
+        True when its size and sha256 are the manifest's, False (the reason in the journal)
+        when the caller is to download it whole. OSErrors of `out` go to the caller."""
+        self.sizes += spec.size
+        try:
+            the_plan = chunks.plan(self.target.parts[role], self.seeds)
+            if destination is not None:
+                the_plan = ahead_of_writing(the_plan, destination)
+            if the_plan.notes:
+                log(f"{spec.name}: {'; '.join(the_plan.notes)}")
+            chunks.assemble(the_plan, FullWriter(out), self.fetch,  # type: ignore[arg-type]
+                            spec.size, spec.sha256, max_download=spec.size)
+        except ChunkError as e:
+            warn(f"{spec.name}: delta update failed ({e}); downloading the full file instead")
+            self.whole += spec.size
+            return False
+        log(f"{spec.name}: assembled from chunks: {the_plan.download_bytes} bytes downloaded "
+            f"in {len(the_plan.downloads)} chunks, {the_plan.seeded_bytes} of its {spec.size} "
+            "bytes from this machine")
+        return True
+
+    def finish(self, manifest: Manifest) -> None:
+        """After the install: the figures in the journal, the new release's index kept (a seed
+        of the next update), the indexes of releases no longer on this machine deleted."""
+        percent = 100 * (self.fetched + self.whole) / max(1, self.sizes)
+        log(f"delta update of {self.cfg.name} {manifest.version}: downloaded "
+            f"{self.fetched} bytes of chunks and chunk indexes and {self.whole} bytes of whole "
+            f"files, for {self.sizes} bytes of release files ({percent:.2f} %)")
+        keep = {chunks.index_name(self.cfg.name, v) for v in (*self.keep, manifest.version)}
+        try:
+            chunks.save_index(self.directory, self.target)
+            for path in self.directory.iterdir():
+                if path.name.endswith(".chunks") and path.name not in keep:
+                    path.unlink()
+        except OSError as e:
+            warn(f"cannot keep the chunk index in {self.directory}: {common.reason(e)} (the "
+                 "next update downloads more)")
+
+
+def release_seeds(cfg: Config, slots: Slots, esp: Path, booted: str
+                  ) -> dict[str, list[tuple[str, Path, str]]]:
+    """The release files on this machine, by version: (role, path, what). The booted usr slot
+    through its verity device, its verity partition; the other slot, whose label names its
+    release (an emptied slot's content is unknown); the UKIs on the ESP."""
+    found: dict[str, list[tuple[str, Path, str]]] = {booted: [
+        ("usr", usr_device(), f"the booted usr slot ({booted})"),
+        ("verity", slots.device(slots.booted_verity), f"the booted verity partition ({booted})"),
+    ]}
+    label = re.fullmatch(rf"{re.escape(cfg.name)}_({VERSION_PATTERN})", slots.other_usr.name)
+    if label and label[1] != booted:
+        found[label[1]] = [
+            ("usr", slots.device(slots.other_usr), f"the other usr slot ({label[1]})"),
+            ("verity", slots.device(slots.other_verity),
+             f"the other verity partition ({label[1]})"),
+        ]
+    for entry in boot_entries(esp, cfg.name):
+        found.setdefault(entry.version, []).append(("efi", entry.path, entry.path.name))
+    return found
+
+
+def prepare_delta(cfg: Config, state_directory: Path, index: SignedIndex | None,
+                  manifest: Manifest, slots: Slots, esp: Path, deadline: Deadline
+                  ) -> Delta | None:
+    """A Delta when the channel has the release's chunk index and this machine has files of a
+    release whose chunk index it knows (kept, or still in the channel); else None, and the
+    journal says why the full files are downloaded."""
+    name, version = cfg.name, manifest.version
+    if index is None:
+        return None
+    directory = state_directory / CHUNK_INDEXES
+    try:
+        listed = fetch_chunk_index(cfg, index, version)
+        if listed is None:
+            log(f"no chunk index for {name} {version} in the channel: downloading the full "
+                "files")
+            return None
+        target, fetched = listed
+        booted = booted_version()
+        seeds: list[chunks.Seed] = []
+        missing = []
+        for seed_version, files in release_seeds(cfg, slots, esp, booted).items():
+            if seed_version == version:
+                continue
+            seed_index = chunks.load_index(directory, name, seed_version)
+            if seed_index is None:
+                published = fetch_chunk_index(cfg, index, seed_version)
+                if published is not None:
+                    seed_index, size = published
+                    fetched += size
+                    if seed_version == booted:  # kept for the next update (best effort)
+                        with contextlib.suppress(OSError):
+                            chunks.save_index(directory, seed_index)
+            if seed_index is None:
+                missing.append(seed_version)
+                continue
+            seeds.extend(chunks.Seed(path, seed_index.parts[role], what)
+                         for role, path, what in files)
+    except (ChunkError, OSError, UpdateError) as e:
+        text = common.reason(e) if isinstance(e, OSError) else str(e)
+        warn(f"delta update of {name} {version} not possible ({text}); downloading the full "
+             "files")
+        return None
+    if not seeds:
+        warn(f"delta update of {name} {version} not possible: no chunk index of the releases "
+             f"on this machine ({', '.join(missing) or 'none'}), kept or in the channel; "
+             "downloading the full files")
+        return None
+    if missing:
+        log(f"no chunk index of {', '.join(missing)}: their files are no seeds")
+    return Delta(cfg, target, tuple(seeds), directory, (booted,), deadline, fetched=fetched)
+
+
+# ------------------------------------------------------------------------------------------
 # Installing a release
 
 
@@ -552,9 +771,9 @@ def read_back_sha256(path: Path, size: int) -> str:
 
 
 def write_slot(cfg: Config, device: Path, part: gpt.Partition, spec: SlotSpec,
-               deadline: Deadline) -> None:
-    """The release file, then zeros to the end of the slot (verity hashes all of it), then
-    read back from the disk."""
+               deadline: Deadline, delta: Delta | None = None, role: str = "usr") -> None:
+    """The release file (from chunks when `delta` can, else downloaded whole), then zeros to
+    the end of the slot (verity hashes all of it), then read back from the disk."""
     if spec.slot_size != part.size:
         raise UpdateError(
             f"{spec.file.name} needs a {spec.slot_size}-byte slot, {device} has {part.size} "
@@ -562,8 +781,10 @@ def write_slot(cfg: Config, device: Path, part: gpt.Partition, spec: SlotSpec,
             "installed machine cannot follow; reinstall or keep the slot sizes")
     try:
         with device.open("r+b", buffering=0) as out:
-            stream(cfg.channel + spec.file.name, out, spec.file.size, spec.file.sha256,
-                   deadline)
+            if delta is None or not delta.write(role, out, spec.file, device):
+                out.seek(0)
+                stream(cfg.channel + spec.file.name, out, spec.file.size, spec.file.sha256,
+                       deadline)
             zero_fill(out, spec.file.size, part.size)
             os.fsync(out.fileno())
         written = read_back_sha256(device, spec.file.size)
@@ -574,15 +795,16 @@ def write_slot(cfg: Config, device: Path, part: gpt.Partition, spec: SlotSpec,
 
 
 def write_uki(cfg: Config, partial: Path, spec: FileSpec, deadline: Deadline,
-              verified: Path | None = None) -> None:
+              verified: Path | None = None, delta: Delta | None = None) -> None:
     """The UKI into a temporary file on the ESP, synced and read back; on any failure (a full
     ESP) the temporary file is removed again and the ESP holds what it held before. Copied
-    from `verified` (downloaded and checked by fetch_signed_uki) when given, else downloaded."""
+    from `verified` (downloaded and checked by fetch_signed_uki) when given, else assembled
+    from chunks (`delta`) or downloaded."""
     size, sha256 = spec.size, spec.sha256
     try:
-        with partial.open("wb") as out:
+        with partial.open("w+b") as out:
             if verified is None:
-                stream(cfg.channel + spec.name, out, size, sha256, deadline)
+                fetch_file(cfg, out, spec, deadline, delta)
             else:
                 with verified.open("rb") as source:
                     shutil.copyfileobj(source, out, CHUNK)
@@ -615,7 +837,8 @@ def check_signature(path: Path, certificate: Path, name: str) -> None:
                           f"({certificate}): not installed ({said})") from None
 
 
-def fetch_signed_uki(cfg: Config, spec: FileSpec, incoming: Path, deadline: Deadline) -> Path:
+def fetch_signed_uki(cfg: Config, spec: FileSpec, incoming: Path, deadline: Deadline,
+                     delta: Delta | None = None) -> Path:
     """Secure Boot: the new UKI, downloaded (capped, within the deadline, hash-checked) into
     `incoming` and its signature checked against the image's db certificate, before anything
     on the ESP, the partition table or the slots changes. The ESP copy is made from it."""
@@ -627,8 +850,8 @@ def fetch_signed_uki(cfg: Config, spec: FileSpec, incoming: Path, deadline: Dead
             "image is damaged: reinstall it, or build it again with boot.secureBoot)")
     path = incoming / spec.name
     try:
-        with path.open("wb") as out:
-            stream(cfg.channel + spec.name, out, spec.size, spec.sha256, deadline)
+        with path.open("w+b") as out:
+            fetch_file(cfg, out, spec, deadline, delta)
     except OSError as e:
         full = " (no space left for it)" if e.errno == errno.ENOSPC else ""
         raise UpdateError(f"writing {path}{full} failed: {common.reason(e)}; "
@@ -655,17 +878,35 @@ def incoming_directory(state_directory: Path) -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def install(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Deadline) -> Entry:
+def fetch_file(cfg: Config, out: BinaryIO, spec: FileSpec, deadline: Deadline,
+               delta: Delta | None) -> None:
+    """A release file into `out` (a new file, open for reading and writing): from chunks when
+    `delta` can, else (or when that fails) the whole file from the channel."""
+    if delta is None or not delta.write("efi", out, spec):
+        out.seek(0)
+        out.truncate()
+        stream(cfg.channel + spec.name, out, spec.size, spec.sha256, deadline)
+
+
+def install(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Deadline,
+            index: SignedIndex | None = None) -> Entry:
+    slots = find_slots(usr_partitions())
+    esp = find_esp()
+    delta = prepare_delta(cfg, ledger.path.parent, index, manifest, slots, esp, deadline)
     if not cfg.secure_boot_certificate:
-        return write_release(cfg, ledger, manifest, deadline)
-    # Secure Boot: the UKI first, checked before anything is written.
-    with incoming_directory(ledger.path.parent) as incoming:
-        verified = fetch_signed_uki(cfg, manifest.uki, incoming, deadline)
-        return write_release(cfg, ledger, manifest, deadline, verified)
+        entry = write_release(cfg, ledger, manifest, deadline, delta=delta)
+    else:
+        # Secure Boot: the UKI first, checked before anything is written.
+        with incoming_directory(ledger.path.parent) as incoming:
+            verified = fetch_signed_uki(cfg, manifest.uki, incoming, deadline, delta)
+            entry = write_release(cfg, ledger, manifest, deadline, verified, delta)
+    if delta is not None:
+        delta.finish(manifest)
+    return entry
 
 
 def write_release(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Deadline,
-                  verified_uki: Path | None = None) -> Entry:
+                  verified_uki: Path | None = None, delta: Delta | None = None) -> Entry:
     version = manifest.version
     slots = find_slots(usr_partitions())
     esp = find_esp()
@@ -688,16 +929,17 @@ def write_release(cfg: Config, ledger: Ledger, manifest: Manifest, deadline: Dea
 
     # 2. The slot's data and hash tree, checked.
     checkpoint("slot-emptied")
-    write_slot(cfg, slots.device(slots.other_usr), slots.other_usr, manifest.usr, deadline)
+    write_slot(cfg, slots.device(slots.other_usr), slots.other_usr, manifest.usr, deadline,
+               delta, "usr")
     checkpoint("usr-written")
     write_slot(cfg, slots.device(slots.other_verity), slots.other_verity, manifest.verity,
-               deadline)
+               deadline, delta, "verity")
 
     # 3. The UKI next to its final place, checked (with Secure Boot: the copy of the one
     #    whose signature fetch_signed_uki checked).
     directory = esp / "EFI/Linux"
     partial = directory / f".{cfg.name}_{version}.efi.partial"
-    write_uki(cfg, partial, manifest.uki, deadline, verified_uki)
+    write_uki(cfg, partial, manifest.uki, deadline, verified_uki, delta)
 
     # 4. The partition table: the UUIDs that the new usrhash= names, labels with the version.
     gpt.update(slots.disk, {
@@ -993,7 +1235,7 @@ def check_channel(cfg: Config, ledger: Ledger, booted: str, install_allowed: boo
         if not install_allowed:
             return f"found {version}"
         manifest = fetch_manifest(cfg, index, version)
-        pending = install(cfg, ledger, manifest, run_deadline(cfg))
+        pending = install(cfg, ledger, manifest, run_deadline(cfg), index)
         result = f"installed {version}"
     else:
         result = f"{pending.version} installed, not yet active"
