@@ -322,6 +322,19 @@ def test_machine_waits(machine: Machine, tmp_path: Path) -> None:
         machine.wait_for_console_text(r"boot \d+", timeout=0.3)
 
 
+def test_typing_on_the_serial_console(machine: Machine) -> None:
+    with pytest.raises(MachineError, match="not running"):
+        machine.send_console_text("too early\n")
+    machine.start()
+    machine.send_console_text("recovery key\n")
+    guest = FakeQemu.instances[-1].serial
+    guest.settimeout(5)
+    typed = b""
+    while len(typed) < len(b"recovery key\n"):
+        typed += guest.recv(64)
+    assert typed == b"recovery key\n"
+
+
 def test_wait_for_unit(machine: Machine, tmp_path: Path) -> None:
     # A fake systemctl in PATH: a.service is active, b.service has failed.
     bin_dir = tmp_path / "bin"

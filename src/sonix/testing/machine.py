@@ -713,6 +713,17 @@ class Machine:
             self._console_pos = found.end()
             return found.group(0)
 
+    def send_console_text(self, text: str) -> None:
+        """Type `text` on the serial console, as someone at a terminal would (a newline is
+        Enter): for a prompt shown there before the backdoor is up, e.g. a passphrase."""
+        with ui.step(f"{self.name}: typing {len(text)} characters on the serial console"):
+            if self._serial is None:
+                raise MachineError(f"{self.name}: not running")
+            try:
+                self._serial.send(text.encode())
+            except (ChannelClosed, OSError) as error:
+                raise self._failure(f"could not type on the serial console: {error}") from None
+
     # ---- QEMU monitor ------------------------------------------------------------------------
 
     def send_monitor_command(self, command: str) -> str:
