@@ -77,6 +77,9 @@ def served(root: Path, tmp_path: Path) -> Iterator[Served]:
              "--request-timeout", str(REQUEST_TIMEOUT)],
             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr, cwd=root,
             text=True,
+            # Ctrl-C's signal as at a terminal, even when the suite itself was started with
+            # SIGINT ignored (`nohup … &`), which the server would otherwise inherit.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     assert process.stdout is not None
     ready, _, _ = select.select([process.stdout], [], [], 20)
@@ -86,8 +89,13 @@ def served(root: Path, tmp_path: Path) -> Iterator[Served]:
         yield Served(process, int(url.rstrip("/").rsplit(":", 1)[1]), log, channel)
     finally:
         process.send_signal(signal.SIGINT)
-        process.wait(10)
-        process.stdout.close()
+        try:
+            process.wait(10)
+        finally:
+            if process.poll() is None:  # no server is left behind, whatever failed
+                process.kill()
+                process.wait()
+            process.stdout.close()
 
 
 def good_request(served: Served) -> None:
